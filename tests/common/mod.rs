@@ -1,0 +1,4 @@
+//! Shared fixtures for the integration tests: a throwaway slapd and a real libsasl2 host.
+#![allow(dead_code)]
+pub mod sasl;
+pub mod slapd;
