@@ -3,7 +3,8 @@
 //!
 //! Build with `cargo build --release`; install `target/release/libldapbind.so` into the
 //! libsasl2 plugin directory (`/usr/lib/x86_64-linux-gnu/sasl2` on Debian). The crate is a
-//! `cdylib` for libsasl2 and an `rlib` so that tests and `ldapbind-check` reach the same code.
+//! `cdylib` for libsasl2 and an `rlib` so that tests reach the same code. Build needs only
+//! cargo; the tests need Debian's libsasl2-dev, slapd and friends (`scripts/deps.sh`).
 //!
 //! Layout: `ffi/` and `plugin/` are the only modules allowed `unsafe`; everything else is safe
 //! Rust, generic over the [`host::Host`] and [`ldap::Directory`] traits so it is testable
@@ -25,5 +26,8 @@
 
 pub mod config;
 pub mod error;
+pub mod ffi;
 pub mod filter;
+pub mod host;
+pub mod password;
 pub mod uri;
