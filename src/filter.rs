@@ -1,1 +1,392 @@
-//! TODO(filter)
+//! The user search filter template, option `ldapdb_filter` (written `sasl_ldapdb_filter`).
+//!
+//! The template is parsed once at config time into literal text and placeholders, and checked
+//! to be an RFC 4515 filter; rendering substitutes RFC 4515-escaped values only, so no user name
+//! can change the filter's structure (`x)(uid=*` stays a value).
+
+use std::fmt;
+
+/// How admins spell the option in imapd.conf.
+pub const OPTION: &str = "sasl_ldapdb_filter";
+/// Used when `sasl_ldapdb_filter` is not set: a user may log in with a uid or a mail address.
+pub const DEFAULT_FILTER: &str = "(|(uid=%u)(mail=%u))";
+
+/// Values substituted when checking a template at config time.
+const SAMPLE_USER: &str = "jdoe@example.com";
+const SAMPLE_REALM: &str = "example.com";
+
+/// RFC 4515 assertion-value escaping: `*` `(` `)` `\` and NUL become `\2a` `\28` `\29` `\5c`
+/// `\00` (lower-case hex, as ldap3's `ldap_escape`). Other text, including UTF-8, is kept.
+pub fn escape_value(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '*' => out.push_str("\\2a"),
+            '(' => out.push_str("\\28"),
+            ')' => out.push_str("\\29"),
+            '\\' => out.push_str("\\5c"),
+            '\0' => out.push_str("\\00"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Token {
+    /// `%u`: the name as given.
+    User,
+    /// `%U`: the part before the last `@`, or the whole name.
+    UserLocal,
+    /// `%d`: the part after the last `@`, else the realm.
+    Domain,
+    /// `%r`: the SASL realm.
+    Realm,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Part {
+    Literal(String),
+    Value(Token),
+}
+
+/// A parsed `sasl_ldapdb_filter`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FilterTemplate {
+    template: String,
+    parts: Vec<Part>,
+}
+
+/// Why `sasl_ldapdb_filter` was rejected; `Display` is one line with the cause and the fix.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FilterError {
+    #[error(
+        "{OPTION} is empty; remove the line for the default `{DEFAULT_FILTER}` or write a filter with %u"
+    )]
+    Empty,
+    #[error(
+        "{OPTION}: unknown placeholder `{token}` in `{template}`; use %u (name as given), %U (part \
+         before @), %d (domain or realm), %r (realm) or %% (a literal %)"
+    )]
+    UnknownToken { template: String, token: String },
+    #[error(
+        "{OPTION}: `{template}` ends with a lone `%`; write %% for a literal percent sign or a \
+         placeholder such as %u"
+    )]
+    TrailingPercent { template: String },
+    #[error(
+        "{OPTION}: `{template}` must be enclosed in parentheses (RFC 4515); write `({template})`"
+    )]
+    NotParenthesized { template: String },
+    #[error(
+        "{OPTION}: `{template}` is not a valid LDAP filter (RFC 4515; checked as `{sample}`); \
+         check parentheses and operators, e.g. `{DEFAULT_FILTER}` (no spaces between `)(`)"
+    )]
+    Syntax { template: String, sample: String },
+    #[error(
+        "{OPTION}: `{template}` does not contain %u or %U, so every login would find the same \
+         entries; put the user name in it, e.g. `{DEFAULT_FILTER}`"
+    )]
+    NoUser { template: String },
+}
+
+impl FilterTemplate {
+    /// Parse and check a template: placeholders known, at least one of `%u`/`%U`, and the
+    /// template with sample values substituted parses as an RFC 4515 filter.
+    pub fn parse(template: &str) -> Result<Self, FilterError> {
+        let trimmed = template.trim();
+        if trimmed.is_empty() {
+            return Err(FilterError::Empty);
+        }
+        let template = trimmed.to_string();
+        let mut parts = Vec::new();
+        let mut literal = String::new();
+        let mut chars = template.chars();
+        while let Some(c) = chars.next() {
+            if c != '%' {
+                literal.push(c);
+                continue;
+            }
+            let token = match chars.next() {
+                None => return Err(FilterError::TrailingPercent { template }),
+                Some('%') => {
+                    literal.push('%');
+                    continue;
+                }
+                Some('u') => Token::User,
+                Some('U') => Token::UserLocal,
+                Some('d') => Token::Domain,
+                Some('r') => Token::Realm,
+                Some(other) => {
+                    return Err(FilterError::UnknownToken {
+                        token: format!("%{other}"),
+                        template,
+                    });
+                }
+            };
+            if !literal.is_empty() {
+                parts.push(Part::Literal(std::mem::take(&mut literal)));
+            }
+            parts.push(Part::Value(token));
+        }
+        if !literal.is_empty() {
+            parts.push(Part::Literal(literal));
+        }
+        if !parts
+            .iter()
+            .any(|p| matches!(p, Part::Value(Token::User | Token::UserLocal)))
+        {
+            return Err(FilterError::NoUser { template });
+        }
+        // ldap3 accepts a bare `uid=%u`; RFC 4515 and anything that combines filters do not.
+        if !(template.starts_with('(') && template.ends_with(')')) {
+            return Err(FilterError::NotParenthesized { template });
+        }
+        let parsed = FilterTemplate { template, parts };
+        let sample = parsed.render(SAMPLE_USER, Some(SAMPLE_REALM));
+        if ldap3::parse_filter(&sample).is_err() {
+            return Err(FilterError::Syntax {
+                template: parsed.template,
+                sample,
+            });
+        }
+        Ok(parsed)
+    }
+
+    /// The filter for one login. Every substituted value is escaped with [`escape_value`];
+    /// a missing realm makes `%r` (and `%d` without `@` in the name) empty.
+    pub fn render(&self, user: &str, realm: Option<&str>) -> String {
+        let (local, domain) = match user.rsplit_once('@') {
+            Some((l, d)) => (l, Some(d)),
+            None => (user, None),
+        };
+        let mut out = String::with_capacity(self.template.len() + 2 * user.len());
+        for part in &self.parts {
+            match part {
+                Part::Literal(text) => out.push_str(text),
+                Part::Value(token) => {
+                    let value = match token {
+                        Token::User => user,
+                        Token::UserLocal => local,
+                        Token::Domain => domain.or(realm).unwrap_or(""),
+                        Token::Realm => realm.unwrap_or(""),
+                    };
+                    out.push_str(&escape_value(value));
+                }
+            }
+        }
+        out
+    }
+
+    /// The template as configured (trimmed).
+    pub fn as_str(&self) -> &str {
+        &self.template
+    }
+}
+
+impl Default for FilterTemplate {
+    fn default() -> Self {
+        FilterTemplate {
+            template: DEFAULT_FILTER.to_string(),
+            parts: vec![
+                Part::Literal("(|(uid=".into()),
+                Part::Value(Token::User),
+                Part::Literal(")(mail=".into()),
+                Part::Value(Token::User),
+                Part::Literal("))".into()),
+            ],
+        }
+    }
+}
+
+impl fmt::Display for FilterTemplate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.template)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn default() -> FilterTemplate {
+        FilterTemplate::parse(DEFAULT_FILTER).unwrap()
+    }
+
+    #[test]
+    fn default_impl_matches_parsed_default() {
+        assert_eq!(FilterTemplate::default(), default());
+        assert_eq!(default().as_str(), DEFAULT_FILTER);
+        assert_eq!(default().to_string(), DEFAULT_FILTER);
+    }
+
+    #[test]
+    fn escaping() {
+        assert_eq!(escape_value("plain"), "plain");
+        assert_eq!(escape_value("*"), "\\2a");
+        assert_eq!(escape_value("x)(uid=*"), "x\\29\\28uid=\\2a");
+        assert_eq!(escape_value("a\\b"), "a\\5cb");
+        assert_eq!(escape_value("a\0b"), "a\\00b");
+        assert_eq!(escape_value("a+b'c"), "a+b'c");
+        assert_eq!(escape_value("jörg@exämple.org ✓"), "jörg@exämple.org ✓");
+        // Consistent with ldap3's own escaper.
+        for s in ["*", "x)(uid=*", "\\", "\0", "+", "'", "ü(", ""] {
+            assert_eq!(escape_value(s), ldap3::ldap_escape(s), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn render_default() {
+        let f = default();
+        assert_eq!(f.render("jdoe", None), "(|(uid=jdoe)(mail=jdoe))");
+        assert_eq!(
+            f.render("jdoe@example.com", Some("x")),
+            "(|(uid=jdoe@example.com)(mail=jdoe@example.com))"
+        );
+        assert_eq!(f.render("*", None), "(|(uid=\\2a)(mail=\\2a))");
+        assert_eq!(
+            f.render("x)(uid=*", None),
+            "(|(uid=x\\29\\28uid=\\2a)(mail=x\\29\\28uid=\\2a))"
+        );
+        assert_eq!(f.render("a\\b", None), "(|(uid=a\\5cb)(mail=a\\5cb))");
+        assert_eq!(f.render("a\0", None), "(|(uid=a\\00)(mail=a\\00))");
+        assert_eq!(
+            f.render("o'neil+x", None),
+            "(|(uid=o'neil+x)(mail=o'neil+x))"
+        );
+        assert_eq!(f.render("jörg", None), "(|(uid=jörg)(mail=jörg))");
+        for user in ["*", "x)(uid=*", "\\", "\0", "+", "'", "jörg", ""] {
+            assert!(
+                ldap3::parse_filter(f.render(user, None)).is_ok(),
+                "{user:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn all_tokens() {
+        let f = FilterTemplate::parse("(&(uid=%U)(dom=%d)(realm=%r)(pct=100%%)(u=%u))").unwrap();
+        assert_eq!(
+            f.render("jdoe@mail.example.com", Some("EXAMPLE")),
+            "(&(uid=jdoe)(dom=mail.example.com)(realm=EXAMPLE)(pct=100%)(u=jdoe@mail.example.com))"
+        );
+        // %d falls back to the realm; both empty without a realm.
+        assert_eq!(
+            f.render("jdoe", Some("EXAMPLE")),
+            "(&(uid=jdoe)(dom=EXAMPLE)(realm=EXAMPLE)(pct=100%)(u=jdoe))"
+        );
+        assert_eq!(
+            f.render("jdoe", None),
+            "(&(uid=jdoe)(dom=)(realm=)(pct=100%)(u=jdoe))"
+        );
+        // The last '@' splits; substituted parts are escaped too.
+        assert_eq!(
+            f.render("a@b*@c(", Some("R*")),
+            "(&(uid=a@b\\2a)(dom=c\\28)(realm=R\\2a)(pct=100%)(u=a@b\\2a@c\\28))"
+        );
+    }
+
+    #[test]
+    fn percent_u_only_or_local_part_only() {
+        assert!(FilterTemplate::parse("(uid=%u)").is_ok());
+        assert!(FilterTemplate::parse("(uid=%U)").is_ok());
+        assert!(FilterTemplate::parse("  (uid=%U)\n").is_ok());
+        assert_eq!(
+            FilterTemplate::parse(" (uid=%U) ").unwrap().as_str(),
+            "(uid=%U)"
+        );
+    }
+
+    #[test]
+    fn errors() {
+        assert_eq!(FilterTemplate::parse(""), Err(FilterError::Empty));
+        assert_eq!(FilterTemplate::parse("  "), Err(FilterError::Empty));
+        assert_eq!(
+            FilterTemplate::parse("(uid=%x)").unwrap_err().to_string(),
+            "sasl_ldapdb_filter: unknown placeholder `%x` in `(uid=%x)`; use %u (name as given), \
+             %U (part before @), %d (domain or realm), %r (realm) or %% (a literal %)"
+        );
+        assert!(matches!(
+            FilterTemplate::parse("(uid=%u)(x=%"),
+            Err(FilterError::TrailingPercent { .. })
+        ));
+        assert_eq!(
+            FilterTemplate::parse("(objectClass=person)")
+                .unwrap_err()
+                .to_string(),
+            "sasl_ldapdb_filter: `(objectClass=person)` does not contain %u or %U, so every login \
+             would find the same entries; put the user name in it, e.g. `(|(uid=%u)(mail=%u))`"
+        );
+        assert!(matches!(
+            FilterTemplate::parse("(realm=%r)(dom=%d)"),
+            Err(FilterError::NoUser { .. })
+        ));
+        assert!(matches!(
+            FilterTemplate::parse("(uid=100%%u)"),
+            Err(FilterError::NoUser { .. })
+        ));
+        assert_eq!(
+            FilterTemplate::parse("uid=%u").unwrap_err().to_string(),
+            "sasl_ldapdb_filter: `uid=%u` must be enclosed in parentheses (RFC 4515); write `(uid=%u)`"
+        );
+        assert!(matches!(
+            FilterTemplate::parse("(uid=%u"),
+            Err(FilterError::NotParenthesized { .. })
+        ));
+        for bad in [
+            "(|(uid=%u) (mail=%u))",
+            "((uid=%u)",
+            "(uid=%u))",
+            "(&(uid=%u)()",
+            "(uid=%u)(mail=%u)",
+            "(=%u)",
+            "(uid~%u)",
+        ] {
+            let e = FilterTemplate::parse(bad).unwrap_err();
+            assert!(matches!(e, FilterError::Syntax { .. }), "{bad}: {e:?}");
+            assert!(e.to_string().starts_with("sasl_ldapdb_filter: "), "{e}");
+        }
+    }
+
+    /// RFC 4515 assertion-value unescaper: `\XX` → byte; everything else literal.
+    fn unescape(v: &str) -> Vec<u8> {
+        let b = v.as_bytes();
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < b.len() {
+            if b[i] == b'\\' {
+                let hex = std::str::from_utf8(&b[i + 1..i + 3]).unwrap();
+                out.push(u8::from_str_radix(hex, 16).unwrap());
+                i += 3;
+            } else {
+                out.push(b[i]);
+                i += 1;
+            }
+        }
+        out
+    }
+
+    proptest! {
+        #[test]
+        fn rendered_default_parses_and_values_round_trip(user in "\\PC*|[*()\\\\\0a@]{0,12}") {
+            let rendered = default().render(&user, Some("REALM"));
+            prop_assert!(ldap3::parse_filter(&rendered).is_ok(), "{}", rendered);
+            let inner = rendered
+                .strip_prefix("(|(uid=")
+                .and_then(|r| r.strip_suffix("))"))
+                .unwrap();
+            let (uid, mail) = inner.split_once(")(mail=").unwrap();
+            prop_assert_eq!(uid, mail);
+            prop_assert!(!uid.contains(['(', ')', '*', '\0']));
+            prop_assert_eq!(unescape(uid), user.as_bytes().to_vec());
+        }
+
+        #[test]
+        fn arbitrary_templates_never_panic(t in "\\PC{0,40}|[(|&!)=%uUdrx*a-c]{0,30}") {
+            if let Ok(f) = FilterTemplate::parse(&t) {
+                let _ = f.render("x)(uid=*", None);
+            }
+        }
+    }
+}
