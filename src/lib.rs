@@ -25,9 +25,13 @@
 )]
 
 pub mod config;
+pub mod core;
 pub mod error;
 pub mod ffi;
 pub mod filter;
 pub mod host;
+pub mod ldap;
 pub mod password;
+pub mod plugin;
+pub mod state;
 pub mod uri;

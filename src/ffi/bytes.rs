@@ -43,6 +43,7 @@ pub unsafe fn copy_out(value: &[u8], out: *mut c_char, out_max: c_uint, out_len:
 }
 
 #[cfg(test)]
+#[allow(clippy::undocumented_unsafe_blocks)]
 mod tests {
     use super::*;
 

@@ -1,0 +1,294 @@
+//! The core against a scripted host and directory: every expected call must happen (checked
+//! on drop), and nothing else may.
+
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use super::*;
+use crate::config::{FileData, Sources};
+use crate::host::{Host, Level, Requested};
+use crate::ldap::{Directory, Entry, Found};
+
+struct Opts(BTreeMap<&'static str, &'static str>);
+
+impl Sources for Opts {
+    fn option(&self, key: &str) -> Option<String> {
+        self.0.get(key).map(|v| (*v).to_owned())
+    }
+    fn read_file(&self, path: &Path) -> std::io::Result<FileData> {
+        Err(std::io::Error::new(std::io::ErrorKind::NotFound, path.display().to_string()))
+    }
+}
+
+fn config(extra: &[(&'static str, &'static str)]) -> Arc<Config> {
+    let mut map = BTreeMap::from([
+        ("ldapdb_uri", "ldap://127.0.0.1:3893/dc=users,dc=local"),
+        ("ldapdb_id", "cn=cyrus,ou=machines,dc=users,dc=local"),
+        ("ldapdb_pw", "cyrus"),
+    ]);
+    map.extend(extra.iter().copied());
+    Arc::new(Config::from_sources(&Opts(map)).unwrap_or_else(|e| panic!("{e:?}")))
+}
+
+#[derive(Default)]
+struct FakeDir {
+    /// filter -> result, consumed in order per filter.
+    finds: RefCell<Vec<(String, Found)>>,
+    binds: RefCell<Vec<(String, String, bool)>>,
+    find_calls: Cell<usize>,
+}
+
+impl FakeDir {
+    fn expect_find(self, filter: &str, found: Found) -> Self {
+        self.finds.borrow_mut().push((filter.to_owned(), found));
+        self
+    }
+    fn expect_bind(self, dn: &str, pw: &str, ok: bool) -> Self {
+        self.binds.borrow_mut().push((dn.to_owned(), pw.to_owned(), ok));
+        self
+    }
+}
+
+impl Drop for FakeDir {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            assert!(self.finds.borrow().is_empty(), "expected searches never made: {:?}", self.finds.borrow());
+            assert!(self.binds.borrow().is_empty(), "expected binds never made: {:?}", self.binds.borrow());
+        }
+    }
+}
+
+impl Directory for FakeDir {
+    fn find(&self, filter: &str, attrs: &[String]) -> Result<Found, Error> {
+        self.find_calls.set(self.find_calls.get() + 1);
+        assert!(attrs.iter().any(|a| a == "userpassword"), "password always prefetched: {attrs:?}");
+        let mut finds = self.finds.borrow_mut();
+        let i = finds.iter().position(|(f, _)| f == filter).unwrap_or_else(|| panic!("unexpected search {filter}"));
+        Ok(finds.remove(i).1)
+    }
+    fn check_password(&self, dn: &str, password: &str) -> Result<bool, Error> {
+        let mut binds = self.binds.borrow_mut();
+        let i = binds
+            .iter()
+            .position(|(d, p, _)| d == dn && p == password)
+            .unwrap_or_else(|| panic!("unexpected bind {dn}"));
+        Ok(binds.remove(i).2)
+    }
+}
+
+#[derive(Default)]
+struct FakeHost {
+    requested: RefCell<Vec<Requested>>,
+    set: RefCell<Vec<(String, Vec<u8>)>>,
+    erased: RefCell<Vec<String>>,
+    logs: RefCell<Vec<(Level, String)>>,
+    in_login: Cell<bool>,
+    conn: usize,
+}
+
+impl FakeHost {
+    fn requesting(names: &[&str]) -> Self {
+        let h = FakeHost { conn: 1, ..Default::default() };
+        *h.requested.borrow_mut() =
+            names.iter().map(|n| Requested { name: (*n).to_owned(), has_values: false, first_value: None }).collect();
+        h
+    }
+    fn values(&self, name: &str) -> Vec<String> {
+        self.set.borrow().iter().filter(|(n, _)| n == name).map(|(_, v)| String::from_utf8_lossy(v).into_owned()).collect()
+    }
+    fn logged(&self, level: Level, needle: &str) -> bool {
+        self.logs.borrow().iter().any(|(l, m)| *l == level && m.contains(needle))
+    }
+}
+
+impl Host for FakeHost {
+    fn log(&self, level: Level, msg: &str) {
+        self.logs.borrow_mut().push((level, msg.to_owned()));
+    }
+    fn set_error(&self, _msg: &str) {}
+    fn realm(&self) -> Option<String> {
+        None
+    }
+    fn conn_id(&self) -> usize {
+        self.conn
+    }
+    fn login_in_progress(&self) -> bool {
+        self.in_login.get()
+    }
+    fn requested(&self) -> Vec<Requested> {
+        self.requested.borrow().clone()
+    }
+    fn prop_erase(&self, name: &str) {
+        self.erased.borrow_mut().push(name.to_owned());
+        self.set.borrow_mut().retain(|(n, _)| n != name);
+    }
+    fn prop_set(&self, name: &str, value: &[u8]) -> Result<(), Error> {
+        self.set.borrow_mut().push((name.to_owned(), value.to_vec()));
+        Ok(())
+    }
+}
+
+const JOHN_FILTER: &str = "(|(uid=jdoe@example.com)(mail=jdoe@example.com))";
+
+fn john(password: &str) -> Found {
+    Found::One(Entry {
+        dn: "cn=johndoe,ou=superheros,dc=users,dc=local".into(),
+        attrs: vec![
+            ("uid".into(), vec![b"johndoe".to_vec()]),
+            ("mail".into(), vec![b"jdoe@example.com".to_vec(), b"John.Doe@example.com".to_vec()]),
+            ("userPassword".into(), vec![password.as_bytes().to_vec()]),
+        ],
+    })
+}
+
+const AUTHID: LookupFlags = LookupFlags { override_values: false, authzid: false, verify_against_hash: false };
+const AUTHZID: LookupFlags = LookupFlags { override_values: false, authzid: true, verify_against_hash: false };
+
+#[test]
+fn authid_pass_serves_star_names_under_their_exact_name() {
+    let svc = Service::new(config(&[]), FakeDir::default().expect_find(JOHN_FILTER, john("dogood")));
+    let host = FakeHost::requesting(&["*userPassword", "*cmusaslsecretPLAIN", "uidNumber"]);
+    svc.lookup(&host, AUTHID, b"jdoe@example.com").unwrap();
+    assert_eq!(host.values("*userPassword"), ["dogood"]);
+    assert!(host.values("uidNumber").is_empty(), "plain names belong to the authzid pass");
+}
+
+#[test]
+fn one_search_serves_the_whole_login() {
+    let dir = FakeDir::default().expect_find(JOHN_FILTER, john("dogood"));
+    let svc = Service::new(config(&[]), dir);
+    let host = FakeHost::requesting(&["*userPassword"]);
+    svc.lookup(&host, AUTHID, b"jdoe@example.com").unwrap();
+    host.in_login.set(true);
+    svc.lookup(&host, AUTHZID, b"jdoe@example.com").unwrap();
+    assert_eq!(svc.directory().find_calls.get(), 1);
+}
+
+#[test]
+fn canon_then_lookups_use_one_search_and_canon_is_idempotent() {
+    let dir = FakeDir::default().expect_find("(|(uid=johndoe)(mail=johndoe))", john("dogood"));
+    let svc = Service::new(config(&[("ldapdb_canon_attr", "mail")]), dir);
+    let host = FakeHost::requesting(&["*userPassword"]);
+    // Two mail values: the typed name matches neither, so canon must refuse to pick...
+    let err = svc.canonicalize(&host, b" johndoe ").unwrap_err();
+    assert!(err.to_string().contains("refusing to pick"), "{err}");
+    // ...while typing one of them picks the stored value, whatever the typed case.
+    let typed = "(|(uid=JOHN.DOE@example.com)(mail=JOHN.DOE@example.com))";
+    let dir = FakeDir::default().expect_find(typed, john("dogood"));
+    let svc = Service::new(config(&[("ldapdb_canon_attr", "mail")]), dir);
+    assert_eq!(svc.canonicalize(&host, b"JOHN.DOE@example.com ").unwrap(), "John.Doe@example.com");
+    // Fed back in, the canonical name is its own canonical name (libsasl2 re-canonicalises).
+    host.in_login.set(true);
+    let dir = FakeDir::default().expect_find("(|(uid=John.Doe@example.com)(mail=John.Doe@example.com))", john("dogood"));
+    let svc = Service::new(config(&[("ldapdb_canon_attr", "mail")]), dir);
+    assert_eq!(svc.canonicalize(&host, b"John.Doe@example.com").unwrap(), "John.Doe@example.com");
+}
+
+#[test]
+fn canonical_name_comes_from_the_entry() {
+    let one = Found::One(Entry {
+        dn: "cn=johndoe,ou=superheros,dc=users,dc=local".into(),
+        attrs: vec![("uid".into(), vec![b"johndoe".to_vec()]), ("userPassword".into(), vec![b"dogood".to_vec()])],
+    });
+    let dir = FakeDir::default().expect_find(JOHN_FILTER, one);
+    let svc = Service::new(config(&[("ldapdb_canon_attr", "uid")]), dir);
+    let host = FakeHost::requesting(&["*userPassword"]);
+    assert_eq!(svc.canonicalize(&host, b"  jdoe@example.com\t").unwrap(), "johndoe");
+    // The re-canonicalisation and the lookups of the same login reuse the search.
+    host.in_login.set(true);
+    assert_eq!(svc.canonicalize(&host, b"johndoe").unwrap(), "johndoe");
+    svc.lookup(&host, AUTHID, b"johndoe").unwrap();
+    assert_eq!(host.values("*userPassword"), ["dogood"]);
+    assert_eq!(svc.directory().find_calls.get(), 1);
+}
+
+#[test]
+fn a_new_login_on_a_reused_connection_searches_again() {
+    let dir = FakeDir::default().expect_find(JOHN_FILTER, john("a")).expect_find(JOHN_FILTER, john("b"));
+    let svc = Service::new(config(&[]), dir);
+    let host = FakeHost::requesting(&["*userPassword"]);
+    svc.lookup(&host, AUTHID, b"jdoe@example.com").unwrap();
+    let host = FakeHost::requesting(&["*userPassword"]);
+    host.in_login.set(true);
+    svc.lookup(&host, AUTHID, b"jdoe@example.com").unwrap();
+    assert_eq!(host.values("*userPassword"), ["b"]);
+}
+
+#[test]
+fn hashed_passwords_are_never_returned() {
+    for hash in ["{SSHA}W6ph5Mm5Pz8GgiULbPgzG37mj9g=", "{CRYPT}$6$x$y", "$6$salt$hash"] {
+        let svc = Service::new(config(&[]), FakeDir::default().expect_find(JOHN_FILTER, john(hash)));
+        let host = FakeHost::requesting(&["*userPassword"]);
+        svc.lookup(&host, AUTHID, b"jdoe@example.com").unwrap();
+        assert!(host.values("*userPassword").is_empty(), "{hash} returned");
+        assert!(host.logged(Level::Fail, "saslauthd"), "{:?}", host.logs.borrow());
+    }
+}
+
+#[test]
+fn unknown_users_and_ambiguity() {
+    let svc = Service::new(config(&[]), FakeDir::default().expect_find("(|(uid=nobody)(mail=nobody))", Found::None));
+    let host = FakeHost::requesting(&["*userPassword"]);
+    assert_eq!(svc.lookup(&host, AUTHID, b"nobody").unwrap_err().sasl_code(), crate::ffi::sasl::SASL_NOUSER);
+
+    // An authorization id need not exist.
+    let svc = Service::new(config(&[]), FakeDir::default().expect_find("(|(uid=bob)(mail=bob))", Found::None));
+    let host = FakeHost::requesting(&["uidNumber"]);
+    svc.lookup(&host, AUTHZID, b"bob").unwrap();
+
+    let many = Found::Many(vec!["cn=a,dc=users,dc=local".into(), "cn=b,dc=users,dc=local".into()]);
+    let svc = Service::new(
+        config(&[]),
+        FakeDir::default().expect_find("(|(uid=shared@example.com)(mail=shared@example.com))", many),
+    );
+    let host = FakeHost::requesting(&["*userPassword"]);
+    let err = svc.lookup(&host, AUTHID, b"shared@example.com").unwrap_err();
+    assert!(err.to_string().contains("cn=a,dc=users,dc=local; cn=b,dc=users,dc=local"), "{err}");
+}
+
+#[test]
+fn hostile_names_never_reach_the_directory() {
+    let svc = Service::new(config(&[]), FakeDir::default());
+    let host = FakeHost::requesting(&["*userPassword"]);
+    for name in [&b"a\0b"[..], b"\xff\xfe", b"   ", &[b'a'; 600][..], b"a\nb"] {
+        assert!(svc.lookup(&host, AUTHID, name).is_err(), "{name:?}");
+        assert!(svc.canonicalize(&host, name).is_err());
+    }
+    // Filter metacharacters are escaped, never interpreted.
+    let svc = Service::new(
+        config(&[]),
+        FakeDir::default().expect_find("(|(uid=x\\29\\28uid=\\2a)(mail=x\\29\\28uid=\\2a))", Found::None),
+    );
+    assert!(svc.lookup(&host, AUTHID, b"x)(uid=*").is_err());
+}
+
+#[test]
+fn nothing_requested_means_no_search() {
+    let svc = Service::new(config(&[]), FakeDir::default());
+    let host = FakeHost::requesting(&[]);
+    svc.lookup(&host, AUTHID, b"jdoe@example.com").unwrap();
+    // Already-set values are left alone unless overriding.
+    let host = FakeHost::requesting(&["*userPassword"]);
+    host.requested.borrow_mut()[0].has_values = true;
+    svc.lookup(&host, AUTHID, b"jdoe@example.com").unwrap();
+}
+
+#[test]
+fn verify_against_hash_binds_as_the_user() {
+    let verify = LookupFlags { verify_against_hash: true, ..AUTHID };
+    let dn = "cn=johndoe,ou=superheros,dc=users,dc=local";
+    for (candidate, bind, kept) in [("secret", Some(true), true), ("wrong", Some(false), false), ("", None, false)] {
+        let mut dir = FakeDir::default().expect_find(JOHN_FILTER, john("{SSHA}xyz"));
+        if let Some(ok) = bind {
+            dir = dir.expect_bind(dn, candidate, ok);
+        }
+        let svc = Service::new(config(&[]), dir);
+        let host = FakeHost::requesting(&["*userPassword"]);
+        host.requested.borrow_mut()[0] =
+            Requested { name: "*userPassword".into(), has_values: true, first_value: Some(candidate.as_bytes().to_vec()) };
+        svc.lookup(&host, verify, b"jdoe@example.com").unwrap();
+        assert_eq!(host.erased.borrow().is_empty(), kept, "{candidate:?}");
+    }
+}

@@ -1,0 +1,413 @@
+//! The ldap3 implementation of [`Directory`]: lazy, kept connections with a bounded wait on
+//! every step, failover across the URLs of `ldapdb_uri`, a back-off for servers that failed,
+//! one retry on a connection that died while idle, and no reuse across `fork()`.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use ldap3::{DerefAliases, LdapConn, LdapConnSettings, LdapError, Scope as LdapScope, SearchEntry, SearchOptions};
+
+use super::{Directory, Entry, Found};
+use crate::config::{Bind, Config, Scope, StartTls};
+use crate::error::Error;
+use crate::uri::LdapUrl;
+
+/// How long a server that failed is skipped while another one is available.
+pub const BACKOFF: Duration = Duration::from_secs(30);
+/// Idle connections kept per purpose; more concurrent callers open extra ones and drop them.
+const MAX_IDLE: usize = 4;
+/// At most this many entries are read from a user search: two are enough to call it ambiguous.
+const SIZE_LIMIT: i32 = 2;
+
+/// One open connection and where it came from.
+struct Live {
+    conn: LdapConn,
+    url: usize,
+    pid: u32,
+}
+
+impl Live {
+    /// A connection inherited across `fork()` belongs to the parent: never send on it, never
+    /// run its destructor (which would tear down a runtime whose threads do not exist here).
+    fn discard_if_foreign(self) -> Option<Live> {
+        if self.pid == std::process::id() {
+            Some(self)
+        } else {
+            std::mem::forget(self);
+            None
+        }
+    }
+}
+
+/// Which kind of failure ended an attempt; decides retry and back-off.
+enum Failure {
+    /// The connection is unusable (I/O error, closed, timeout). Try another connection.
+    Transport(Error),
+    /// The server answered and said no. Retrying elsewhere will not help.
+    Refused(Error),
+}
+
+/// The directory behind `ldapdb_uri`.
+pub struct LdapDirectory {
+    config: Arc<Config>,
+    /// Idle service connections (bound as `ldapdb_id`).
+    service: Mutex<Vec<Live>>,
+    /// Idle connections for password checks; never used for searches.
+    verify: Mutex<Vec<Live>>,
+    /// Per URL: skip it until this instant while another URL is usable.
+    backoff: Mutex<Vec<Option<Instant>>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding one of these locks leaves plain data behind; keep going.
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl LdapDirectory {
+    /// Nothing is opened here: connections are made on first use.
+    pub fn new(config: Arc<Config>) -> Self {
+        let n = config.urls.len();
+        LdapDirectory {
+            config,
+            service: Mutex::new(Vec::new()),
+            verify: Mutex::new(Vec::new()),
+            backoff: Mutex::new(vec![None; n]),
+        }
+    }
+
+    /// The configuration this directory was built from.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Close every idle connection (at `sasl_done`).
+    pub fn close_all(&self) {
+        for pool in [&self.service, &self.verify] {
+            let idle: Vec<Live> = std::mem::take(&mut *lock(pool));
+            for live in idle {
+                if let Some(mut live) = live.discard_if_foreign() {
+                    let _ = live.conn.with_timeout(Duration::from_millis(200)).unbind();
+                }
+            }
+        }
+    }
+
+    fn take_idle(pool: &Mutex<Vec<Live>>) -> Option<Live> {
+        let mut idle = lock(pool);
+        while let Some(live) = idle.pop() {
+            if let Some(live) = live.discard_if_foreign() {
+                return Some(live);
+            }
+        }
+        None
+    }
+
+    fn put_idle(pool: &Mutex<Vec<Live>>, live: Live) {
+        let mut idle = lock(pool);
+        if idle.len() < MAX_IDLE {
+            idle.push(live);
+        }
+    }
+
+    /// The URL indexes to try, in order: those not backing off, or else the one whose
+    /// back-off ends first (so a lone server that came back is found again).
+    fn candidates(&self) -> Vec<usize> {
+        let now = Instant::now();
+        let backoff = lock(&self.backoff);
+        let ready: Vec<usize> =
+            (0..backoff.len()).filter(|&i| backoff[i].is_none_or(|until| until <= now)).collect();
+        if !ready.is_empty() {
+            return ready;
+        }
+        (0..backoff.len()).min_by_key(|&i| backoff[i]).into_iter().collect()
+    }
+
+    fn mark_failed(&self, url: usize) {
+        if let Some(slot) = lock(&self.backoff).get_mut(url) {
+            *slot = Some(Instant::now() + BACKOFF);
+        }
+    }
+
+    fn mark_ok(&self, url: usize) {
+        if let Some(slot) = lock(&self.backoff).get_mut(url) {
+            *slot = None;
+        }
+    }
+
+    /// Open a connection to the first reachable URL, bound as the service when `service_bind`.
+    fn open(&self, service_bind: bool) -> Result<Live, Error> {
+        let mut last = None;
+        for url in self.candidates() {
+            match self.open_one(url, service_bind) {
+                Ok(live) => {
+                    self.mark_ok(url);
+                    return Ok(live);
+                }
+                Err(Failure::Refused(e)) => return Err(e),
+                Err(Failure::Transport(e)) => {
+                    log::warn!(target: "ldapbind", "{e}");
+                    self.mark_failed(url);
+                    last = Some(e);
+                }
+            }
+        }
+        Err(last.unwrap_or_else(|| Error::Unavailable("sasl_ldapdb_uri lists no server".into())))
+    }
+
+    fn open_one(&self, index: usize, service_bind: bool) -> Result<Live, Failure> {
+        let cfg = &*self.config;
+        let Some(url) = cfg.urls.get(index) else {
+            return Err(Failure::Transport(Error::Unavailable(format!("no URL #{index}"))));
+        };
+        let settings = LdapConnSettings::new()
+            .set_conn_timeout(cfg.timeout)
+            .set_starttls(!matches!(cfg.starttls, StartTls::Off));
+        let mut conn = LdapConn::with_settings(settings, &url.connect_url())
+            .map_err(|e| Failure::Transport(transport_error(url, "connect", cfg.timeout, e)))?;
+        if service_bind {
+            self.service_bind(&mut conn, url)?;
+        }
+        log::debug!(target: "ldapbind", "connected to {}", url.endpoint());
+        Ok(Live { conn, url: index, pid: std::process::id() })
+    }
+
+    fn service_bind(&self, conn: &mut LdapConn, url: &LdapUrl) -> Result<(), Failure> {
+        let cfg = &*self.config;
+        let result = match &cfg.bind {
+            Bind::Anonymous => return Ok(()),
+            Bind::Simple { dn, password } => {
+                conn.with_timeout(cfg.timeout).simple_bind(dn, password.expose())
+            }
+            Bind::External => conn.with_timeout(cfg.timeout).sasl_external_bind(),
+        };
+        let result = result.map_err(|e| Failure::Transport(transport_error(url, "bind", cfg.timeout, e)))?;
+        if result.rc == 0 {
+            return Ok(());
+        }
+        Err(Failure::Refused(Error::Directory(bind_refused_message(cfg, url, result.rc, &result.text))))
+    }
+
+    /// Run `op` on a pooled service connection; a kept connection that turns out dead is
+    /// replaced and `op` retried once.
+    fn with_service<T>(
+        &self,
+        mut op: impl FnMut(&mut LdapConn, &LdapUrl) -> Result<T, Failure>,
+    ) -> Result<T, Error> {
+        let (mut live, mut reused) = match Self::take_idle(&self.service) {
+            Some(live) => (live, true),
+            None => (self.open(true)?, false),
+        };
+        loop {
+            let url = &self.config.urls[live.url.min(self.config.urls.len() - 1)];
+            match op(&mut live.conn, url) {
+                Ok(v) => {
+                    Self::put_idle(&self.service, live);
+                    return Ok(v);
+                }
+                Err(Failure::Refused(e)) => {
+                    Self::put_idle(&self.service, live);
+                    return Err(e);
+                }
+                Err(Failure::Transport(e)) => {
+                    let url = live.url;
+                    drop(live);
+                    if !reused {
+                        self.mark_failed(url);
+                        return Err(e);
+                    }
+                    log::debug!(target: "ldapbind", "kept connection failed ({e}); reconnecting once");
+                    live = self.open(true)?;
+                    reused = false;
+                }
+            }
+        }
+    }
+}
+
+impl Directory for LdapDirectory {
+    fn find(&self, filter: &str, attrs: &[String]) -> Result<Found, Error> {
+        let cfg = Arc::clone(&self.config);
+        let scope = match cfg.scope {
+            Scope::Base => LdapScope::Base,
+            Scope::One => LdapScope::OneLevel,
+            Scope::Sub => LdapScope::Subtree,
+        };
+        let wanted: Vec<&str> = if attrs.is_empty() { vec!["1.1"] } else { attrs.iter().map(String::as_str).collect() };
+        self.with_service(|conn, url| {
+            let result = conn
+                .with_timeout(cfg.timeout)
+                .with_search_options(SearchOptions::new().deref(DerefAliases::Never).sizelimit(SIZE_LIMIT))
+                .search(&cfg.search_base, scope, filter, wanted.clone())
+                .map_err(|e| Failure::Transport(transport_error(url, "search", cfg.timeout, e)))?;
+            let ldap3::SearchResult(raw, res) = result;
+            // 4 = sizeLimitExceeded: more than SIZE_LIMIT matched; what arrived is enough.
+            if res.rc != 0 && res.rc != 4 {
+                return Err(Failure::Refused(Error::Directory(search_refused_message(&cfg, url, res.rc, &res.text))));
+            }
+            let mut entries: Vec<Entry> = raw
+                .into_iter()
+                .filter(|r| !r.is_ref() && !r.is_intermediate())
+                .map(|r| to_entry(SearchEntry::construct(r)))
+                .collect();
+            Ok(match entries.len() {
+                0 => Found::None,
+                1 => Found::One(entries.remove(0)),
+                _ => Found::Many(entries.into_iter().map(|e| e.dn).collect()),
+            })
+        })
+    }
+
+    fn check_password(&self, dn: &str, password: &str) -> Result<bool, Error> {
+        let timeout = self.config.timeout;
+        let mut live = match Self::take_idle(&self.verify) {
+            Some(live) => live,
+            None => self.open(false)?,
+        };
+        let url = &self.config.urls[live.url.min(self.config.urls.len() - 1)];
+        let result = live.conn.with_timeout(timeout).simple_bind(dn, password);
+        match result {
+            Ok(res) if res.rc == 0 => {
+                Self::put_idle(&self.verify, live);
+                Ok(true)
+            }
+            Ok(res) if res.rc == 49 => {
+                Self::put_idle(&self.verify, live);
+                Ok(false)
+            }
+            Ok(res) => Err(Error::Directory(format!(
+                "LDAP server {} refused the password check bind as {dn} with result {} ({})",
+                url.endpoint(),
+                res.rc,
+                res.text
+            ))),
+            Err(e) => Err(transport_error(url, "password check bind", timeout, e)),
+        }
+    }
+}
+
+fn to_entry(se: SearchEntry) -> Entry {
+    let mut attrs: Vec<(String, Vec<Vec<u8>>)> = se
+        .attrs
+        .into_iter()
+        .map(|(name, values)| (name, values.into_iter().map(String::into_bytes).collect()))
+        .collect();
+    for (name, values) in se.bin_attrs {
+        match attrs.iter_mut().find(|(n, _)| n.eq_ignore_ascii_case(&name)) {
+            Some((_, existing)) => existing.extend(values),
+            None => attrs.push((name, values)),
+        }
+    }
+    Entry { dn: se.dn, attrs }
+}
+
+fn port_note(url: &LdapUrl) -> &'static str {
+    if url.port_is_default { " (the default port: sasl_ldapdb_uri names none)" } else { "" }
+}
+
+/// One line for a failure to talk to a server at `step`.
+fn transport_error(url: &LdapUrl, step: &str, timeout: Duration, e: LdapError) -> Error {
+    let endpoint = url.endpoint();
+    let note = port_note(url);
+    match e {
+        LdapError::Timeout { .. } => Error::Timeout(format!(
+            "LDAP server {endpoint}{note} did not answer the {step} within {}s (sasl_ldapdb_timeout); \
+             check that the server is up and that host and port in sasl_ldapdb_uri are right",
+            timeout.as_secs_f64()
+        )),
+        LdapError::Io { source } if source.kind() == std::io::ErrorKind::ConnectionRefused => {
+            Error::Unavailable(format!(
+                "cannot connect to LDAP server {endpoint}{note}: connection refused; \
+                 check host and port in sasl_ldapdb_uri (glauth listens on 3893, slapd on 389)"
+            ))
+        }
+        other => Error::Unavailable(format!(
+            "LDAP server {endpoint}{note} failed during {step}: {other}; check sasl_ldapdb_uri and the server"
+        )),
+    }
+}
+
+fn ldap_rc_name(rc: u32) -> &'static str {
+    match rc {
+        1 => "operationsError",
+        2 => "protocolError",
+        3 => "timeLimitExceeded",
+        7 => "authMethodNotSupported",
+        8 => "strongerAuthRequired",
+        32 => "noSuchObject",
+        34 => "invalidDNSyntax",
+        48 => "inappropriateAuthentication",
+        49 => "invalidCredentials",
+        50 => "insufficientAccessRights",
+        51 => "busy",
+        52 => "unavailable",
+        53 => "unwillingToPerform",
+        _ => "error",
+    }
+}
+
+fn bind_refused_message(cfg: &Config, url: &LdapUrl, rc: u32, text: &str) -> String {
+    let server = url.endpoint();
+    let detail = if text.is_empty() { String::new() } else { format!(": {text}") };
+    match (&cfg.bind, rc) {
+        (Bind::Simple { dn, .. }, 49) => {
+            let base = &cfg.search_base;
+            let hint = if !base.is_empty() && !dn.to_ascii_lowercase().ends_with(&base.to_ascii_lowercase()) {
+                format!("; sasl_ldapdb_id must be the full DN, e.g. {dn},{base}")
+            } else {
+                String::new()
+            };
+            format!(
+                "LDAP server {server} refused the service bind as {dn} (49 invalidCredentials{detail}); \
+                 check sasl_ldapdb_id and sasl_ldapdb_pw{hint}"
+            )
+        }
+        (Bind::External, _) => format!(
+            "LDAP server {server} refused the SASL EXTERNAL service bind ({rc} {}{detail}); \
+             the server must map the peer credentials or client certificate to an identity, or use \
+             sasl_ldapdb_id/sasl_ldapdb_pw with a simple bind",
+            ldap_rc_name(rc)
+        ),
+        (_, 48) | (_, 7) => format!(
+            "LDAP server {server} refused the bind ({rc} {}{detail}); the server does not accept this \
+             kind of bind: set sasl_ldapdb_id and sasl_ldapdb_pw for a simple bind",
+            ldap_rc_name(rc)
+        ),
+        (Bind::Simple { dn, .. }, _) => format!(
+            "LDAP server {server} refused the service bind as {dn} ({rc} {}{detail}); check sasl_ldapdb_id and sasl_ldapdb_pw",
+            ldap_rc_name(rc)
+        ),
+        (Bind::Anonymous, _) => format!(
+            "LDAP server {server} refused the anonymous bind ({rc} {}{detail}); set sasl_ldapdb_id and sasl_ldapdb_pw",
+            ldap_rc_name(rc)
+        ),
+    }
+}
+
+fn search_refused_message(cfg: &Config, url: &LdapUrl, rc: u32, text: &str) -> String {
+    let server = url.endpoint();
+    let base = &cfg.search_base;
+    let source = match cfg.base_source {
+        crate::config::BaseSource::SearchBaseOption => "sasl_ldapdb_search_base",
+        crate::config::BaseSource::Url => "the DN in sasl_ldapdb_uri",
+    };
+    let who = match &cfg.bind {
+        Bind::Simple { dn, .. } => dn.clone(),
+        Bind::External => "the EXTERNAL identity".into(),
+        Bind::Anonymous => "anonymous (no sasl_ldapdb_id)".into(),
+    };
+    let detail = if text.is_empty() { String::new() } else { format!(": {text}") };
+    match rc {
+        32 => format!(
+            "LDAP server {server}: search base {base} (from {source}) does not exist or {who} may not see it \
+             (32 noSuchObject{detail}); fix {source} or the server's ACLs"
+        ),
+        50 => format!(
+            "LDAP server {server}: {who} may not search {base} (50 insufficientAccessRights{detail}); \
+             grant the service account search and read access, or set sasl_ldapdb_id to an account that has it"
+        ),
+        _ => format!(
+            "LDAP server {server}: user search under {base} failed ({rc} {}{detail})",
+            ldap_rc_name(rc)
+        ),
+    }
+}

@@ -1,0 +1,42 @@
+//! The directory as the core sees it: find one user's entry, check one password by binding.
+//! [`client::LdapDirectory`] is the ldap3 implementation; tests script a fake.
+
+pub mod client;
+
+/// One entry, with only the attributes that were asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub dn: String,
+    /// (attribute name as the server spelled it, values).
+    pub attrs: Vec<(String, Vec<Vec<u8>>)>,
+}
+
+impl Entry {
+    /// The values of `attr` (attribute names are case-insensitive), empty when absent.
+    pub fn values(&self, attr: &str) -> &[Vec<u8>] {
+        self.attrs
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case(attr))
+            .map(|(_, v)| v.as_slice())
+            .unwrap_or(&[])
+    }
+}
+
+/// The result of a user search.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Found {
+    None,
+    One(Entry),
+    /// Two or more entries matched; their DNs (at most the size limit).
+    Many(Vec<String>),
+}
+
+/// What the core asks of the directory.
+pub trait Directory {
+    /// Search the configured base with `filter` (already escaped), returning `attrs`.
+    fn find(&self, filter: &str, attrs: &[String]) -> Result<Found, crate::error::Error>;
+    /// Whether `password` is right for `dn`, by a simple bind on a connection that is never
+    /// used for anything else. `Ok(false)` for wrong credentials; `Err` when the check could
+    /// not be made.
+    fn check_password(&self, dn: &str, password: &str) -> Result<bool, crate::error::Error>;
+}

@@ -1,0 +1,190 @@
+//! The process-wide plugin state: built by the init functions, shared by every call, dropped
+//! when libsasl2 frees the last registration. libsasl2 calls each init more than once per
+//! process (client init, server init, libldap's own client init), so init is idempotent and
+//! an init that sees no configuration keeps the one it has.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::config::{Config, SystemSources};
+use crate::core::Service;
+use crate::host::Level;
+use crate::ldap::client::LdapDirectory;
+
+/// The plugin's name: in both plug tables, in option lookups, in `auxprop_plugin`.
+pub const PLUGIN_NAME: &str = "ldapbind";
+
+/// Every option ldapbind reads, for telling a changed configuration from a repeated init.
+pub const OPTION_KEYS: &[&str] = &[
+    "ldapdb_uri",
+    "ldapdb_id",
+    "ldapdb_pw",
+    "ldapdb_pw_file",
+    "ldapdb_mech",
+    "ldapdb_canon_attr",
+    "ldapdb_starttls",
+    "ldapdb_rc",
+    "ldapdb_search_base",
+    "ldapdb_scope",
+    "ldapdb_filter",
+    "ldapdb_attr_map",
+    "ldapdb_timeout",
+    "ldapdb_tls_cacert",
+    "ldapdb_tls_cert",
+    "ldapdb_tls_key",
+];
+
+/// Whether the host's configuration names ldapbind (read with the library's own option names).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Selection {
+    /// `auxprop_plugin` lists ldapbind.
+    pub auxprop_named: bool,
+    /// `auxprop_plugin` is unset: libsasl2 calls every auxprop plugin.
+    pub auxprop_unset: bool,
+    /// `canon_user_plugin` is ldapbind.
+    pub canon_named: bool,
+}
+
+impl Selection {
+    pub fn read(library: &dyn Fn(&str) -> Option<String>) -> Selection {
+        let aux = library("auxprop_plugin");
+        Selection {
+            auxprop_named: aux
+                .as_deref()
+                .is_some_and(|list| list.split_ascii_whitespace().any(|n| n.eq_ignore_ascii_case(PLUGIN_NAME))),
+            auxprop_unset: aux.as_deref().is_none_or(|s| s.trim().is_empty()),
+            canon_named: library("canon_user_plugin").as_deref().map(str::trim) == Some(PLUGIN_NAME),
+        }
+    }
+}
+
+/// What the configuration amounts to.
+pub enum Setup {
+    /// No `ldapdb_uri` and ldapbind not named: stay silent, answer nothing.
+    Unconfigured,
+    /// Rejected configuration; the text (one problem per line) was logged at init.
+    Broken(String),
+    Ready(Service<LdapDirectory>),
+}
+
+pub struct Plugin {
+    pub selection: Selection,
+    pub setup: Setup,
+    fingerprint: Vec<Option<String>>,
+}
+
+struct State {
+    registrations: usize,
+    plugin: Option<Arc<Plugin>>,
+}
+
+static STATE: Mutex<State> = Mutex::new(State { registrations: 0, plugin: None });
+
+fn state() -> MutexGuard<'static, State> {
+    STATE.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The plugin as configured by the last init, if any.
+pub fn current() -> Option<Arc<Plugin>> {
+    state().plugin.clone()
+}
+
+/// Called by each successful init. `options` looks up ldapbind's options (plugin name
+/// `ldapbind`), `library` the library's own (plugin name NULL).
+pub fn register(options: &dyn Fn(&str) -> Option<String>, library: &dyn Fn(&str) -> Option<String>, log: &dyn Fn(Level, &str)) {
+    let fingerprint: Vec<Option<String>> = OPTION_KEYS.iter().map(|k| options(k)).collect();
+    let selection = Selection::read(library);
+    let configured = fingerprint[0].as_deref().is_some_and(|u| !u.trim().is_empty());
+    let mut st = state();
+    st.registrations += 1;
+    if let Some(existing) = &st.plugin {
+        // A repeated init (client after server, libldap's sasl_client_init) with the same or
+        // no options must neither rebuild the connections nor log the diagnostics again.
+        if existing.fingerprint == fingerprint || !configured {
+            return;
+        }
+    }
+    let plugin = build(selection, fingerprint, configured, options, log);
+    st.plugin = Some(Arc::new(plugin));
+}
+
+fn build(
+    selection: Selection,
+    fingerprint: Vec<Option<String>>,
+    configured: bool,
+    options: &dyn Fn(&str) -> Option<String>,
+    log: &dyn Fn(Level, &str),
+) -> Plugin {
+    let named = selection.auxprop_named || selection.canon_named;
+    if !configured && !named {
+        return Plugin { selection, setup: Setup::Unconfigured, fingerprint };
+    }
+    // Loud when the admin chose ldapbind (by name, or by leaving auxprop_plugin unset and
+    // configuring an URI); quiet when the options are meant for another plugin.
+    let loud = named || selection.auxprop_unset;
+    let say = |level: Level, msg: &str| log(if loud { level } else { Level::Debug }, &format!("ldapbind: {msg}"));
+    let setup = match Config::from_sources(&SystemSources(|k: &str| options(k))) {
+        Err(errors) => {
+            let lines: Vec<String> = errors.0.iter().map(ToString::to_string).collect();
+            for line in &lines {
+                say(Level::Err, line);
+            }
+            Setup::Broken(lines.join(" / "))
+        }
+        Ok(config) => {
+            for w in &config.warnings {
+                say(Level::Warn, w);
+            }
+            for n in &config.notes {
+                say(Level::Note, n);
+            }
+            for w in selection_warnings(&selection, &config) {
+                say(Level::Warn, &w);
+            }
+            let endpoints: Vec<String> = config.urls.iter().map(|u| u.endpoint()).collect();
+            say(Level::Note, &format!(
+                "configured: servers {}, search base {}, filter {}",
+                endpoints.join(" "),
+                config.search_base,
+                config.filter.as_str()
+            ));
+            let config = Arc::new(config);
+            Setup::Ready(Service::new(Arc::clone(&config), LdapDirectory::new(config)))
+        }
+    };
+    Plugin { selection, setup, fingerprint }
+}
+
+/// Combinations that work but not the way the admin probably expects.
+fn selection_warnings(selection: &Selection, config: &Config) -> Vec<String> {
+    let mut out = Vec::new();
+    match &config.canon_attr {
+        None if selection.canon_named => out.push(
+            "sasl_canon_user_plugin is ldapbind but sasl_ldapdb_canon_attr is not set: names are only trimmed; \
+             set sasl_ldapdb_canon_attr (e.g. uid or mail) to get the directory's canonical name"
+                .to_owned(),
+        ),
+        Some(attr) if !config.filter.as_str().to_ascii_lowercase().contains(&format!("({}=", attr.to_ascii_lowercase())) => {
+            out.push(format!(
+                "sasl_ldapdb_canon_attr is {attr} but sasl_ldapdb_filter {} does not search it: the canonical name \
+                 may not find the user again; add ({attr}=%u) to the filter",
+                config.filter.as_str()
+            ))
+        }
+        _ => {}
+    }
+    out
+}
+
+/// Called by `auxprop_free` / `canon_user_free`: the last one closes the connections.
+pub fn release() {
+    let dropped = {
+        let mut st = state();
+        st.registrations = st.registrations.saturating_sub(1);
+        if st.registrations == 0 { st.plugin.take() } else { None }
+    };
+    if let Some(plugin) = dropped {
+        if let Setup::Ready(service) = &plugin.setup {
+            service.directory().close_all();
+        }
+    }
+}
