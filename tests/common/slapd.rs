@@ -1,1 +1,715 @@
-//! TODO
+//! A throwaway slapd shaped like glauth, for tests that need a real directory.
+//!
+//! [`Slapd::start`] builds a cn=config and an mdb database in a temp dir with `slapadd`, starts
+//! Debian's `/usr/sbin/slapd` in the foreground on `ldap://127.0.0.1:<ephemeral port>/` and waits
+//! until it accepts connections. The directory (`tests/data/users.ldif`) behaves like the seed's
+//! glauth:
+//!
+//! - **Simple binds only.** slapd gets `SASL_PATH` pointing at an empty directory, so libsasl2
+//!   inside slapd loads no mechanism plugin: the root DSE lists no `supportedSASLMechanisms` and a
+//!   SASL bind gets `authMethodNotSupported` (7). EXTERNAL is built into libsasl2 but slapd only
+//!   offers it on ldapi:// or with a TLS client certificate, and this slapd listens on neither.
+//! - **Anonymous may bind but not search.** Entries are `by * disclose` except for the service
+//!   account, so an anonymous (or any other non-service) search of the tree is answered with
+//!   insufficientAccess (50), as glauth does; passwords are `by anonymous auth` so any user can
+//!   simple-bind. The root DSE and the subschema entry are readable by anyone.
+//! - **One service account**, [`SERVICE_DN`] / [`SERVICE_PW`], reads every attribute, including
+//!   `userPassword`, `authPassword` and `cmusaslsecret*` (the last two come from a tiny test
+//!   schema, `tests/data/ldapbind-test-schema.ldif`; entries using them add
+//!   `objectClass: ldapbindSecrets`).
+//!
+//! slapd runs with `-d stats`; its stderr goes to a log file in the temp dir, which
+//! [`Slapd::log_text`] returns and [`Slapd::ops_since`] counts (binds, searches, connections).
+//!
+//! No process is left behind: `Drop` sends SIGCONT + SIGTERM, waits (bounded) and then SIGKILLs,
+//! also while a test unwinds from a panic. If the test process dies without unwinding (SIGKILL,
+//! abort), the kernel kills slapd through `PR_SET_PDEATHSIG`. That signal follows the *thread*
+//! that started slapd: start and drop a `Slapd` on the test's own thread, never keep one in a
+//! `static` or start it from a helper thread that exits first.
+
+use std::cell::Cell;
+use std::collections::BTreeSet;
+use std::fs::{self, OpenOptions};
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use ldap3::{LdapConn, LdapConnSettings};
+
+pub const SLAPD: &str = "/usr/sbin/slapd";
+pub const SLAPADD: &str = "/usr/sbin/slapadd";
+
+/// Suffix of the mdb database (the seed's glauth base DN).
+pub const BASE_DN: &str = "dc=users,dc=local";
+/// Where every test user lives.
+pub const USERS_DN: &str = "ou=superheros,dc=users,dc=local";
+/// The service account the plugin binds as (`sasl_ldapdb_id`).
+pub const SERVICE_DN: &str = "cn=cyrus,ou=machines,dc=users,dc=local";
+/// The service account's password (`sasl_ldapdb_pw`).
+pub const SERVICE_PW: &str = "cyrus";
+/// The mail carried by both [`TWIN_A`] and [`TWIN_B`]: a lookup by mail is ambiguous.
+pub const SHARED_MAIL: &str = "shared@example.com";
+
+/// How long [`Slapd::start`] waits for slapd to accept connections.
+pub const START_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long `Drop`/[`Slapd::stop`] waits after SIGTERM before SIGKILL.
+pub const STOP_TIMEOUT: Duration = Duration::from_secs(5);
+/// Connect and per-operation timeout of the connections made by [`Slapd::connect`].
+pub const OP_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long [`Slapd::ops_since`] waits for slapd to finish logging the operations it counts.
+pub const SETTLE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Directory data, slapadd-ed into `dc=users,dc=local`; the consts below mirror it.
+pub const USERS_LDIF: &str = include_str!("../data/users.ldif");
+const CONFIG_LDIF: &str = include_str!("../data/slapd-config.ldif");
+const TEST_SCHEMA_LDIF: &str = include_str!("../data/ldapbind-test-schema.ldif");
+
+/// One entry of `tests/data/users.ldif`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TestUser {
+    pub uid: &'static str,
+    pub mail: &'static str,
+    pub dn: &'static str,
+    /// The password the user types (a simple bind as `dn` with it succeeds); `None`: no password.
+    pub password: Option<&'static str>,
+    /// The `userPassword` value as stored: equal to `password` for cleartext users, the hash
+    /// for hashed ones.
+    pub stored: Option<&'static str>,
+}
+
+impl TestUser {
+    /// The typed password; panics for [`NOPASS`].
+    pub fn pw(&self) -> &'static str {
+        self.password
+            .unwrap_or_else(|| panic!("test user {} has no password", self.uid))
+    }
+}
+
+/// Cleartext `userPassword`: the seed's user.
+pub const JOHNDOE: TestUser = TestUser {
+    uid: "johndoe",
+    mail: "jdoe@example.com",
+    dn: "cn=johndoe,ou=superheros,dc=users,dc=local",
+    password: Some("dogood"),
+    stored: Some("dogood"),
+};
+/// Cleartext `userPassword`, meant to be found by mail.
+pub const ALICE: TestUser = TestUser {
+    uid: "alice",
+    mail: "alice@example.com",
+    dn: "cn=alice,ou=superheros,dc=users,dc=local",
+    password: Some("wonderland"),
+    stored: Some("wonderland"),
+};
+/// Cleartext `userPassword`; the mail holds `'` and `+`.
+pub const OBRIEN: TestUser = TestUser {
+    uid: "obrien",
+    mail: "o'brien+tag@example.com",
+    dn: "cn=obrien,ou=superheros,dc=users,dc=local",
+    password: Some("shamrock"),
+    stored: Some("shamrock"),
+};
+/// `{SSHA}` hash of "sesame" (`slappasswd -h {SSHA} -s sesame`).
+pub const SSHA_USER: TestUser = TestUser {
+    uid: "hashedssha",
+    mail: "ssha@example.com",
+    dn: "cn=hashed-ssha,ou=superheros,dc=users,dc=local",
+    password: Some("sesame"),
+    stored: Some("{SSHA}J7T6T1SDhrQKVYIM81oPpitKmTG3kgTn"),
+};
+/// `{CRYPT}` sha512-crypt hash of "crypted" (`openssl passwd -6 -salt ldapbindtest crypted`).
+pub const CRYPT_USER: TestUser = TestUser {
+    uid: "hashedcrypt",
+    mail: "crypt@example.com",
+    dn: "cn=hashed-crypt,ou=superheros,dc=users,dc=local",
+    password: Some("crypted"),
+    stored: Some(
+        "{CRYPT}$6$ldapbindtest$UX8F/StRGGlNWRCB8ecTWzlQfifo6YMqekkZE10SJYdUfCNtseSoVcPdMWJkKzcJEz0SpuRYcI/ffKpOEPLAv0",
+    ),
+};
+/// Shares [`SHARED_MAIL`] with [`TWIN_B`]; its uid is unique.
+pub const TWIN_A: TestUser = TestUser {
+    uid: "twina",
+    mail: SHARED_MAIL,
+    dn: "cn=twin-a,ou=superheros,dc=users,dc=local",
+    password: Some("twin-a-pw"),
+    stored: Some("twin-a-pw"),
+};
+/// Shares [`SHARED_MAIL`] with [`TWIN_A`]; its uid is unique.
+pub const TWIN_B: TestUser = TestUser {
+    uid: "twinb",
+    mail: SHARED_MAIL,
+    dn: "cn=twin-b,ou=superheros,dc=users,dc=local",
+    password: Some("twin-b-pw"),
+    stored: Some("twin-b-pw"),
+};
+/// No `userPassword` at all.
+pub const NOPASS: TestUser = TestUser {
+    uid: "nopass",
+    mail: "nopass@example.com",
+    dn: "cn=nopass,ou=superheros,dc=users,dc=local",
+    password: None,
+    stored: None,
+};
+pub const ALL_USERS: [TestUser; 8] = [
+    JOHNDOE, ALICE, OBRIEN, SSHA_USER, CRYPT_USER, TWIN_A, TWIN_B, NOPASS,
+];
+
+/// Certificate files for a TLS-enabled slapd (not implemented yet, see [`SlapdOptions::tls`]).
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub ca: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SlapdOptions {
+    /// Run with `-d stats` (the default) so the log has conn=/op= lines; `false` runs `-d 0`,
+    /// which logs nothing at all and makes [`Slapd::ops_since`] count nothing.
+    pub stats_log: bool,
+    /// Reserved for StartTLS/ldaps tests; `Some` panics until someone implements it.
+    pub tls: Option<TlsFiles>,
+    /// More entries, slapadd-ed after `tests/data/users.ldif` (so parents such as [`USERS_DN`]
+    /// exist). Use `objectClass: ldapbindSecrets` for `authPassword`/`cmusaslsecret*`.
+    pub extra_ldif: Option<String>,
+}
+
+impl Default for SlapdOptions {
+    fn default() -> Self {
+        SlapdOptions {
+            stats_log: true,
+            tls: None,
+            extra_ldif: None,
+        }
+    }
+}
+
+/// A position in slapd's log; see [`Slapd::mark`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct LogMark(u64);
+
+/// Operations counted in a stretch of slapd's stats log.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OpCounts {
+    /// Accepted TCP connections (`ACCEPT`).
+    pub connections: usize,
+    /// Bind requests, simple or SASL, whatever their outcome.
+    pub binds: usize,
+    /// Bind results other than success (and other than saslBindInProgress).
+    pub failed_binds: usize,
+    /// Search requests (`SRCH base=`).
+    pub searches: usize,
+    /// Every other request except UNBIND: extended, compare, modify, add, delete, modrdn, abandon.
+    pub other_ops: usize,
+}
+
+/// Counts the operations in stats-log text (complete lines only).
+pub fn parse_stats(text: &str) -> OpCounts {
+    StatsLog::parse(text).counts
+}
+
+/// What a stretch of stats log says, including what slapd has not finished logging: it writes
+/// request lines before answering, but RESULT lines after sending the answer, and a
+/// connection's ACCEPT line (listener thread) may come after its first requests (worker thread).
+#[derive(Default)]
+struct StatsLog {
+    counts: OpCounts,
+    accepted: BTreeSet<u64>,
+    /// Connections that made requests in this stretch.
+    active: BTreeSet<u64>,
+    /// (conn, op) of requests, and of results.
+    requests: BTreeSet<(u64, u64)>,
+    answered: BTreeSet<(u64, u64)>,
+}
+
+impl StatsLog {
+    fn parse(text: &str) -> StatsLog {
+        let complete = &text[..text.rfind('\n').map_or(0, |i| i + 1)];
+        let mut log = StatsLog::default();
+        for line in complete.lines() {
+            // "<time> <thread> conn=1000 op=0 BIND dn=\"...\" method=128"; " conn=" skips
+            // libsasl2's "SASL [conn=1006] ..." lines.
+            let Some(at) = line.find(" conn=") else {
+                continue;
+            };
+            let mut words = line[at + 1..].split(' ');
+            let conn = words
+                .next()
+                .and_then(|w| w.strip_prefix("conn=")?.parse::<u64>().ok());
+            let (Some(conn), Some(second), Some(verb)) = (conn, words.next(), words.next()) else {
+                continue;
+            };
+            let arg = words.next().unwrap_or("");
+            if second.starts_with("fd=") {
+                if verb == "ACCEPT" {
+                    log.counts.connections += 1;
+                    log.accepted.insert(conn);
+                }
+                continue;
+            }
+            let Some(op) = second
+                .strip_prefix("op=")
+                .and_then(|o| o.parse::<u64>().ok())
+            else {
+                continue;
+            };
+            let request = match verb {
+                "BIND" if line.contains(" method=") => {
+                    log.counts.binds += 1;
+                    true
+                }
+                "SRCH" if arg.starts_with("base=") => {
+                    log.counts.searches += 1;
+                    true
+                }
+                "EXT" if arg.starts_with("oid=") => {
+                    log.counts.other_ops += 1;
+                    true
+                }
+                "CMP" | "MOD" | "ADD" | "DEL" | "MODRDN" if arg.starts_with("dn=") => {
+                    log.counts.other_ops += 1;
+                    true
+                }
+                // No response to wait for.
+                "ABANDON" => {
+                    log.counts.other_ops += 1;
+                    false
+                }
+                "RESULT" | "SEARCH" => {
+                    if arg == "tag=97" {
+                        let err = words.next().unwrap_or("");
+                        // 14: saslBindInProgress, a step of a bind that goes on.
+                        if err != "err=0" && err != "err=14" {
+                            log.counts.failed_binds += 1;
+                        }
+                    }
+                    log.answered.insert((conn, op));
+                    false
+                }
+                _ => false,
+            };
+            if request {
+                log.requests.insert((conn, op));
+                log.active.insert(conn);
+            }
+        }
+        log
+    }
+}
+
+pub struct Slapd {
+    dir: tempfile::TempDir,
+    opts: SlapdOptions,
+    port: u16,
+    child: Option<Child>,
+    frozen: Cell<bool>,
+    /// Log position just before the latest (re)start, and once its readiness probe was done.
+    spawned: LogMark,
+    started: LogMark,
+}
+
+impl Slapd {
+    /// The glauth-like directory of `tests/data/users.ldif`, stats log on.
+    pub fn start() -> Slapd {
+        Slapd::start_with(SlapdOptions::default())
+    }
+
+    pub fn start_with(opts: SlapdOptions) -> Slapd {
+        assert!(
+            Path::new(SLAPD).exists() && Path::new(SLAPADD).exists(),
+            "{SLAPD} or {SLAPADD} is missing: run scripts/deps.sh (as root) first"
+        );
+        assert!(
+            opts.tls.is_none(),
+            "SlapdOptions::tls is not implemented yet"
+        );
+        let dir = tempfile::Builder::new()
+            .prefix("ldapbind-slapd-")
+            .tempdir()
+            .expect("create the slapd temp dir");
+        let mut slapd = Slapd {
+            dir,
+            opts,
+            port: 0,
+            child: None,
+            frozen: Cell::new(false),
+            spawned: LogMark(0),
+            started: LogMark(0),
+        };
+        slapd.load_database();
+
+        const ATTEMPTS: usize = 5;
+        for attempt in 1..=ATTEMPTS {
+            slapd.port = free_port();
+            match slapd.spawn_and_wait() {
+                Ok(()) => return slapd,
+                // Most likely someone took the port between our probe and slapd's bind().
+                Err(status) if attempt < ATTEMPTS => {
+                    eprintln!("slapd exited ({status}) on port {}; retrying", slapd.port)
+                }
+                Err(status) => panic!(
+                    "slapd exited ({status}) {ATTEMPTS} times while starting; last log:\n{}",
+                    slapd.log_text()
+                ),
+            }
+        }
+        unreachable!()
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `ldap://127.0.0.1:PORT`, without a base DN.
+    pub fn url(&self) -> String {
+        format!("ldap://127.0.0.1:{}", self.port)
+    }
+
+    /// Pid of the running slapd; panics when it is stopped.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("slapd is stopped").id()
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
+    /// The temp dir: `slapd.d/`, `data/`, `config.ldif`, `users.ldif`, `slapd.log`.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path().join("slapd.log")
+    }
+
+    /// SIGTERM, wait up to [`STOP_TIMEOUT`], then SIGKILL; reaps the process. Idempotent, never
+    /// panics (it runs from `Drop`, possibly while unwinding).
+    pub fn stop(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        let pid = child.id() as libc::pid_t;
+        // SAFETY: plain kill(2) on our own child, which we have not reaped yet, so the pid
+        // cannot belong to another process. SIGCONT first: a frozen slapd would not act on
+        // SIGTERM.
+        unsafe {
+            libc::kill(pid, libc::SIGCONT);
+            libc::kill(pid, libc::SIGTERM);
+        }
+        self.frozen.set(false);
+        let deadline = Instant::now() + STOP_TIMEOUT;
+        while Instant::now() < deadline {
+            match child.try_wait() {
+                Ok(Some(_)) | Err(_) => return,
+                Ok(None) => thread::sleep(Duration::from_millis(10)),
+            }
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
+    /// Stops slapd and starts it again on the same port with the same data and log file.
+    pub fn restart(&mut self) {
+        self.stop();
+        // slapd sets SO_REUSEADDR, so TIME_WAIT is no obstacle; a failure here means another
+        // process took the port, which a few tries may outlast.
+        let mut last = None;
+        for _ in 0..3 {
+            match self.spawn_and_wait() {
+                Ok(()) => return,
+                Err(status) => last = Some(status),
+            }
+            thread::sleep(Duration::from_millis(200));
+        }
+        panic!(
+            "slapd did not restart on port {} ({}); log:\n{}",
+            self.port,
+            last.map_or_else(String::new, |s| s.to_string()),
+            self.log_text()
+        );
+    }
+
+    /// SIGSTOP: the port keeps accepting TCP connections (kernel backlog) but nothing answers.
+    /// Returns once every slapd thread is stopped (kill(2) only queues the signal; a thread busy
+    /// on another CPU would otherwise still answer a request sent right after).
+    pub fn freeze(&self) {
+        self.signal(libc::SIGSTOP);
+        self.frozen.set(true);
+        let tasks = PathBuf::from(format!("/proc/{}/task", self.pid()));
+        let deadline = Instant::now() + STOP_TIMEOUT;
+        while !all_threads_stopped(&tasks) {
+            assert!(
+                Instant::now() < deadline,
+                "slapd did not stop after SIGSTOP"
+            );
+            thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// SIGCONT after [`Slapd::freeze`].
+    pub fn thaw(&self) {
+        self.signal(libc::SIGCONT);
+        self.frozen.set(false);
+    }
+
+    pub fn is_frozen(&self) -> bool {
+        self.frozen.get()
+    }
+
+    /// Everything slapd logged so far, across restarts.
+    pub fn log_text(&self) -> String {
+        String::from_utf8_lossy(&fs::read(self.log_path()).unwrap_or_default()).into_owned()
+    }
+
+    /// The current end of the log; pass it to [`Slapd::ops_since`] after the operations to count.
+    pub fn mark(&self) -> LogMark {
+        LogMark(fs::metadata(self.log_path()).map_or(0, |m| m.len()))
+    }
+
+    /// Operations since the latest (re)start, not counting the fixture's own readiness probe.
+    pub fn count_ops(&self) -> OpCounts {
+        self.ops_since(&self.started)
+    }
+
+    /// Operations logged after `mark`. Request lines (BIND, SRCH, ...) and ACCEPT are written
+    /// before slapd answers, so they are complete once the client has its response.
+    ///
+    /// Waits (up to [`SETTLE_TIMEOUT`], not while frozen) until slapd has logged the result of
+    /// every request after `mark` and the ACCEPT of every connection that made one, so a test
+    /// can count right after its client returns. Abandoned requests never get a result and cost
+    /// the full wait.
+    pub fn ops_since(&self, mark: &LogMark) -> OpCounts {
+        let deadline = Instant::now() + SETTLE_TIMEOUT;
+        loop {
+            let window = StatsLog::parse(&self.log_since(mark));
+            let unanswered = window.requests.difference(&window.answered).count();
+            // Connection ids restart at 1000 with each slapd; look only at the current run.
+            let accepted = StatsLog::parse(&self.log_since(mark.min(&self.spawned))).accepted;
+            let settled = unanswered == 0 && window.active.is_subset(&accepted);
+            if settled || self.is_frozen() || Instant::now() >= deadline {
+                return window.counts;
+            }
+            thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Log text after `mark`.
+    pub fn log_since(&self, mark: &LogMark) -> String {
+        let bytes = fs::read(self.log_path()).unwrap_or_default();
+        let from = usize::try_from(mark.0).map_or(bytes.len(), |m| m.min(bytes.len()));
+        String::from_utf8_lossy(&bytes[from..]).into_owned()
+    }
+
+    /// Waits until the log after `mark` contains `needle` (e.g. `"fd=12 closed"`, which slapd
+    /// writes only after it notices the client went away).
+    pub fn wait_for_log(&self, mark: &LogMark, needle: &str, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.log_since(mark).contains(needle) {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// An unbound connection with [`OP_TIMEOUT`] as connect timeout; use
+    /// `conn.with_timeout(OP_TIMEOUT)` on each operation (ldap3's timeouts are per call).
+    pub fn connect(&self) -> LdapConn {
+        let settings = LdapConnSettings::new().set_conn_timeout(OP_TIMEOUT);
+        LdapConn::with_settings(settings, &self.url())
+            .unwrap_or_else(|e| panic!("connect to {}: {e}", self.url()))
+    }
+
+    /// A connection bound as the service account.
+    pub fn service_conn(&self) -> LdapConn {
+        let mut conn = self.connect();
+        conn.with_timeout(OP_TIMEOUT)
+            .simple_bind(SERVICE_DN, SERVICE_PW)
+            .and_then(|r| r.success())
+            .unwrap_or_else(|e| panic!("service bind as {SERVICE_DN}: {e}"));
+        conn
+    }
+
+    fn signal(&self, sig: libc::c_int) {
+        let pid = self.pid() as libc::pid_t;
+        // SAFETY: kill(2) on our own unreaped child.
+        let rc = unsafe { libc::kill(pid, sig) };
+        assert_eq!(rc, 0, "kill({pid}, {sig}): {}", io::Error::last_os_error());
+    }
+
+    /// Writes config and data into the temp dir and slapadds them.
+    fn load_database(&self) {
+        let dir = self.dir.path();
+        let dir_str = dir.to_str().expect("temp dir path is UTF-8");
+        for sub in ["slapd.d", "data", "sasl2-empty"] {
+            fs::create_dir(dir.join(sub)).expect("create a temp subdir");
+        }
+        let mut users = USERS_LDIF.to_owned();
+        if let Some(extra) = &self.opts.extra_ldif {
+            users.push('\n');
+            users.push_str(extra);
+        }
+        let files = [
+            ("config.ldif", CONFIG_LDIF.replace("@DIR@", dir_str)),
+            ("ldapbind-test-schema.ldif", TEST_SCHEMA_LDIF.to_owned()),
+            ("users.ldif", users),
+        ];
+        for (name, text) in &files {
+            fs::write(dir.join(name), text).expect("write an LDIF into the temp dir");
+        }
+        for (db, ldif) in [("0", "config.ldif"), ("1", "users.ldif")] {
+            let out = Command::new(SLAPADD)
+                .args(["-q", "-n", db, "-F"])
+                .arg(dir.join("slapd.d"))
+                .arg("-l")
+                .arg(dir.join(ldif))
+                .stdin(Stdio::null())
+                .output()
+                .unwrap_or_else(|e| panic!("run {SLAPADD}: {e}"));
+            assert!(
+                out.status.success(),
+                "slapadd -n{db} -l {ldif} failed ({}):\n{}{}",
+                out.status,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+
+    /// Starts slapd on `self.port` and waits until it answers; `Err` if it exited meanwhile.
+    /// Panics (after killing it) if it neither answers nor exits within [`START_TIMEOUT`].
+    fn spawn_and_wait(&mut self) -> Result<(), ExitStatus> {
+        self.spawned = self.mark();
+        self.child = Some(self.spawn());
+        let deadline = Instant::now() + START_TIMEOUT;
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, self.port));
+        let mut probed = false;
+        loop {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                self.child = None;
+                return Err(status);
+            }
+            if !probed {
+                probed = accepts_connections(addr);
+            }
+            // The probe is slapd's first connection; once its ACCEPT and "closed" lines are in
+            // (in either order), nothing of ours is left to pollute the counts after `started`.
+            let probe_logged = || {
+                let log = self.log_since(&self.spawned);
+                log.contains(" ACCEPT from ") && log.contains(" closed")
+            };
+            if probed && (!self.opts.stats_log || probe_logged()) {
+                self.started = self.mark();
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                let log = self.log_text();
+                self.stop();
+                panic!(
+                    "slapd did not accept connections on {addr} within {START_TIMEOUT:?}; log:\n{log}"
+                );
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn spawn(&self) -> Child {
+        let dir = self.dir.path();
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .expect("open the slapd log");
+        let mut cmd = Command::new(SLAPD);
+        cmd.arg("-d")
+            .arg(if self.opts.stats_log { "stats" } else { "0" })
+            .arg("-F")
+            .arg(dir.join("slapd.d"))
+            .arg("-h")
+            .arg(format!("ldap://127.0.0.1:{}/", self.port))
+            // No SASL mechanism plugins inside slapd: simple binds only, like glauth.
+            .env("SASL_PATH", dir.join("sasl2-empty"))
+            .env("SASL_CONF_PATH", dir.join("sasl2-empty"))
+            .env("LDAPNOINIT", "1")
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("dup the log fd"))
+            .stderr(log);
+        let parent = std::process::id();
+        // SAFETY: runs in the forked child before exec and calls only async-signal-safe
+        // functions (prctl, getppid, _exit); it allocates nothing.
+        unsafe {
+            cmd.pre_exec(move || {
+                // Kill slapd if the thread that started it dies without running Drop.
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                // The parent may have died before prctl took effect.
+                if libc::getppid() as u32 != parent {
+                    libc::_exit(1);
+                }
+                Ok(())
+            });
+        }
+        cmd.spawn().unwrap_or_else(|e| panic!("spawn {SLAPD}: {e}"))
+    }
+}
+
+impl Drop for Slapd {
+    fn drop(&mut self) {
+        if thread::panicking() {
+            let log = self.log_text();
+            let tail: Vec<&str> = log.lines().rev().take(40).collect();
+            eprintln!(
+                "--- last lines of slapd's log ({}) ---",
+                self.log_path().display()
+            );
+            for line in tail.iter().rev() {
+                eprintln!("{line}");
+            }
+        }
+        self.stop();
+    }
+}
+
+/// Whether every thread under `/proc/<pid>/task` is in state T (stopped).
+fn all_threads_stopped(tasks: &Path) -> bool {
+    let Ok(entries) = fs::read_dir(tasks) else {
+        return false;
+    };
+    entries.flatten().all(|task| {
+        // "<tid> (<comm>) <state> ...": comm may hold spaces, the state follows the last ')'.
+        fs::read_to_string(task.path().join("stat")).is_ok_and(|stat| {
+            stat.rsplit_once(") ")
+                .is_some_and(|(_, rest)| rest.starts_with('T'))
+        })
+    })
+}
+
+/// Whether something listens on `addr`. A connect to a port nobody has bound yet can pick that
+/// same port as its own and connect to itself (TCP simultaneous open); that is no answer.
+fn accepts_connections(addr: SocketAddr) -> bool {
+    TcpStream::connect_timeout(&addr, Duration::from_millis(200))
+        .is_ok_and(|probe| probe.local_addr().ok() != Some(addr))
+}
+
+/// A port nobody listens on right now (bound to port 0, then released).
+fn free_port() -> u16 {
+    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .and_then(|l| l.local_addr())
+        .expect("bind 127.0.0.1:0")
+        .port()
+}
