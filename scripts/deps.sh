@@ -11,11 +11,6 @@ packages=(
     valgrind gcc binutils openssl ca-certificates
 )
 
-if [ "$(id -u)" -ne 0 ]; then
-    echo "deps.sh: run as root (apt-get install)" >&2
-    exit 1
-fi
-
 missing=()
 for pkg in "${packages[@]}"; do
     status=$(dpkg-query -W -f='${db:Status-Status}' "$pkg" 2>/dev/null || true)
@@ -23,6 +18,10 @@ for pkg in "${packages[@]}"; do
 done
 
 if [ ${#missing[@]} -gt 0 ]; then
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "deps.sh: missing ${missing[*]}; run scripts/deps.sh as root to install them" >&2
+        exit 1
+    fi
     echo "deps.sh: installing ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
     echo 'slapd slapd/no_configuration boolean true' | debconf-set-selections
@@ -37,6 +36,10 @@ if [ ${#missing[@]} -gt 0 ]; then
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+if ! command -v cargo >/dev/null; then
+    echo "deps.sh: cargo not found; install a Rust toolchain (rustup) first" >&2
+    exit 1
+fi
 if ! cargo nextest --version >/dev/null 2>&1; then
     echo "deps.sh: installing cargo-nextest"
     cargo install --quiet --locked cargo-nextest
