@@ -1,0 +1,125 @@
+//! ldapbind loaded by real libsasl2 (plugin dir with the built .so and the system mechanisms):
+//! the one-line diagnostics for the seed's configuration mistakes, and silence when ldapbind is
+//! installed but not used. One libsasl2 per process: run with cargo nextest.
+
+mod common;
+
+use common::sasl::{PluginDir, SASL_LOG_DEBUG, SASL_LOG_ERR, SASL_LOG_NOTE, SASL_LOG_WARN, SASL_NOUSER, SASL_OK, Server};
+
+const APP: &str = "ldapbind-config";
+
+/// Every line libsasl2 passed on, from the callback and (for init-time lines, which libsasl2
+/// logs without a connection) from syslog.
+fn all_lines() -> Vec<(i32, String)> {
+    let mut lines = Server::logs();
+    // syslog lines carry the syslog priority libsasl2 mapped the SASL level to.
+    lines.extend(Server::syslog_logs().into_iter().map(|(prio, m)| {
+        let level = match prio {
+            0..=3 => SASL_LOG_ERR,
+            4 => SASL_LOG_WARN,
+            5 | 6 => SASL_LOG_NOTE,
+            _ => SASL_LOG_DEBUG,
+        };
+        (level, m)
+    }));
+    lines
+}
+
+fn ldapbind_lines() -> Vec<(i32, String)> {
+    all_lines().into_iter().filter(|(_, m)| m.contains("ldapbind")).collect()
+}
+
+fn init(options: &[(&str, &str)]) -> (PluginDir, Server) {
+    let dir = PluginDir::with_ldapbind();
+    let server = Server::init(APP, dir.path(), options);
+    (dir, server)
+}
+
+#[test]
+fn missing_uri_while_selected_is_one_err_line_and_every_call_fails_with_it() {
+    let (_dir, server) = init(&[("auxprop_plugin", "ldapbind"), ("pwcheck_method", "auxprop"), ("log_level", "7")]);
+    let errs: Vec<_> = ldapbind_lines().into_iter().filter(|(l, _)| *l == SASL_LOG_ERR).collect();
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert!(errs[0].1.contains("sasl_ldapdb_uri is not set"), "{errs:#?}");
+    assert!(errs[0].1.contains("ldap://"), "the fix is shown: {errs:#?}");
+
+    Server::clear_logs();
+    let conn = server.new_conn("imap");
+    let rc = conn.checkpass(b"jdoe@example.com", b"dogood");
+    assert_ne!(rc, SASL_OK);
+    let lines = ldapbind_lines();
+    assert!(lines.iter().any(|(l, m)| *l == SASL_LOG_ERR && m.contains("sasl_ldapdb_uri is not set")), "{lines:#?}");
+    assert!(!lines.iter().any(|(_, m)| m.contains("generic failure")));
+}
+
+#[test]
+fn the_seeds_percent_44_gets_the_comma_hint() {
+    let (_dir, _server) = init(&[
+        ("auxprop_plugin", "ldapbind"),
+        ("log_level", "7"),
+        ("ldapdb_uri", "ldap://glauth:3893/dc=users%44dc=local"),
+        ("ldapdb_id", "cn=cyrus,ou=machines,dc=users,dc=local"),
+        ("ldapdb_pw", "cyrus"),
+    ]);
+    let lines = ldapbind_lines();
+    let hint: Vec<_> = lines.iter().filter(|(_, m)| m.contains("%44") && m.contains("%2C")).collect();
+    assert_eq!(hint.len(), 1, "{lines:#?}");
+    assert!(hint[0].0 <= SASL_LOG_WARN);
+    assert!(hint[0].1.contains("sasl_ldapdb_uri"), "{hint:#?}");
+}
+
+#[test]
+fn a_malformed_uri_is_refused_with_the_reason() {
+    let (_dir, server) = init(&[
+        ("auxprop_plugin", "ldapbind"),
+        ("ldapdb_uri", "ldap://glauth:38x93/dc=users,dc=local"),
+        ("ldapdb_id", "cn=cyrus,ou=machines,dc=users,dc=local"),
+        ("ldapdb_pw", "cyrus"),
+    ]);
+    let errs: Vec<_> = ldapbind_lines().into_iter().filter(|(l, _)| *l == SASL_LOG_ERR).collect();
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert!(errs[0].1.contains("sasl_ldapdb_uri") && errs[0].1.contains("port"), "{errs:#?}");
+    // sasl_errdetail carries the same text after a failed call.
+    let conn = server.new_conn("imap");
+    assert_ne!(conn.checkpass(b"jdoe", b"dogood"), SASL_OK);
+}
+
+#[test]
+fn ldapdbs_digest_md5_service_bind_is_explained() {
+    let (_dir, _server) = init(&[
+        ("auxprop_plugin", "ldapbind"),
+        ("ldapdb_uri", "ldap://glauth:3893/dc=users,dc=local"),
+        ("ldapdb_id", "cn=cyrus,ou=machines,dc=users,dc=local"),
+        ("ldapdb_pw", "cyrus"),
+        ("ldapdb_mech", "DIGEST-MD5"),
+    ]);
+    let errs: Vec<_> = ldapbind_lines().into_iter().filter(|(l, _)| *l == SASL_LOG_ERR).collect();
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    let m = &errs[0].1;
+    assert!(m.contains("sasl_ldapdb_mech") && m.contains("DIGEST-MD5") && m.contains("sasl_ldapdb_id"), "{m}");
+}
+
+#[test]
+fn unselected_and_unconfigured_is_silent() {
+    let (_dir, server) = init(&[("log_level", "7"), ("auxprop_plugin", "sasldb"), ("pwcheck_method", "auxprop")]);
+    assert_eq!(ldapbind_lines(), Vec::<(i32, String)>::new());
+    let conn = server.new_conn("imap");
+    // sasldb has no such user; ldapbind must not chime in.
+    assert_eq!(conn.checkpass(b"nobody", b"x"), SASL_NOUSER);
+    assert_eq!(ldapbind_lines(), Vec::<(i32, String)>::new());
+}
+
+#[test]
+fn options_are_asked_for_with_the_plugin_name() {
+    let (_dir, _server) = init(&[("auxprop_plugin", "ldapbind"), ("ldapdb_uri", "ldap://127.0.0.1:9/dc=x")]);
+    let asked = Server::getopt_queries();
+    assert!(asked.iter().any(|(p, o)| p.as_deref() == Some("ldapbind") && o == "ldapdb_uri"), "{asked:?}");
+    assert!(asked.iter().any(|(p, o)| p.is_none() && o == "auxprop_plugin"), "{asked:?}");
+    // Loading opened nothing: no socket in this process.
+    let sockets = std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.unwrap().path()).ok())
+        .filter(|t| t.to_string_lossy().starts_with("socket:"))
+        .count();
+    assert_eq!(sockets, 0, "init must not connect");
+}
