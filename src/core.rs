@@ -248,9 +248,15 @@ impl<D: Directory> Service<D> {
                 let (hashed, clear): (Vec<&Vec<u8>>, Vec<&Vec<u8>>) =
                     values.into_iter().partition(|v| hash_scheme(v).is_some());
                 if clear.is_empty() && fresh {
-                    if let Some(scheme) = hashed.first().and_then(|v| hash_scheme(v)) {
-                        host.log(Level::Fail, &hashed_password_message(&name, &entry.dn, &attr, &scheme));
-                    }
+                    let msg = match hashed.first().and_then(|v| hash_scheme(v)) {
+                        Some(scheme) => hashed_password_message(&name, &entry.dn, &attr, &scheme),
+                        None => format!(
+                            "ldapbind: entry {} of {name} has no {attr}, or the service account may not read it; \
+                             give the service account (sasl_ldapdb_id) read access to {attr}",
+                            entry.dn
+                        ),
+                    };
+                    host.log(Level::Fail, &msg);
                 }
                 values = clear;
             }
