@@ -191,7 +191,7 @@ impl LdapDirectory {
     /// replaced and `op` retried once.
     fn with_service<T>(
         &self,
-        mut op: impl FnMut(&mut LdapConn, &LdapUrl) -> Result<T, Failure>,
+        mut op: impl FnMut(&mut LdapConn, &LdapUrl) -> Result<(T, Keep), Failure>,
     ) -> Result<T, Error> {
         let (mut live, mut reused) = match Self::take_idle(&self.service) {
             Some(live) => (live, true),
@@ -200,8 +200,10 @@ impl LdapDirectory {
         loop {
             let url = &self.config.urls[live.url.min(self.config.urls.len() - 1)];
             match op(&mut live.conn, url) {
-                Ok(v) => {
-                    Self::put_idle(&self.service, live);
+                Ok((v, keep)) => {
+                    if keep == Keep::Yes {
+                        Self::put_idle(&self.service, live);
+                    }
                     return Ok(v);
                 }
                 Err(Failure::Refused(e)) => {
@@ -211,7 +213,9 @@ impl LdapDirectory {
                 Err(Failure::Transport(e)) => {
                     let url = live.url;
                     drop(live);
-                    if !reused {
+                    // A server that stopped answering costs this login its one timeout; a kept
+                    // connection that died (server restarted, idle cut) is replaced at once.
+                    if !reused || matches!(e, Error::Timeout(_)) {
                         self.mark_failed(url);
                         return Err(e);
                     }
@@ -224,6 +228,14 @@ impl LdapDirectory {
     }
 }
 
+/// Whether a connection may go back to the pool after an operation that succeeded.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Keep {
+    Yes,
+    /// The operation was cut short (a search still running on the server): close it.
+    No,
+}
+
 impl Directory for LdapDirectory {
     fn find(&self, filter: &str, attrs: &[String]) -> Result<Found, Error> {
         let cfg = Arc::clone(&self.config);
@@ -234,26 +246,45 @@ impl Directory for LdapDirectory {
         };
         let wanted: Vec<&str> = if attrs.is_empty() { vec!["1.1"] } else { attrs.iter().map(String::as_str).collect() };
         self.with_service(|conn, url| {
-            let result = conn
+            let mut stream = conn
                 .with_timeout(cfg.timeout)
                 .with_search_options(SearchOptions::new().deref(DerefAliases::Never).sizelimit(SIZE_LIMIT))
-                .search(&cfg.search_base, scope, filter, wanted.clone())
+                .streaming_search(&cfg.search_base, scope, filter, wanted.clone())
                 .map_err(|e| Failure::Transport(transport_error(url, "search", cfg.timeout, e)))?;
-            let ldap3::SearchResult(raw, res) = result;
-            // 4 = sizeLimitExceeded: more than SIZE_LIMIT matched; what arrived is enough.
-            if res.rc != 0 && res.rc != 4 {
-                return Err(Failure::Refused(Error::Directory(search_refused_message(&cfg, url, res.rc, &res.text))));
+            // Read at most SIZE_LIMIT + 1 entries whatever the server sends: enough to tell
+            // "one" from "ambiguous", and a bound on memory. A search cut short leaves work on
+            // the server, so that connection is closed instead of kept.
+            let mut entries: Vec<Entry> = Vec::new();
+            let mut cut_short = false;
+            loop {
+                let next = stream.next().map_err(|e| Failure::Transport(transport_error(url, "search", cfg.timeout, e)))?;
+                let Some(raw) = next else { break };
+                if raw.is_ref() || raw.is_intermediate() {
+                    continue;
+                }
+                entries.push(to_entry(SearchEntry::construct(raw)));
+                if entries.len() > SIZE_LIMIT as usize {
+                    cut_short = true;
+                    break;
+                }
             }
-            let mut entries: Vec<Entry> = raw
-                .into_iter()
-                .filter(|r| !r.is_ref() && !r.is_intermediate())
-                .map(|r| to_entry(SearchEntry::construct(r)))
-                .collect();
-            Ok(match entries.len() {
+            let keep = if cut_short {
+                drop(stream);
+                Keep::No
+            } else {
+                let res = stream.result();
+                // 4 = sizeLimitExceeded: more than SIZE_LIMIT matched; what arrived is enough.
+                if res.rc != 0 && res.rc != 4 {
+                    return Err(Failure::Refused(Error::Directory(search_refused_message(&cfg, url, res.rc, &res.text))));
+                }
+                Keep::Yes
+            };
+            let found = match entries.len() {
                 0 => Found::None,
                 1 => Found::One(entries.remove(0)),
                 _ => Found::Many(entries.into_iter().map(|e| e.dn).collect()),
-            })
+            };
+            Ok((found, keep))
         })
     }
 
@@ -285,16 +316,29 @@ impl Directory for LdapDirectory {
     }
 }
 
+/// Values of one attribute kept from one entry; more are ignored (with a warning).
+pub const MAX_VALUES: usize = 64;
+/// Largest attribute value kept, in bytes; larger values are ignored, never truncated.
+pub const MAX_VALUE_BYTES: usize = 64 * 1024;
+
 fn to_entry(se: SearchEntry) -> Entry {
-    let mut attrs: Vec<(String, Vec<Vec<u8>>)> = se
-        .attrs
-        .into_iter()
-        .map(|(name, values)| (name, values.into_iter().map(String::into_bytes).collect()))
-        .collect();
-    for (name, values) in se.bin_attrs {
+    let text = se.attrs.into_iter().map(|(name, values)| (name, values.into_iter().map(String::into_bytes).collect()));
+    let mut attrs: Vec<(String, Vec<Vec<u8>>)> = Vec::new();
+    for (name, values) in text.chain(se.bin_attrs) {
+        let values: Vec<Vec<u8>> = values;
+        let count = values.len();
+        let kept: Vec<Vec<u8>> = values.into_iter().filter(|v| v.len() <= MAX_VALUE_BYTES).take(MAX_VALUES).collect();
+        if kept.len() < count {
+            log::warn!(
+                target: "ldapbind",
+                "entry {}: ignoring {} of {count} values of {name} (more than {MAX_VALUES}, or larger than {MAX_VALUE_BYTES} bytes)",
+                se.dn,
+                count - kept.len()
+            );
+        }
         match attrs.iter_mut().find(|(n, _)| n.eq_ignore_ascii_case(&name)) {
-            Some((_, existing)) => existing.extend(values),
-            None => attrs.push((name, values)),
+            Some((_, existing)) => existing.extend(kept),
+            None => attrs.push((name, kept)),
         }
     }
     Entry { dn: se.dn, attrs }

@@ -1,0 +1,197 @@
+//! ldapbind inside a long-lived host: bounded waits, failover with back-off, reconnect after a
+//! directory restart, fork, threads. Real slapd, real libsasl2; one host per process (nextest).
+
+mod common;
+
+use std::io::Read;
+use std::net::{TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use common::sasl::{PluginDir, SASL_LOG_ERR, SASL_OK, Server};
+use common::slapd::{self, Slapd};
+
+const APP: &str = "ldapbind-robust";
+
+fn options(uri: &str, timeout: &str) -> Vec<(String, String)> {
+    [
+        ("auxprop_plugin", "ldapbind"),
+        ("pwcheck_method", "auxprop"),
+        ("log_level", "3"),
+        ("ldapdb_uri", uri),
+        ("ldapdb_id", slapd::SERVICE_DN),
+        ("ldapdb_pw", slapd::SERVICE_PW),
+        ("ldapdb_timeout", timeout),
+    ]
+    .iter()
+    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+    .collect()
+}
+
+fn init(dir: &PluginDir, opts: &[(String, String)]) -> Server {
+    let opts: Vec<(&str, &str)> = opts.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    Server::init(APP, dir.path(), &opts)
+}
+
+fn login(server: &Server) -> i32 {
+    let john = slapd::JOHNDOE;
+    server.new_conn("imap").checkpass(john.uid.as_bytes(), john.pw().as_bytes())
+}
+
+fn err_lines(needle: &str) -> Vec<String> {
+    Server::logs().into_iter().filter(|(l, m)| *l == SASL_LOG_ERR && m.contains(needle)).map(|(_, m)| m).collect()
+}
+
+/// A TCP listener that accepts and then never answers; counts the connections it accepted.
+struct Silent {
+    port: u16,
+    accepted: Arc<AtomicUsize>,
+}
+
+impl Silent {
+    fn start() -> Silent {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = Arc::clone(&accepted);
+        std::thread::spawn(move || {
+            let mut held: Vec<TcpStream> = Vec::new();
+            for stream in listener.incoming().flatten() {
+                count.fetch_add(1, Ordering::SeqCst);
+                // Read and discard in the background so the client's writes never block.
+                let mut reader = stream.try_clone().unwrap();
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 4096];
+                    while matches!(reader.read(&mut buf), Ok(n) if n > 0) {}
+                });
+                held.push(stream);
+            }
+        });
+        Silent { port, accepted }
+    }
+    fn accepted(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
+    }
+}
+
+#[test]
+fn a_frozen_server_costs_one_login_at_most_the_timeout() {
+    let slapd = Slapd::start();
+    let dir = PluginDir::with_ldapbind();
+    let server = init(&dir, &options(&format!("{}/{}", slapd.url(), slapd::BASE_DN), "1"));
+    assert_eq!(login(&server), SASL_OK);
+    slapd.freeze();
+    let started = Instant::now();
+    assert_ne!(login(&server), SASL_OK);
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(2), "login took {took:?} with ldapdb_timeout 1");
+    let lines = err_lines("did not answer the search within 1s");
+    assert!(lines.iter().any(|l| l.contains(&format!("127.0.0.1:{}", slapd.port()))), "{:#?}", Server::logs());
+    slapd.thaw();
+    // The host is not blocked afterwards: the next login works on a fresh connection.
+    assert_eq!(login(&server), SASL_OK, "{:#?}", Server::logs());
+}
+
+#[test]
+fn a_listener_that_never_answers_times_out_on_the_bind() {
+    let silent = Silent::start();
+    let dir = PluginDir::with_ldapbind();
+    let server = init(&dir, &options(&format!("ldap://127.0.0.1:{}/dc=users,dc=local", silent.port), "1"));
+    for _ in 0..2 {
+        let started = Instant::now();
+        assert_ne!(login(&server), SASL_OK);
+        assert!(started.elapsed() < Duration::from_secs(2), "took {:?}", started.elapsed());
+    }
+    assert!(!err_lines("did not answer the bind within 1s").is_empty(), "{:#?}", Server::logs());
+}
+
+#[test]
+fn failover_skips_a_dead_server_during_its_back_off() {
+    let mut slapd = Slapd::start();
+    let silent = Silent::start();
+    // A refused port (bound then closed), a frozen one, then the real server.
+    let refused = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let uri = format!(
+        "ldap://127.0.0.1:{refused}/{base} ldap://127.0.0.1:{}/{base} {}/{base}",
+        silent.port,
+        slapd.url(),
+        base = slapd::BASE_DN
+    );
+    let dir = PluginDir::with_ldapbind();
+    let server = init(&dir, &options(&uri, "1"));
+    assert_eq!(login(&server), SASL_OK, "{:#?}", Server::logs());
+    assert_eq!(silent.accepted(), 1);
+    for _ in 0..20 {
+        assert_eq!(login(&server), SASL_OK);
+    }
+    // Force new connections: restart the live server; the kept connection dies and the
+    // replacement must skip both dead servers, which are still backing off.
+    for _ in 0..3 {
+        slapd.restart();
+        assert_eq!(login(&server), SASL_OK, "{:#?}", Server::logs());
+    }
+    assert_eq!(silent.accepted(), 1, "the frozen server was retried during its back-off");
+}
+
+#[test]
+fn a_directory_restart_between_logins_fails_no_login() {
+    let mut slapd = Slapd::start();
+    let dir = PluginDir::with_ldapbind();
+    let server = init(&dir, &options(&format!("{}/{}", slapd.url(), slapd::BASE_DN), "2"));
+    for round in 0..5 {
+        assert_eq!(login(&server), SASL_OK, "round {round}: {:#?}", Server::logs());
+        assert_eq!(login(&server), SASL_OK);
+        slapd.restart();
+    }
+    assert_eq!(login(&server), SASL_OK);
+}
+
+#[test]
+fn threads_log_in_concurrently() {
+    let slapd = Slapd::start_with(slapd::SlapdOptions { stats_log: false, ..Default::default() });
+    let dir = PluginDir::with_ldapbind();
+    let server = init(&dir, &options(&format!("{}/{}", slapd.url(), slapd::BASE_DN), "5"));
+    let failures = AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        for t in 0..4 {
+            let server = &server;
+            let failures = &failures;
+            scope.spawn(move || {
+                let users = [slapd::JOHNDOE, slapd::ALICE, slapd::OBRIEN];
+                for i in 0..500 {
+                    let u = users[(i + t) % users.len()];
+                    let conn = server.new_conn("imap");
+                    if conn.checkpass(u.mail.as_bytes(), u.pw().as_bytes()) != SASL_OK
+                        || conn.username().as_deref() != Some(u.mail)
+                    {
+                        failures.fetch_add(1, Ordering::SeqCst);
+                    }
+                }
+            });
+        }
+    });
+    assert_eq!(failures.load(Ordering::SeqCst), 0, "{:#?}", Server::logs());
+}
+
+#[test]
+fn after_fork_parent_and_child_each_use_their_own_connection() {
+    let slapd = Slapd::start();
+    let dir = PluginDir::with_ldapbind();
+    let server = init(&dir, &options(&format!("{}/{}", slapd.url(), slapd::BASE_DN), "5"));
+    assert_eq!(login(&server), SASL_OK);
+    let before = slapd.count_ops().connections;
+    // SAFETY (test): the child only runs this thread's code and leaves with _exit.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0);
+    let failures = (0..200).filter(|_| login(&server) != SASL_OK).count();
+    if pid == 0 {
+        unsafe { libc::_exit(if failures == 0 { 0 } else { 1 }) };
+    }
+    let mut status = 0;
+    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+    assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "child logins failed (status {status})");
+    assert_eq!(failures, 0, "parent logins failed");
+    let after = slapd.count_ops().connections;
+    assert_eq!(after - before, 1, "the child opened exactly one connection of its own, the parent kept its own");
+}
