@@ -195,3 +195,18 @@ fn after_fork_parent_and_child_each_use_their_own_connection() {
     let after = slapd.count_ops().connections;
     assert_eq!(after - before, 1, "the child opened exactly one connection of its own, the parent kept its own");
 }
+
+#[test]
+fn sasl_done_closes_the_kept_connection() {
+    let slapd = Slapd::start();
+    let dir = PluginDir::with_ldapbind();
+    let server = init(&dir, &options(&format!("{}/{}", slapd.url(), slapd::BASE_DN), "5"));
+    assert_eq!(login(&server), SASL_OK);
+    let mark = slapd.mark();
+    server.done();
+    assert!(
+        slapd.wait_for_log(&mark, "UNBIND", Duration::from_secs(3)),
+        "no unbind after sasl_done: {}",
+        slapd.log_since(&mark)
+    );
+}
