@@ -292,3 +292,16 @@ fn verify_against_hash_binds_as_the_user() {
         assert_eq!(host.erased.borrow().is_empty(), kept, "{candidate:?}");
     }
 }
+
+proptest::proptest! {
+    /// Arbitrary bytes as a user name never panic: a name is refused or is trimmed UTF-8 of at
+    /// most MAX_NAME_LEN bytes without NUL or control characters.
+    #[test]
+    fn checked_names_are_safe(input in proptest::collection::vec(proptest::num::u8::ANY, 0..700)) {
+        if let Ok(name) = checked_name(&input) {
+            proptest::prop_assert!(!name.is_empty() && name.len() <= MAX_NAME_LEN);
+            proptest::prop_assert!(!name.chars().any(char::is_control));
+            proptest::prop_assert_eq!(name.trim_ascii(), name.as_str());
+        }
+    }
+}

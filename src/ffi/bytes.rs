@@ -78,4 +78,36 @@ mod tests {
         assert_eq!(&buf[..4], b"bob\0");
         assert_eq!(n, 3);
     }
+
+    proptest::proptest! {
+        /// Whatever the value and the capacity, nothing is written past `out_max`, and a
+        /// success leaves a NUL-terminated copy with the right length.
+        #[test]
+        fn copy_out_stays_within_the_buffer(value in proptest::collection::vec(proptest::num::u8::ANY, 0..64), out_max in 0u32..80) {
+            const GUARD: u8 = 0xA5;
+            let mut buf = vec![GUARD; out_max as usize + 16];
+            let mut n: c_uint = 12345;
+            let r = unsafe { copy_out(&value, buf.as_mut_ptr().cast(), out_max, &mut n) };
+            proptest::prop_assert!(buf[out_max as usize..].iter().all(|&b| b == GUARD), "wrote past out_max");
+            match r {
+                Ok(()) => {
+                    proptest::prop_assert!(value.len() < out_max as usize);
+                    proptest::prop_assert_eq!(n as usize, value.len());
+                    proptest::prop_assert_eq!(&buf[..value.len()], &value[..]);
+                    proptest::prop_assert_eq!(buf[value.len()], 0);
+                }
+                Err(e) => {
+                    proptest::prop_assert!(value.len() >= out_max as usize);
+                    proptest::prop_assert_eq!(e.sasl_code(), SASL_BUFOVER);
+                    proptest::prop_assert_eq!(n, 12345);
+                }
+            }
+        }
+
+        #[test]
+        fn copy_in_takes_exactly_len_bytes(value in proptest::collection::vec(1u8..=255, 1..64)) {
+            let got = unsafe { copy_in(value.as_ptr().cast(), value.len() as c_uint) };
+            proptest::prop_assert_eq!(got, value);
+        }
+    }
 }
