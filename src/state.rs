@@ -142,7 +142,8 @@ fn build(
             }
             let endpoints: Vec<String> = config.urls.iter().map(|u| u.endpoint()).collect();
             say(Level::Note, &format!(
-                "configured: servers {}, search base {}, filter {}",
+                "{} configured: servers {}, search base {}, filter {}",
+                env!("LDAPBIND_VERSION"),
                 endpoints.join(" "),
                 config.search_base,
                 config.filter.as_str()

@@ -455,3 +455,26 @@ fn search_refused_message(cfg: &Config, url: &LdapUrl, rc: u32, text: &str) -> S
         ),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    #[test]
+    fn entries_keep_bounded_values_and_never_truncate_one() {
+        let many: Vec<String> = (0..100).map(|i| format!("v{i}")).collect();
+        let se = SearchEntry {
+            dn: "cn=x,dc=users,dc=local".into(),
+            attrs: HashMap::from([("mail".to_owned(), many), ("uid".to_owned(), vec!["x".to_owned()])]),
+            bin_attrs: HashMap::from([(
+                "userPassword".to_owned(),
+                vec![vec![b'a'; MAX_VALUE_BYTES + 1], b"ok".to_vec()],
+            )]),
+        };
+        let e = to_entry(se);
+        assert_eq!(e.values("mail").len(), MAX_VALUES);
+        assert_eq!(e.values("UID"), [b"x".to_vec()]);
+        assert_eq!(e.values("userpassword"), [b"ok".to_vec()], "an oversized value is dropped whole");
+    }
+}
