@@ -12,7 +12,7 @@ use crate::ffi::sasl::{
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The configuration read at init was rejected; the same text was logged at init.
-    #[error("ldapbind is not usable: {0}")]
+    #[error("{0}")]
     Config(String),
 
     /// A user name that must never reach LDAP.

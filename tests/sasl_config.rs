@@ -47,6 +47,11 @@ fn missing_uri_while_selected_is_one_err_line_and_every_call_fails_with_it() {
     let conn = server.new_conn("imap");
     let rc = conn.checkpass(b"jdoe@example.com", b"dogood");
     assert_ne!(rc, SASL_OK);
+    // A mechanism's failure carries the same text to sasl_errdetail (checkpass replaces it
+    // with its own "checkpass failed").
+    let r = common::sasl::exchange(&server, "CRAM-MD5", "jdoe@example.com", None, "dogood");
+    assert_ne!(r.code, SASL_OK);
+    assert!(r.errdetail.contains("ldapbind: sasl_ldapdb_uri is not set"), "{}", r.errdetail);
     let lines = ldapbind_lines();
     assert!(lines.iter().any(|(l, m)| *l == SASL_LOG_ERR && m.contains("sasl_ldapdb_uri is not set")), "{lines:#?}");
     assert!(!lines.iter().any(|(_, m)| m.contains("generic failure")));
