@@ -56,6 +56,38 @@ fn register(utils: Utils<'_>) {
     state::register(&options, &library, &|lvl: Level, msg: &str| utils.log(lvl as c_int, msg));
 }
 
+/// The body of both init functions: check, register, hand out the static table.
+///
+/// # Safety
+/// `utils` null or valid for the call; `out_version`/`plug` null or writable.
+unsafe fn init<T>(
+    utils: *const sasl_utils_t,
+    max_version: c_int,
+    version: c_int,
+    out_version: *mut c_int,
+    plug: *mut *mut T,
+    table: &'static HostTable<T>,
+) -> c_int {
+    // SAFETY: null-tolerant; libsasl2's utils outlive the call.
+    let u = unsafe { Utils::from_ptr(utils, SASL_LOG_ERR) };
+    boundary(u, || {
+        let Some(u) = u else { return SASL_BADPARAM };
+        if out_version.is_null() || plug.is_null() {
+            return SASL_BADPARAM;
+        }
+        if max_version < version {
+            return SASL_BADVERS;
+        }
+        register(u);
+        // SAFETY: both out-pointers were checked for null above; written only on success.
+        unsafe {
+            *out_version = version;
+            *plug = table.0.get();
+        }
+        SASL_OK
+    })
+}
+
 /// # Safety
 /// Called by libsasl2 with its global utils and valid out-pointers (null ones are refused).
 #[unsafe(no_mangle)]
@@ -66,24 +98,8 @@ pub unsafe extern "C" fn sasl_auxprop_plug_init(
     plug: *mut *mut sasl_auxprop_plug_t,
     _plugname: *const c_char,
 ) -> c_int {
-    // SAFETY: null-tolerant; libsasl2's utils outlive the call.
-    let u = unsafe { Utils::from_ptr(utils, SASL_LOG_ERR) };
-    boundary(u, || {
-        let Some(u) = u else { return SASL_BADPARAM };
-        if out_version.is_null() || plug.is_null() {
-            return SASL_BADPARAM;
-        }
-        if max_version < SASL_AUXPROP_PLUG_VERSION {
-            return SASL_BADVERS;
-        }
-        register(u);
-        // SAFETY: both out-pointers were checked for null above; written only on success.
-        unsafe {
-            *out_version = SASL_AUXPROP_PLUG_VERSION;
-            *plug = AUXPROP.0.get();
-        }
-        SASL_OK
-    })
+    // SAFETY: forwarded unchanged from libsasl2.
+    unsafe { init(utils, max_version, SASL_AUXPROP_PLUG_VERSION, out_version, plug, &AUXPROP) }
 }
 
 /// # Safety
@@ -96,24 +112,8 @@ pub unsafe extern "C" fn sasl_canonuser_init(
     plug: *mut *mut sasl_canonuser_plug_t,
     _plugname: *const c_char,
 ) -> c_int {
-    // SAFETY: null-tolerant; libsasl2's utils outlive the call.
-    let u = unsafe { Utils::from_ptr(utils, SASL_LOG_ERR) };
-    boundary(u, || {
-        let Some(u) = u else { return SASL_BADPARAM };
-        if out_version.is_null() || plug.is_null() {
-            return SASL_BADPARAM;
-        }
-        if max_version < SASL_CANONUSER_PLUG_VERSION {
-            return SASL_BADVERS;
-        }
-        register(u);
-        // SAFETY: both out-pointers were checked for null above; written only on success.
-        unsafe {
-            *out_version = SASL_CANONUSER_PLUG_VERSION;
-            *plug = CANONUSER.0.get();
-        }
-        SASL_OK
-    })
+    // SAFETY: forwarded unchanged from libsasl2.
+    unsafe { init(utils, max_version, SASL_CANONUSER_PLUG_VERSION, out_version, plug, &CANONUSER) }
 }
 
 unsafe extern "C" fn auxprop_free(_glob: *mut c_void, utils: *const sasl_utils_t) {
