@@ -159,12 +159,165 @@ pub const ALL_USERS: [TestUser; 8] = [
     JOHNDOE, ALICE, OBRIEN, SSHA_USER, CRYPT_USER, TWIN_A, TWIN_B, NOPASS,
 ];
 
-/// Certificate files for a TLS-enabled slapd (not implemented yet, see [`SlapdOptions::tls`]).
+/// Certificate files for a TLS-enabled slapd (see [`SlapdOptions::tls`]); [`TestCa::server`]
+/// makes them.
 #[derive(Debug, Clone)]
 pub struct TlsFiles {
+    /// The server certificate (PEM): `olcTLSCertificateFile`.
     pub cert: PathBuf,
+    /// Its private key (PEM, PKCS#8): `olcTLSCertificateKeyFile`.
     pub key: PathBuf,
+    /// CA for client certificates: `olcTLSCACertificateFile` with `olcTLSVerifyClient: allow`, so
+    /// a client may authenticate with a certificate (SASL EXTERNAL) but need not.
     pub ca: Option<PathBuf>,
+}
+
+/// A throwaway certificate authority made with the `openssl` command in its own temp dir: an
+/// EC P-256 CA certificate, and leaf certificates it signs for servers and clients.
+pub struct TestCa {
+    dir: tempfile::TempDir,
+    issued: Cell<u32>,
+}
+
+/// Validity of the certificates [`TestCa`] issues unless asked otherwise.
+pub const CERT_DAYS: u32 = 30;
+
+impl TestCa {
+    /// A new CA whose certificate's subject is `CN=<name>`. Give two CAs of one test different
+    /// names: a verifier that finds a trusted CA with the issuer's name reports a bad signature,
+    /// not an unknown CA.
+    pub fn new(name: &str) -> TestCa {
+        let dir = tempfile::Builder::new()
+            .prefix("ldapbind-ca-")
+            .tempdir()
+            .expect("create the CA temp dir");
+        let d = dir.path();
+        openssl(
+            d,
+            "req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key \
+             -out ca.pem -days 3650",
+            &[
+                "-subj",
+                &format!("/CN={name}"),
+                "-addext",
+                "basicConstraints=critical,CA:TRUE",
+                "-addext",
+                "keyUsage=critical,keyCertSign,cRLSign",
+            ],
+        );
+        // `openssl ca` (not `x509 -req`) because only it sets arbitrary validity dates.
+        fs::write(d.join("index.txt"), "").expect("write index.txt");
+        fs::write(d.join("serial"), "1000\n").expect("write serial");
+        let conf = format!(
+            "[ca]\ndefault_ca = test_ca\n\
+             [test_ca]\ndir = {dir}\ndatabase = $dir/index.txt\nnew_certs_dir = $dir\n\
+             certificate = $dir/ca.pem\nprivate_key = $dir/ca.key\nserial = $dir/serial\n\
+             default_md = sha256\npolicy = any\npreserve = yes\nunique_subject = no\n\
+             email_in_dn = no\ncopy_extensions = none\n\
+             [any]\ndomainComponent = optional\norganizationName = optional\n\
+             organizationalUnitName = optional\ncommonName = supplied\n",
+            dir = d.display()
+        );
+        fs::write(d.join("ca.cnf"), conf).expect("write ca.cnf");
+        TestCa {
+            dir,
+            issued: Cell::new(0),
+        }
+    }
+
+    /// The CA certificate (PEM): what `sasl_ldapdb_tls_cacert` names.
+    pub fn cert_path(&self) -> PathBuf {
+        self.dir.path().join("ca.pem")
+    }
+
+    /// A server certificate valid now for `names` (IP addresses become IP subjectAltNames,
+    /// anything else DNS names), e.g. `&["127.0.0.1", "localhost"]`, with this CA as the
+    /// client-certificate CA. For a wrong host name, name another host.
+    pub fn server(&self, names: &[&str]) -> TlsFiles {
+        self.server_valid(names, None)
+    }
+
+    /// A server certificate for `names` that expired long ago (valid 2020-01-01 to 2020-01-02).
+    pub fn expired_server(&self, names: &[&str]) -> TlsFiles {
+        self.server_valid(names, Some(("20200101000000Z", "20200102000000Z")))
+    }
+
+    fn server_valid(&self, names: &[&str], dates: Option<(&str, &str)>) -> TlsFiles {
+        let san: Vec<String> = names
+            .iter()
+            .map(|n| match n.parse::<std::net::IpAddr>() {
+                Ok(_) => format!("IP:{n}"),
+                Err(_) => format!("DNS:{n}"),
+            })
+            .collect();
+        let ext = format!(
+            "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n\
+             extendedKeyUsage=serverAuth\nsubjectAltName={}\n",
+            san.join(",")
+        );
+        let subject = format!("/CN={}", names.first().copied().unwrap_or("server"));
+        let (cert, key) = self.issue(&subject, &ext, dates);
+        TlsFiles {
+            cert,
+            key,
+            ca: Some(self.cert_path()),
+        }
+    }
+
+    /// A client certificate (cert, key) whose subject is `subject` in openssl's
+    /// `/DC=local/DC=users/OU=machines/CN=cyrus` form (the LDAP DN read backwards).
+    pub fn client(&self, subject: &str) -> (PathBuf, PathBuf) {
+        let ext = "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n\
+                   extendedKeyUsage=clientAuth\n";
+        self.issue(subject, ext, None)
+    }
+
+    /// A new key and a certificate for it signed by this CA: (certificate, key) paths.
+    fn issue(&self, subject: &str, ext: &str, dates: Option<(&str, &str)>) -> (PathBuf, PathBuf) {
+        let n = self.issued.get() + 1;
+        self.issued.set(n);
+        let d = self.dir.path();
+        let (key, csr, cert, extfile) = (
+            format!("leaf{n}.key"),
+            format!("leaf{n}.csr"),
+            format!("leaf{n}.pem"),
+            format!("leaf{n}.ext"),
+        );
+        fs::write(d.join(&extfile), ext).expect("write the extensions file");
+        openssl(
+            d,
+            "req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes",
+            &["-keyout", &key, "-out", &csr, "-subj", subject],
+        );
+        let days = CERT_DAYS.to_string();
+        let mut args = vec!["-in", &csr, "-out", &cert, "-extfile", &extfile];
+        match dates {
+            Some((start, end)) => args.extend(["-startdate", start, "-enddate", end]),
+            None => args.extend(["-days", &days]),
+        }
+        openssl(d, "ca -batch -notext -config ca.cnf", &args);
+        (d.join(cert), d.join(key))
+    }
+}
+
+/// Runs `openssl <command split at white space> <more>` in `dir`; panics with its output when
+/// it fails.
+fn openssl(dir: &Path, command: &str, more: &[&str]) {
+    let out = Command::new("openssl")
+        .args(command.split_whitespace())
+        .args(more)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("run openssl (apt-get install openssl): {e}"));
+    assert!(
+        out.status.success(),
+        "openssl {command} {} failed ({}):\n{}{}",
+        more.join(" "),
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[derive(Debug, Clone)]
@@ -172,7 +325,8 @@ pub struct SlapdOptions {
     /// Run with `-d stats` (the default) so the log has conn=/op= lines; `false` runs `-d 0`,
     /// which logs nothing at all and makes [`Slapd::ops_since`] count nothing.
     pub stats_log: bool,
-    /// Reserved for StartTLS/ldaps tests; `Some` panics until someone implements it.
+    /// TLS: slapd also listens on `ldaps://127.0.0.1:<second port>/` ([`Slapd::ldaps_url`]) and
+    /// offers StartTLS on its `ldap://` port. `None`: no TLS at all, so StartTLS is refused.
     pub tls: Option<TlsFiles>,
     /// More entries, slapadd-ed after `tests/data/users.ldif` (so parents such as [`USERS_DN`]
     /// exist). Use `objectClass: ldapbindSecrets` for `authPassword`/`cmusaslsecret*`.
@@ -306,6 +460,8 @@ pub struct Slapd {
     dir: tempfile::TempDir,
     opts: SlapdOptions,
     port: u16,
+    /// The ldaps:// port; 0 without TLS.
+    ldaps_port: u16,
     child: Option<Child>,
     frozen: Cell<bool>,
     /// Log position just before the latest (re)start, and once its readiness probe was done.
@@ -324,10 +480,6 @@ impl Slapd {
             Path::new(SLAPD).exists() && Path::new(SLAPADD).exists(),
             "{SLAPD} or {SLAPADD} is missing: run scripts/deps.sh (as root) first"
         );
-        assert!(
-            opts.tls.is_none(),
-            "SlapdOptions::tls is not implemented yet"
-        );
         let dir = tempfile::Builder::new()
             .prefix("ldapbind-slapd-")
             .tempdir()
@@ -336,6 +488,7 @@ impl Slapd {
             dir,
             opts,
             port: 0,
+            ldaps_port: 0,
             child: None,
             frozen: Cell::new(false),
             spawned: LogMark(0),
@@ -346,11 +499,22 @@ impl Slapd {
         const ATTEMPTS: usize = 5;
         for attempt in 1..=ATTEMPTS {
             slapd.port = free_port();
+            if slapd.opts.tls.is_some() {
+                slapd.ldaps_port = loop {
+                    let p = free_port();
+                    if p != slapd.port {
+                        break p;
+                    }
+                };
+            }
             match slapd.spawn_and_wait() {
                 Ok(()) => return slapd,
                 // Most likely someone took the port between our probe and slapd's bind().
                 Err(status) if attempt < ATTEMPTS => {
-                    eprintln!("slapd exited ({status}) on port {}; retrying", slapd.port)
+                    eprintln!(
+                        "slapd exited ({status}) on port {}/{}; retrying",
+                        slapd.port, slapd.ldaps_port
+                    )
                 }
                 Err(status) => panic!(
                     "slapd exited ({status}) {ATTEMPTS} times while starting; last log:\n{}",
@@ -368,6 +532,20 @@ impl Slapd {
     /// `ldap://127.0.0.1:PORT`, without a base DN.
     pub fn url(&self) -> String {
         format!("ldap://127.0.0.1:{}", self.port)
+    }
+
+    /// The ldaps:// port; panics when slapd runs without TLS.
+    pub fn ldaps_port(&self) -> u16 {
+        assert!(
+            self.opts.tls.is_some(),
+            "this slapd has no TLS (SlapdOptions::tls)"
+        );
+        self.ldaps_port
+    }
+
+    /// `ldaps://127.0.0.1:PORT`, without a base DN; panics when slapd runs without TLS.
+    pub fn ldaps_url(&self) -> String {
+        format!("ldaps://127.0.0.1:{}", self.ldaps_port())
     }
 
     /// Pid of the running slapd; panics when it is stopped.
@@ -559,7 +737,7 @@ impl Slapd {
             users.push_str(extra);
         }
         let files = [
-            ("config.ldif", CONFIG_LDIF.replace("@DIR@", dir_str)),
+            ("config.ldif", self.config_ldif(dir_str)),
             ("ldapbind-test-schema.ldif", TEST_SCHEMA_LDIF.to_owned()),
             ("users.ldif", users),
         ];
@@ -583,6 +761,41 @@ impl Slapd {
                 String::from_utf8_lossy(&out.stderr)
             );
         }
+    }
+
+    /// cn=config with the TLS attributes of [`SlapdOptions::tls`] added to the `cn=config` entry.
+    fn config_ldif(&self, dir: &str) -> String {
+        let ldif = CONFIG_LDIF.replace("@DIR@", dir);
+        let Some(tls) = &self.opts.tls else {
+            return ldif;
+        };
+        let path = |p: &Path| p.to_str().expect("TLS file path is UTF-8").to_owned();
+        let mut attrs = format!(
+            "olcTLSCertificateFile: {}\nolcTLSCertificateKeyFile: {}\n",
+            path(&tls.cert),
+            path(&tls.key)
+        );
+        if let Some(ca) = &tls.ca {
+            attrs.push_str(&format!(
+                "olcTLSCACertificateFile: {}\nolcTLSVerifyClient: allow\n",
+                path(ca)
+            ));
+        }
+        let anchor = "olcLogLevel: 0\n";
+        assert!(
+            ldif.contains(anchor),
+            "slapd-config.ldif lost its `{anchor}` line"
+        );
+        ldif.replacen(anchor, &format!("{anchor}{attrs}"), 1)
+    }
+
+    /// `-h`: the ldap:// listener, and the ldaps:// one with TLS.
+    fn listen_urls(&self) -> String {
+        let mut urls = format!("ldap://127.0.0.1:{}/", self.port);
+        if self.opts.tls.is_some() {
+            urls.push_str(&format!(" ldaps://127.0.0.1:{}/", self.ldaps_port));
+        }
+        urls
     }
 
     /// Starts slapd on `self.port` and waits until it answers; `Err` if it exited meanwhile.
@@ -639,7 +852,7 @@ impl Slapd {
             .arg("-F")
             .arg(dir.join("slapd.d"))
             .arg("-h")
-            .arg(format!("ldap://127.0.0.1:{}/", self.port))
+            .arg(self.listen_urls())
             // No SASL mechanism plugins inside slapd: simple binds only, like glauth.
             .env("SASL_PATH", dir.join("sasl2-empty"))
             .env("SASL_CONF_PATH", dir.join("sasl2-empty"))
