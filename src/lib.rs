@@ -34,4 +34,5 @@ pub mod ldap;
 pub mod password;
 pub mod plugin;
 pub mod state;
+pub mod tls;
 pub mod uri;

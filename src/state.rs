@@ -140,6 +140,24 @@ fn build(
             for w in selection_warnings(&selection, &config) {
                 say(Level::Warn, &w);
             }
+            // Built now, with the CA, certificate and key files config.rs read: the host may
+            // chroot or drop privileges after init.
+            let tls = match crate::tls::client_config(&config) {
+                Ok(tls) => tls,
+                Err(errors) => {
+                    let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
+                    for line in &lines {
+                        say(Level::Err, line);
+                    }
+                    return Plugin { selection, setup: Setup::Broken(lines.join(" / ")), fingerprint };
+                }
+            };
+            let tls = tls.map(|setup| {
+                for w in &setup.warnings {
+                    say(Level::Warn, w);
+                }
+                setup.config
+            });
             let endpoints: Vec<String> = config.urls.iter().map(|u| u.endpoint()).collect();
             say(Level::Note, &format!(
                 "{} configured: servers {}, search base {}, filter {}",
@@ -149,7 +167,7 @@ fn build(
                 config.filter.as_str()
             ));
             let config = Arc::new(config);
-            Setup::Ready(Service::new(Arc::clone(&config), LdapDirectory::new(config)))
+            Setup::Ready(Service::new(Arc::clone(&config), LdapDirectory::new(config, tls)))
         }
     };
     Plugin { selection, setup, fingerprint }

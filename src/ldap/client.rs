@@ -5,10 +5,10 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use ldap3::{DerefAliases, LdapConn, LdapConnSettings, LdapError, Scope as LdapScope, SearchEntry, SearchOptions};
+use ldap3::{DerefAliases, LdapConn, LdapError, Scope as LdapScope, SearchEntry, SearchOptions};
 
 use super::{Directory, Entry, Found};
-use crate::config::{Bind, Config, Scope, StartTls};
+use crate::config::{Bind, Config, Scope};
 use crate::error::Error;
 use crate::uri::LdapUrl;
 
@@ -56,6 +56,8 @@ pub struct LdapDirectory {
     verify: Mutex<Vec<Live>>,
     /// Per URL: skip it until this instant while another URL is usable.
     backoff: Mutex<Vec<Option<Instant>>>,
+    /// For ldaps:// and StartTLS; built at init by [`crate::tls::client_config`].
+    tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -64,14 +66,16 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl LdapDirectory {
-    /// Nothing is opened here: connections are made on first use.
-    pub fn new(config: Arc<Config>) -> Self {
+    /// Nothing is opened here: connections are made on first use. `tls` must be `Some` when
+    /// any URL uses TLS (see [`crate::tls::client_config`]).
+    pub fn new(config: Arc<Config>, tls: Option<Arc<rustls::ClientConfig>>) -> Self {
         let n = config.urls.len();
         LdapDirectory {
             config,
             service: Mutex::new(Vec::new()),
             verify: Mutex::new(Vec::new()),
             backoff: Mutex::new(vec![None; n]),
+            tls,
         }
     }
 
@@ -159,11 +163,12 @@ impl LdapDirectory {
         let Some(url) = cfg.urls.get(index) else {
             return Err(Failure::Transport(Error::Unavailable(format!("no URL #{index}"))));
         };
-        let settings = LdapConnSettings::new()
-            .set_conn_timeout(cfg.timeout)
-            .set_starttls(!matches!(cfg.starttls, StartTls::Off));
-        let mut conn = LdapConn::with_settings(settings, &url.connect_url())
-            .map_err(|e| Failure::Transport(transport_error(url, "connect", cfg.timeout, e)))?;
+        let mut conn = crate::tls::connect(cfg, url, self.tls.as_ref()).map_err(|e| {
+            Failure::Transport(match e {
+                crate::tls::ConnectError::Tls(line) => Error::Unavailable(line),
+                crate::tls::ConnectError::Ldap { step, source } => transport_error(url, step, cfg.timeout, source),
+            })
+        })?;
         if service_bind {
             self.service_bind(&mut conn, url)?;
         }
