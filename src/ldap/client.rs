@@ -349,12 +349,12 @@ fn to_entry(se: SearchEntry) -> Entry {
     Entry { dn: se.dn, attrs }
 }
 
-fn port_note(url: &LdapUrl) -> &'static str {
+pub(crate) fn port_note(url: &LdapUrl) -> &'static str {
     if url.port_is_default { " (the default port: sasl_ldapdb_uri names none)" } else { "" }
 }
 
 /// One line for a failure to talk to a server at `step`.
-fn transport_error(url: &LdapUrl, step: &str, timeout: Duration, e: LdapError) -> Error {
+pub(crate) fn transport_error(url: &LdapUrl, step: &str, timeout: Duration, e: LdapError) -> Error {
     let endpoint = url.endpoint();
     let note = port_note(url);
     match e {
@@ -394,7 +394,7 @@ fn ldap_rc_name(rc: u32) -> &'static str {
     }
 }
 
-fn bind_refused_message(cfg: &Config, url: &LdapUrl, rc: u32, text: &str) -> String {
+pub(crate) fn bind_refused_message(cfg: &Config, url: &LdapUrl, rc: u32, text: &str) -> String {
     let server = url.endpoint();
     let detail = if text.is_empty() { String::new() } else { format!(": {text}") };
     match (&cfg.bind, rc) {
