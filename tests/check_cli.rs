@@ -1,0 +1,688 @@
+//! `ldapbind-check`, the built binary, against the glauth-like test slapd: one fixture per
+//! failure the seed's author found in gdb (tests/data/check/), each asserting the exact problem
+//! line and the fix on the line after it, plus a working configuration.
+
+mod common;
+
+use std::io::Write;
+use std::net::{Ipv4Addr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::slapd::{self, Slapd};
+
+const BIN: &str = env!("CARGO_BIN_EXE_ldapbind-check");
+const MECHS: &str = "PLAIN, LOGIN, CRAM-MD5, DIGEST-MD5, SCRAM-SHA-1, SCRAM-SHA-256";
+const NOT_FOUND_FIX: &str = "check the user name; the entry must be under the search base, match \
+     sasl_ldapdb_filter and be visible to the service account (set sasl_ldapdb_filter, e.g. \
+     (mail=%u), or sasl_ldapdb_search_base if users are found by another attribute or live elsewhere)";
+
+/// One run of the binary.
+struct Run {
+    code: i32,
+    out: String,
+    err: String,
+}
+
+impl Run {
+    /// Asserts that `problem  <problem>` is a line of the report, followed by `fix: <fix>`.
+    #[track_caller]
+    fn problem(&self, problem: &str, fix: &str) {
+        let lines: Vec<&str> = self.out.lines().collect();
+        let want = format!("  problem  {problem}");
+        let Some(i) = lines.iter().position(|l| *l == want) else {
+            panic!("no line\n{want}\nin\n{}{}", self.out, self.err);
+        };
+        assert_eq!(
+            lines.get(i + 1).copied(),
+            Some(format!("           fix: {fix}").as_str()),
+            "fix of {problem}\n{}",
+            self.out
+        );
+    }
+
+    #[track_caller]
+    fn line(&self, line: &str) {
+        assert!(self.out.lines().any(|l| l == line), "no line\n{line}\nin\n{}{}", self.out, self.err);
+    }
+
+    fn problems(&self) -> usize {
+        self.out.lines().filter(|l| l.starts_with("  problem  ")).count()
+    }
+
+    #[track_caller]
+    fn never_shows(&self, secret: &str) {
+        assert!(
+            !self.out.contains(secret) && !self.err.contains(secret),
+            "{secret} was printed:\n{}{}",
+            self.out,
+            self.err
+        );
+    }
+}
+
+/// `tests/data/check/<name>` with `@URL@` replaced by the slapd's URL, written into `dir`.
+fn fixture(dir: &Path, name: &str, slapd: Option<&Slapd>) -> PathBuf {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/check").join(name);
+    let text = std::fs::read_to_string(&src).unwrap_or_else(|e| panic!("{}: {e}", src.display()));
+    let text = match slapd {
+        Some(s) => text.replace("@URL@", &s.url()),
+        None => text,
+    };
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn run(args: &[&str], stdin: Option<&str>) -> Run {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("run {BIN}: {e}"));
+    let mut input = child.stdin.take().unwrap();
+    if let Some(text) = stdin {
+        input.write_all(text.as_bytes()).unwrap();
+    }
+    drop(input);
+    let out = child.wait_with_output().unwrap();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        out: String::from_utf8(out.stdout).unwrap(),
+        err: String::from_utf8(out.stderr).unwrap(),
+    }
+}
+
+/// `ldapbind-check -C <fixture> [extra...] USER`, with the password on stdin when given.
+fn check(slapd: Option<&Slapd>, name: &str, user: &str, password: Option<&str>, extra: &[&str]) -> Run {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = fixture(dir.path(), name, slapd);
+    let mut args = vec!["-C", conf.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    if password.is_some() {
+        args.push("--password-stdin");
+    }
+    args.push(user);
+    run(&args, password.map(|p| format!("{p}\n")).as_deref())
+}
+
+// ---- a working configuration ------------------------------------------------------------------
+
+#[test]
+fn good_config_reports_the_dn_the_canonical_name_and_every_mechanism() {
+    let s = Slapd::start();
+    let john = slapd::JOHNDOE;
+    let r = check(Some(&s), "good.conf", john.mail, Some(john.pw()), &[]);
+    assert_eq!(r.code, 0, "{}{}", r.out, r.err);
+    assert_eq!(r.problems(), 0, "{}", r.out);
+    r.line(&format!("  ok       service bind: bound as {}", slapd::SERVICE_DN));
+    r.line(&format!("  ok       filter as sent: (|(uid={0})(mail={0}))", john.mail));
+    r.line(&format!("  ok       1 entry: {}", john.dn));
+    r.line(&format!("  ok       {} (the uid of {}; sasl_canon_user_plugin: ldapbind)", john.uid, john.dn));
+    r.line("  ok       userPassword: cleartext");
+    r.line("  PLAIN          works     cleartext userPassword, compared by pwcheck_method auxprop");
+    r.line("  SCRAM-SHA-256  works     cleartext userPassword");
+    r.line("  ok       the password matches the cleartext userPassword");
+    r.line(&format!("result: {} can log in with {MECHS}", john.mail));
+    // Where each option came from, and the service password masked.
+    assert!(r.out.contains("  ok       ldapdb_pw = ********  ["), "{}", r.out);
+    assert!(r.out.contains("good.conf:10 sasl_ldapdb_pw]"), "{}", r.out);
+    r.never_shows(john.pw());
+}
+
+#[test]
+fn good_config_as_json_parses_and_says_the_same() {
+    let s = Slapd::start();
+    let john = slapd::JOHNDOE;
+    let dir = tempfile::tempdir().unwrap();
+    let conf = fixture(dir.path(), "good.conf", Some(&s));
+    let conf = conf.to_str().unwrap();
+    let r = run(&["-C", conf, "--json", "--password-stdin", john.mail], Some(john.pw()));
+    assert_eq!(r.code, 0, "{}{}", r.out, r.err);
+    let v = json::parse(&r.out).unwrap_or_else(|e| panic!("{e}:\n{}", r.out));
+    assert_eq!(v.get("exit_code"), Some(&json::Value::Num(0.0)));
+    assert_eq!(v.get("dn").and_then(json::Value::as_str), Some(john.dn));
+    assert_eq!(v.get("canonical_name").and_then(json::Value::as_str), Some(john.uid));
+    assert_eq!(v.get("password_ok"), Some(&json::Value::Bool(true)));
+    let working: Vec<&str> = v.get("working").unwrap().as_array().iter().filter_map(|m| m.as_str()).collect();
+    assert_eq!(working.join(", "), MECHS);
+    let search = v.get("search").unwrap();
+    assert_eq!(search.get("entries"), Some(&json::Value::Num(1.0)));
+    assert_eq!(
+        search.get("filter").and_then(json::Value::as_str),
+        Some("(|(uid=jdoe@example.com)(mail=jdoe@example.com))")
+    );
+    let props = v.get("properties").unwrap().as_array();
+    assert_eq!(props[0].get("formats").unwrap().as_array()[0].as_str(), Some("cleartext"));
+    // Every step of the text report is in `sections`, with the same words.
+    let text = run(&["-C", conf, john.mail], None).out;
+    for section in v.get("sections").unwrap().as_array() {
+        for step in section.get("steps").unwrap().as_array() {
+            let t = step.get("text").and_then(json::Value::as_str).unwrap();
+            // (The second run has no password to check, and its connect takes its own time.)
+            if !t.starts_with("the password") && !t.starts_with("connect: connected") {
+                assert!(text.contains(t), "{t} not in\n{text}");
+            }
+        }
+    }
+    r.never_shows(john.pw());
+}
+
+#[test]
+fn a_sasl_application_config_is_read_without_prefixes_and_o_overrides_it() {
+    let s = Slapd::start();
+    let dir = tempfile::tempdir().unwrap();
+    let conf = fixture(dir.path(), "smtpd.conf", Some(&s));
+    let alice = slapd::ALICE;
+    let r = run(&["--sasl-conf", conf.to_str().unwrap(), "-o", "mech_list=CRAM-MD5 PLAIN", alice.mail], None);
+    assert_eq!(r.code, 0, "{}{}", r.out, r.err);
+    assert!(r.out.contains("smtpd.conf:5 ldapdb_uri]"), "{}", r.out);
+    r.line("  ok       mech_list = CRAM-MD5 PLAIN  [-o]");
+    r.line("  PLAIN          works     cleartext userPassword, compared by pwcheck_method auxprop");
+    r.line("  LOGIN          no        not in mech_list");
+    r.line(&format!("result: {} can log in with PLAIN, CRAM-MD5", alice.mail));
+    // Messages name the options as this file spells them.
+    assert!(!r.out.contains("sasl_ldapdb_"), "{}", r.out);
+}
+
+#[test]
+fn imapd_options_follow_mysasl_configs_order_for_the_service() {
+    let s = Slapd::start();
+    // pop3: pop3_sasl_ldapdb_uri beats sasl_ldapdb_uri, sasl_ldapbind_ldapdb_id beats sasl_ldapdb_id.
+    let r = check(Some(&s), "services.conf", slapd::JOHNDOE.uid, None, &["--service", "pop3"]);
+    assert_eq!(r.code, 0, "{}{}", r.out, r.err);
+    assert!(r.out.contains("services.conf:6 pop3_sasl_ldapdb_uri]"), "{}", r.out);
+    assert!(r.out.contains("services.conf:8 sasl_ldapbind_ldapdb_id]"), "{}", r.out);
+    assert!(r.out.contains("`sasl_ldapdb_uri` at "), "{}", r.out);
+    // imap: the generic URL, port 1, where nothing listens.
+    let r = check(Some(&s), "services.conf", slapd::JOHNDOE.uid, None, &[]);
+    assert_eq!(r.code, 1, "{}", r.out);
+    r.problem(
+        "cannot connect to LDAP server 127.0.0.1:1: connection refused",
+        "check host and port in sasl_ldapdb_uri (glauth listens on 3893, slapd on 389)",
+    );
+    assert!(r.out.contains("`pop3_sasl_ldapdb_uri` ("), "{}", r.out);
+}
+
+// ---- the seed's failures ----------------------------------------------------------------------
+
+#[test]
+fn no_ldapdb_uri() {
+    let r = check(None, "no-uri.conf", "jdoe", None, &[]);
+    assert_eq!(r.code, 1, "{}{}", r.out, r.err);
+    r.problem(
+        "sasl_ldapdb_uri is not set",
+        "add `sasl_ldapdb_uri: ldap://HOST:PORT/BASE-DN` to the service's config (e.g. \
+         ldap://glauth:3893/dc=users,dc=local), or remove ldapbind from sasl_auxprop_plugin",
+    );
+    r.line("  skipped  not contacted: ldapbind rejects this configuration and fails every login with it; fix the problems above first");
+    r.line("  PLAIN          no        pwcheck_method auxprop needs a cleartext userPassword; ldapbind rejects its configuration (see options), so it answers no lookup");
+    r.line("result: jdoe cannot log in through ldapbind (1 problem above)");
+}
+
+#[test]
+fn percent_44_in_the_base_dn() {
+    let s = Slapd::start();
+    let r = check(Some(&s), "percent44.conf", "jdoe", None, &[]);
+    assert_eq!(r.code, 1, "{}{}", r.out, r.err);
+    let url = s.url();
+    r.problem(
+        &format!("sasl_ldapdb_uri: `%44` in the base DN of `{url}/dc=users%44dc=local` decodes to `D`, not a comma"),
+        &format!("write a comma as `%2C` or just `,` ({url}/dc=users%2Cdc=local), or write `D` itself if you meant it"),
+    );
+    // The server then says what the typo does: the base does not exist.
+    r.problem(
+        &format!(
+            "LDAP server 127.0.0.1:{}: search base dc=usersDdc=local (from the DN in sasl_ldapdb_uri) does not exist or {} may not see it (32 noSuchObject)",
+            s.port(),
+            slapd::SERVICE_DN
+        ),
+        "fix the DN in sasl_ldapdb_uri or the server's ACLs",
+    );
+}
+
+#[test]
+fn the_default_port_when_the_server_listens_elsewhere() {
+    let s = Slapd::start();
+    assert!(
+        TcpStream::connect_timeout(&(Ipv4Addr::LOCALHOST, 389).into(), Duration::from_millis(500)).is_err(),
+        "this test needs port 389 on 127.0.0.1 closed"
+    );
+    let r = check(Some(&s), "default-port.conf", "jdoe", None, &[]);
+    assert_eq!(r.code, 1, "{}{}", r.out, r.err);
+    r.line("  ok       parse: ldap:// host 127.0.0.1, port 389 (the default, no port in sasl_ldapdb_uri), base DN dc=users,dc=local");
+    r.problem(
+        "cannot connect to LDAP server 127.0.0.1:389 (the default port: sasl_ldapdb_uri names none): connection refused",
+        "check host and port in sasl_ldapdb_uri (glauth listens on 3893, slapd on 389)",
+    );
+    r.line("  skipped  service bind: not tried");
+    // The fix, given with -o, works.
+    let uri = format!("ldapdb_uri={}/dc=users,dc=local", s.url());
+    let r = check(Some(&s), "default-port.conf", "jdoe@example.com", None, &["-o", &uri]);
+    assert_eq!(r.code, 0, "{}", r.out);
+}
+
+#[test]
+fn a_relative_ldapdb_id_is_refused_with_49() {
+    let s = Slapd::start();
+    let r = check(Some(&s), "relative-id.conf", "jdoe", None, &[]);
+    assert_eq!(r.code, 1, "{}{}", r.out, r.err);
+    r.problem(
+        &format!("LDAP server 127.0.0.1:{} refused the service bind as cn=cyrus,ou=machines (49 invalidCredentials)", s.port()),
+        "check sasl_ldapdb_id and sasl_ldapdb_pw; sasl_ldapdb_id must be the full DN, e.g. cn=cyrus,ou=machines,dc=users,dc=local",
+    );
+    r.problem(
+        "sasl_ldapdb_id `cn=cyrus,ou=machines` does not end in the directory suffix `dc=local` of the search base `dc=users,dc=local`",
+        "ldapbind binds with it exactly as written (nothing is appended); if the account is under the base, write the full DN, e.g. `cn=cyrus,ou=machines,dc=users,dc=local`",
+    );
+    r.line("  skipped  not run: no server in sasl_ldapdb_uri got past the service bind");
+}
+
+#[test]
+fn ldapdb_mech_digest_md5() {
+    let s = Slapd::start();
+    let r = check(Some(&s), "digest-mech.conf", "jdoe", None, &[]);
+    assert_eq!(r.code, 1, "{}{}", r.out, r.err);
+    r.problem(
+        "sasl_ldapdb_mech: DIGEST-MD5 is not supported: ldapbind does a simple bind as a DN (or SASL EXTERNAL)",
+        "remove sasl_ldapdb_mech and set sasl_ldapdb_id to the service account's full DN and sasl_ldapdb_pw to its password",
+    );
+    // Like the plugin, the check does not contact a server with a rejected configuration.
+    assert_eq!(s.count_ops().connections, 0);
+}
+
+#[test]
+fn anonymous_search_refused() {
+    let s = Slapd::start();
+    let r = check(Some(&s), "anonymous.conf", "jdoe", None, &[]);
+    assert_eq!(r.code, 1, "{}{}", r.out, r.err);
+    r.line("  note     binding anonymously because sasl_ldapdb_id is not set; set sasl_ldapdb_id and sasl_ldapdb_pw if the server refuses anonymous searches");
+    r.line("  note     service bind: none: sasl_ldapdb_id is not set, so searches run as anonymous");
+    r.problem(
+        &format!("LDAP server 127.0.0.1:{}: anonymous (no sasl_ldapdb_id) may not search dc=users,dc=local (50 insufficientAccessRights)", s.port()),
+        "grant the service account search and read access, or set sasl_ldapdb_id to an account that has it",
+    );
+}
+
+#[test]
+fn wrong_service_password() {
+    let s = Slapd::start();
+    let r = check(Some(&s), "wrong-service-pw.conf", "jdoe", None, &[]);
+    assert_eq!(r.code, 1, "{}{}", r.out, r.err);
+    r.problem(
+        &format!(
+            "LDAP server 127.0.0.1:{} refused the service bind as {} (49 invalidCredentials)",
+            s.port(),
+            slapd::SERVICE_DN
+        ),
+        "check sasl_ldapdb_id and sasl_ldapdb_pw",
+    );
+    r.never_shows("not-cyrus");
+    let r = check(Some(&s), "wrong-service-pw.conf", "jdoe", None, &["--json"]);
+    r.never_shows("not-cyrus");
+}
+
+#[test]
+fn unknown_user() {
+    let s = Slapd::start();
+    let r = check(Some(&s), "good.conf", "nosuch@example.com", None, &[]);
+    assert_eq!(r.code, 1, "{}{}", r.out, r.err);
+    r.problem(
+        "0 entries: user nosuch@example.com not found: no entry matches (|(uid=nosuch@example.com)(mail=nosuch@example.com)) under dc=users,dc=local",
+        NOT_FOUND_FIX,
+    );
+    r.line("  skipped  none: the search did not find exactly one entry");
+}
+
+#[test]
+fn ambiguous_user() {
+    let s = Slapd::start();
+    let r = check(Some(&s), "good.conf", slapd::SHARED_MAIL, None, &[]);
+    assert_eq!(r.code, 1, "{}{}", r.out, r.err);
+    r.problem(
+        &format!(
+            "2 entries: user {0} is ambiguous: (|(uid={0})(mail={0})) under dc=users,dc=local matches more than one entry ({1}; {2})",
+            slapd::SHARED_MAIL,
+            slapd::TWIN_A.dn,
+            slapd::TWIN_B.dn
+        ),
+        "make the entries' uid/mail unique or narrow sasl_ldapdb_filter",
+    );
+}
+
+#[test]
+fn hashed_password_with_the_right_and_the_wrong_password() {
+    let s = Slapd::start();
+    let u = slapd::SSHA_USER;
+    let hash_fix = "store a cleartext userPassword or an authPassword (RFC 5803 SCRAM) readable by the service account, \
+                    or use `sasl_pwcheck_method: saslauthd` for PLAIN/LOGIN";
+    let r = check(Some(&s), "good.conf", u.mail, None, &[]);
+    assert_eq!(r.code, 1, "{}{}", r.out, r.err);
+    r.problem(
+        "userPassword: {SSHA}: a hash, which ldapbind never hands to libsasl2 (pwcheck_method auxprop compares cleartext)",
+        hash_fix,
+    );
+    r.line("  PLAIN          no        pwcheck_method auxprop needs a cleartext userPassword; userPassword is {SSHA}, a hash ldapbind never hands to libsasl2");
+
+    let r = check(Some(&s), "good.conf", u.mail, Some(u.pw()), &[]);
+    assert_eq!(r.code, 1, "{}", r.out);
+    r.problem(
+        &format!(
+            "right password, but libsasl2 cannot check this hash ({{SSHA}}) through auxprop (a bind as {} accepted it)",
+            u.dn
+        ),
+        "store a cleartext userPassword or an authPassword (RFC 5803 SCRAM), or use `sasl_pwcheck_method: saslauthd` \
+         (saslauthd -a ldap binds as the user) for PLAIN/LOGIN",
+    );
+    r.never_shows(u.pw());
+
+    let r = check(Some(&s), "good.conf", u.mail, Some("open-sesame-not"), &["--json"]);
+    assert_eq!(r.code, 1, "{}", r.out);
+    assert!(r.out.contains(&format!(
+        "\"text\":\"wrong password: the directory refused a bind as {} with it (49 invalidCredentials)\",\"fix\":\"check the password (the directory itself says it is wrong)\"",
+        u.dn
+    )), "{}", r.out);
+    r.never_shows("open-sesame-not");
+    r.never_shows(u.stored.unwrap());
+}
+
+#[test]
+fn an_authpassword_user_gets_exactly_its_scram_variant() {
+    let extra = format!(
+        "dn: cn=scram,{}\nobjectClass: inetOrgPerson\nobjectClass: ldapbindSecrets\n\
+         cn: scram\nsn: Scram\nuid: scram\nmail: scram@example.com\n\
+         userPassword: {{SSHA}}J7T6T1SDhrQKVYIM81oPpitKmTG3kgTn\n\
+         authPassword: SCRAM-SHA-256$4096:c2FsdA==$c3RvcmVk:c2VydmVy\n\
+         cmusaslsecretCRAM-MD5: opaque\n",
+        slapd::USERS_DN
+    );
+    let s = Slapd::start_with(slapd::SlapdOptions { extra_ldif: Some(extra), ..Default::default() });
+    let r = check(Some(&s), "good.conf", "scram@example.com", None, &[]);
+    assert_eq!(r.code, 0, "{}{}", r.out, r.err);
+    r.line("  ok       authPassword: authPassword SCRAM-SHA-256");
+    r.line("  ok       cmusaslsecretCRAM-MD5: present (6 bytes)");
+    r.line("  SCRAM-SHA-256  works     authPassword SCRAM-SHA-256");
+    r.line("  CRAM-MD5       works     cmusaslsecretCRAM-MD5 (valid only if made for this realm and name)");
+    r.line(
+        "  SCRAM-SHA-1    no        needs a cleartext userPassword or an authPassword SCRAM-SHA-1$...; authPassword \
+         holds SCRAM-SHA-256 only; userPassword is {SSHA}, a hash ldapbind never hands to libsasl2",
+    );
+    r.line("result: scram@example.com can log in with CRAM-MD5, SCRAM-SHA-256 (1 problem above)");
+    r.never_shows("c3RvcmVk");
+    r.never_shows("opaque");
+}
+
+#[test]
+fn a_wrong_cleartext_password_fails_the_check() {
+    let s = Slapd::start();
+    let r = check(Some(&s), "good.conf", "alice", Some("looking-glass"), &[]);
+    assert_eq!(r.code, 1, "{}{}", r.out, r.err);
+    r.problem(
+        "wrong password: it does not match the cleartext userPassword",
+        "check the password; every mechanism compares against that userPassword value",
+    );
+    r.line("result: alice cannot log in with this password (1 problem above)");
+    r.never_shows("looking-glass");
+    r.never_shows(slapd::ALICE.pw());
+}
+
+#[test]
+fn the_seeds_config_gets_every_fix_at_once() {
+    let r = check(None, "seed.conf", "jdoe@example.com", None, &[]);
+    assert_eq!(r.code, 1, "{}{}", r.out, r.err);
+    r.problem(
+        "sasl_ldapdb_mech: PLAIN is not supported: ldapbind does a simple bind as a DN (or SASL EXTERNAL)",
+        "remove sasl_ldapdb_mech and set sasl_ldapdb_id to the service account's full DN and sasl_ldapdb_pw to its password",
+    );
+    r.problem(
+        "sasl_ldapdb_uri: `%44` in the base DN of `ldap://glauth/dc=users%44dc=local` decodes to `D`, not a comma",
+        "write a comma as `%2C` or just `,` (ldap://glauth/dc=users%2Cdc=local), or write `D` itself if you meant it",
+    );
+    r.problem(
+        "sasl_auxprop_plugin is `ldapdb`: libsasl2 asks only the plugins it names, and ldapbind is not one of them \
+         (ldapdb is libsasl2's own LDAP plugin, which binds with SASL only)",
+        "set `sasl_auxprop_plugin: ldapbind` (libsasl2 matches the plugin's name, not its file name)",
+    );
+    r.problem(
+        "sasl_ldapdb_canon_attr is mail but sasl_canon_user_plugin is not set (INTERNAL): libsasl2 canonicalizes with that \
+         plugin and never asks ldapbind for the canonical name",
+        "set `sasl_canon_user_plugin: ldapbind`, or remove sasl_ldapdb_canon_attr",
+    );
+    r.never_shows("pw = cyrus");
+}
+
+// ---- the command line -----------------------------------------------------------------------
+
+#[test]
+fn usage_errors_exit_2() {
+    for (args, msg) in [
+        (&[][..], "USER is missing"),
+        (&["-C", "/nonexistent/imapd.conf", "u"][..], "cannot read /nonexistent/imapd.conf"),
+        (&["-o", "ldap_uri=x", "u"][..], "-o ldap_uri=...: unknown option"),
+        (&["--bogus", "u"][..], "unknown option --bogus"),
+    ] {
+        let r = run(args, None);
+        assert_eq!(r.code, 2, "{args:?}: {}{}", r.out, r.err);
+        assert!(r.err.contains(msg) && r.err.contains("Usage: ldapbind-check"), "{args:?}: {}", r.err);
+        assert!(r.out.is_empty());
+    }
+}
+
+#[test]
+fn help_is_complete() {
+    let r = run(&["--help"], None);
+    assert_eq!(r.code, 0);
+    for word in [
+        "-C FILE",
+        "--sasl-conf FILE",
+        "--service NAME",
+        "-o KEY=VALUE",
+        "--password-stdin",
+        "--json",
+        "<service>_sasl_ldapbind_ldapdb_X, sasl_ldapbind_ldapdb_X",
+        "Exit status",
+        "ldapdb_canon_attr",
+        "mech_list",
+    ] {
+        assert!(r.out.contains(word), "--help lacks {word}:\n{}", r.out);
+    }
+}
+
+/// A small JSON reader, enough to check that the report parses.
+mod json {
+    #[derive(Debug, Clone, PartialEq)]
+    pub enum Value {
+        Null,
+        Bool(bool),
+        Num(f64),
+        Str(String),
+        Arr(Vec<Value>),
+        Obj(Vec<(String, Value)>),
+    }
+
+    impl Value {
+        pub fn get(&self, key: &str) -> Option<&Value> {
+            match self {
+                Value::Obj(fields) => fields.iter().find(|(k, _)| k == key).map(|(_, v)| v),
+                _ => None,
+            }
+        }
+        pub fn as_str(&self) -> Option<&str> {
+            match self {
+                Value::Str(s) => Some(s),
+                _ => None,
+            }
+        }
+        pub fn as_array(&self) -> &[Value] {
+            match self {
+                Value::Arr(a) => a,
+                _ => &[],
+            }
+        }
+    }
+
+    pub fn parse(text: &str) -> Result<Value, String> {
+        let mut p = Parser { s: text.as_bytes(), i: 0 };
+        let v = p.value()?;
+        p.ws();
+        if p.i != p.s.len() {
+            return Err(format!("trailing text at {}", p.i));
+        }
+        Ok(v)
+    }
+
+    struct Parser<'a> {
+        s: &'a [u8],
+        i: usize,
+    }
+
+    impl Parser<'_> {
+        fn ws(&mut self) {
+            while self.s.get(self.i).is_some_and(|b| b" \t\r\n".contains(b)) {
+                self.i += 1;
+            }
+        }
+        fn eat(&mut self, b: u8) -> Result<(), String> {
+            self.ws();
+            if self.s.get(self.i) == Some(&b) {
+                self.i += 1;
+                Ok(())
+            } else {
+                Err(format!("expected {:?} at {}", b as char, self.i))
+            }
+        }
+        fn lit(&mut self, word: &str, v: Value) -> Result<Value, String> {
+            if self.s[self.i..].starts_with(word.as_bytes()) {
+                self.i += word.len();
+                Ok(v)
+            } else {
+                Err(format!("bad literal at {}", self.i))
+            }
+        }
+        fn value(&mut self) -> Result<Value, String> {
+            self.ws();
+            match self.s.get(self.i) {
+                Some(b'{') => {
+                    self.i += 1;
+                    let mut fields = Vec::new();
+                    self.ws();
+                    if self.s.get(self.i) == Some(&b'}') {
+                        self.i += 1;
+                        return Ok(Value::Obj(fields));
+                    }
+                    loop {
+                        self.ws();
+                        let k = self.string()?;
+                        self.eat(b':')?;
+                        fields.push((k, self.value()?));
+                        self.ws();
+                        match self.s.get(self.i) {
+                            Some(b',') => self.i += 1,
+                            Some(b'}') => {
+                                self.i += 1;
+                                return Ok(Value::Obj(fields));
+                            }
+                            _ => return Err(format!("expected , or }} at {}", self.i)),
+                        }
+                    }
+                }
+                Some(b'[') => {
+                    self.i += 1;
+                    let mut items = Vec::new();
+                    self.ws();
+                    if self.s.get(self.i) == Some(&b']') {
+                        self.i += 1;
+                        return Ok(Value::Arr(items));
+                    }
+                    loop {
+                        items.push(self.value()?);
+                        self.ws();
+                        match self.s.get(self.i) {
+                            Some(b',') => self.i += 1,
+                            Some(b']') => {
+                                self.i += 1;
+                                return Ok(Value::Arr(items));
+                            }
+                            _ => return Err(format!("expected , or ] at {}", self.i)),
+                        }
+                    }
+                }
+                Some(b'"') => self.string().map(Value::Str),
+                Some(b't') => self.lit("true", Value::Bool(true)),
+                Some(b'f') => self.lit("false", Value::Bool(false)),
+                Some(b'n') => self.lit("null", Value::Null),
+                Some(b'-' | b'0'..=b'9') => {
+                    let start = self.i;
+                    while self.s.get(self.i).is_some_and(|b| b"-+.eE0123456789".contains(b)) {
+                        self.i += 1;
+                    }
+                    let t = std::str::from_utf8(&self.s[start..self.i]).unwrap();
+                    t.parse().map(Value::Num).map_err(|e| format!("number {t}: {e}"))
+                }
+                _ => Err(format!("unexpected input at {}", self.i)),
+            }
+        }
+        fn string(&mut self) -> Result<String, String> {
+            if self.s.get(self.i) != Some(&b'"') {
+                return Err(format!("expected a string at {}", self.i));
+            }
+            self.i += 1;
+            let mut out = String::new();
+            loop {
+                let Some(&b) = self.s.get(self.i) else { return Err("unterminated string".into()) };
+                self.i += 1;
+                match b {
+                    b'"' => return Ok(out),
+                    b'\\' => {
+                        let e = *self.s.get(self.i).ok_or("bad escape")?;
+                        self.i += 1;
+                        match e {
+                            b'"' => out.push('"'),
+                            b'\\' => out.push('\\'),
+                            b'/' => out.push('/'),
+                            b'n' => out.push('\n'),
+                            b'r' => out.push('\r'),
+                            b't' => out.push('\t'),
+                            b'b' => out.push('\u{8}'),
+                            b'f' => out.push('\u{c}'),
+                            b'u' => {
+                                let hex =
+                                    std::str::from_utf8(self.s.get(self.i..self.i + 4).ok_or("short \\u")?).unwrap();
+                                let c = u32::from_str_radix(hex, 16).map_err(|e| e.to_string())?;
+                                out.push(char::from_u32(c).ok_or("bad \\u")?);
+                                self.i += 4;
+                            }
+                            _ => return Err(format!("bad escape at {}", self.i)),
+                        }
+                    }
+                    b if b < 0x20 => return Err(format!("control character in a string at {}", self.i)),
+                    _ => {
+                        // Copy the whole UTF-8 sequence.
+                        let start = self.i - 1;
+                        let len = match b {
+                            0xF0.. => 4,
+                            0xE0.. => 3,
+                            0xC0.. => 2,
+                            _ => 1,
+                        };
+                        out.push_str(std::str::from_utf8(&self.s[start..start + len]).map_err(|e| e.to_string())?);
+                        self.i = start + len;
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn reads_what_the_report_writes() {
+        let v = parse(r#"{"a":[1,-2.5,true,false,null],"b":"x\"\\\n\u00e9é","c":{}}"#).unwrap();
+        assert_eq!(v.get("b").and_then(Value::as_str), Some("x\"\\\né\u{e9}"));
+        assert_eq!(v.get("a").unwrap().as_array().len(), 5);
+        assert!(parse("{\"a\":1,}").is_err());
+        assert!(parse("[1] x").is_err());
+    }
+}
+
