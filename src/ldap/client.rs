@@ -140,8 +140,9 @@ impl LdapDirectory {
 
     /// Open a connection to the first reachable URL, bound as the service when `service_bind`.
     fn open(&self, service_bind: bool) -> Result<Live, Error> {
+        let candidates = self.candidates();
         let mut last = None;
-        for url in self.candidates() {
+        for (n, &url) in candidates.iter().enumerate() {
             match self.open_one(url, service_bind) {
                 Ok(live) => {
                     self.mark_ok(url);
@@ -149,8 +150,16 @@ impl LdapDirectory {
                 }
                 Err(Failure::Refused(e)) => return Err(e),
                 Err(Failure::Transport(e)) => {
-                    log::warn!(target: "ldapbind", "{e}");
                     self.mark_failed(url);
+                    // The last failure is returned and reported once by the caller; earlier
+                    // ones are said here, since the login goes on with the next server.
+                    if n + 1 < candidates.len() {
+                        log::warn!(
+                            target: "ldapbind",
+                            "{e}; trying the next server in sasl_ldapdb_uri and skipping this one for {}s",
+                            BACKOFF.as_secs()
+                        );
+                    }
                     last = Some(e);
                 }
             }
