@@ -686,3 +686,61 @@ mod json {
     }
 }
 
+// ---- TLS ------------------------------------------------------------------------------------
+
+/// The names in the test server certificate.
+const TLS_NAMES: [&str; 2] = ["127.0.0.1", "localhost"];
+
+#[test]
+fn ldaps_with_the_right_ca_then_an_untrusted_one() {
+    let ca = slapd::TestCa::new("ldapbind-check CA");
+    let s = Slapd::start_with(slapd::SlapdOptions { tls: Some(ca.server(&TLS_NAMES)), ..Default::default() });
+    let uri = format!("ldapdb_uri={}/dc=users,dc=local", s.ldaps_url());
+    let cacert = format!("ldapdb_tls_cacert={}", ca.cert_path().display());
+    let r = check(Some(&s), "good.conf", "jdoe@example.com", None, &["-o", &uri, "-o", &cacert]);
+    assert_eq!(r.code, 0, "{}{}", r.out, r.err);
+    r.line("  ok       TLS: established (ldaps://, TLS from the first byte)");
+    r.line(&format!("  ok       service bind: bound as {}", slapd::SERVICE_DN));
+
+    let other = slapd::TestCa::new("some other CA");
+    let cacert = format!("ldapdb_tls_cacert={}", other.cert_path().display());
+    let r = check(Some(&s), "good.conf", "jdoe@example.com", None, &["-o", &uri, "-o", &cacert]);
+    assert_eq!(r.code, 1, "{}{}", r.out, r.err);
+    r.problem(
+        &format!(
+            "certificate of LDAP server 127.0.0.1:{} is not signed by a trusted CA (trusted: the CA file {})",
+            s.ldaps_port(),
+            other.cert_path().display()
+        ),
+        "set sasl_ldapdb_tls_cacert to the CA file",
+    );
+    r.line("  skipped  service bind: not tried");
+}
+
+#[test]
+fn starttls_against_a_server_without_tls() {
+    let s = Slapd::start();
+    // `try` goes on in cleartext: a problem, but logins work.
+    let r = check(Some(&s), "good.conf", "jdoe@example.com", None, &["-o", "ldapdb_starttls=try"]);
+    assert_eq!(r.code, 0, "{}{}", r.out, r.err);
+    r.problem(
+        &format!(
+            "LDAP server 127.0.0.1:{} refused StartTLS, so sasl_ldapdb_starttls: try goes on in cleartext and the \
+             bind password crosses the network unencrypted",
+            s.port()
+        ),
+        "enable TLS on the server, or use ldaps://",
+    );
+    r.line(&format!("  ok       service bind: bound as {}", slapd::SERVICE_DN));
+    // `demand` stops there.
+    let r = check(Some(&s), "good.conf", "jdoe@example.com", None, &["-o", "ldapdb_starttls=demand"]);
+    assert_eq!(r.code, 1, "{}{}", r.out, r.err);
+    r.problem(
+        &format!(
+            "LDAP server 127.0.0.1:{} refused StartTLS (2 protocolError: unsupported extended operation) and \
+             sasl_ldapdb_starttls is demand, so ldapbind does not continue without TLS",
+            s.port()
+        ),
+        "enable TLS on the server (slapd: olcTLSCertificateFile and olcTLSCertificateKeyFile) or use its ldaps:// URL",
+    );
+}
