@@ -1,20 +1,33 @@
 #!/usr/bin/env bash
-# Installs what building and testing ldapbind needs on Debian 12, as root, without prompts.
-# Idempotent: installs only what is missing and runs `apt-get update` only then.
-# Starts no daemon: slapd is preseeded not to configure itself, and policy-rc.d blocks
-# invoke-rc.d while packages are unpacked (tests start their own slapd in a temp dir).
+# Installs what building, testing and demonstrating ldapbind needs on Debian 12, as root,
+# without prompts. Idempotent: installs only what is missing and runs `apt-get update` only then.
+#
+# Starts no daemon and leaves none enabled:
+# - slapd is preseeded not to configure itself;
+# - a policy-rc.d that denies every start is in place while packages are unpacked (an existing
+#   one is kept, ours is removed afterwards);
+# - cyrus-imapd would be enabled to start at boot and listen on every interface: when this script
+#   installs it, its system service is disabled again (and stopped if anything started it). The
+#   tests and the demo run their own master in a temp dir.
+# - cyrus-common needs a mail transport agent; when none is installed, dma (no daemon, no port)
+#   is installed instead of Debian's default exim4 daemon.
 set -euo pipefail
 
 packages=(
     libsasl2-dev libsasl2-modules libsasl2-modules-db sasl2-bin
     slapd ldap-utils
+    cyrus-common cyrus-imapd cyrus-clients
+    util-linux dpkg-dev
     valgrind gcc binutils openssl ca-certificates
 )
 
+installed() {
+    [ "$(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null || true)" = installed ]
+}
+
 missing=()
 for pkg in "${packages[@]}"; do
-    status=$(dpkg-query -W -f='${db:Status-Status}' "$pkg" 2>/dev/null || true)
-    [ "$status" = installed ] || missing+=("$pkg")
+    installed "$pkg" || missing+=("$pkg")
 done
 
 if [ ${#missing[@]} -gt 0 ]; then
@@ -22,10 +35,19 @@ if [ ${#missing[@]} -gt 0 ]; then
         echo "deps.sh: missing ${missing[*]}; run scripts/deps.sh as root to install them" >&2
         exit 1
     fi
+    new_cyrus=no
+    installed cyrus-imapd || new_cyrus=yes
+    # cyrus-common depends on "default-mta | mail-transport-agent": pick one without a daemon
+    # unless the machine already has an MTA.
+    if ! dpkg-query -W -f='${db:Status-Status} ${Provides}\n' 2>/dev/null |
+        grep -q '^installed .*mail-transport-agent'; then
+        missing+=(dma)
+    fi
     echo "deps.sh: installing ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
     echo 'slapd slapd/no_configuration boolean true' | debconf-set-selections
-    # Keep maintainer scripts from starting services (a no-op where nothing would start).
+    # Keep maintainer scripts from starting services (invoke-rc.d and deb-systemd-invoke ask
+    # policy-rc.d; 101 = action forbidden).
     policy=/usr/sbin/policy-rc.d
     if [ ! -e "$policy" ]; then
         printf '#!/bin/sh\nexit 101\n' >"$policy"
@@ -34,6 +56,23 @@ if [ ${#missing[@]} -gt 0 ]; then
     fi
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    if [ "$new_cyrus" = yes ]; then
+        # Not a system IMAP server: only our private masters (tests, demo) run. Keep the
+        # package's service from starting at boot, and stop it should anything have started it.
+        if command -v systemctl >/dev/null; then
+            systemctl disable cyrus-imapd.service >/dev/null 2>&1 || true
+            if [ -d /run/systemd/system ]; then
+                systemctl stop cyrus-imapd.service >/dev/null 2>&1 || true
+            fi
+        fi
+        update-rc.d cyrus-imapd disable >/dev/null 2>&1 || true
+        if [ -s /run/cyrus-master.pid ]; then
+            pid=$(cat /run/cyrus-master.pid)
+            if [ "$(readlink "/proc/$pid/exe" 2>/dev/null || true)" = /usr/sbin/cyrmaster ]; then
+                kill "$pid" 2>/dev/null || true
+            fi
+        fi
+    fi
 fi
 
 if ! command -v cargo >/dev/null; then
@@ -43,4 +82,8 @@ fi
 if ! cargo nextest --version >/dev/null 2>&1; then
     echo "deps.sh: installing cargo-nextest"
     cargo install --quiet --locked cargo-nextest
+fi
+if ! cargo deb --version >/dev/null 2>&1; then
+    echo "deps.sh: installing cargo-deb (builds the .deb; takes a few minutes once)"
+    cargo install --quiet --locked cargo-deb
 fi
