@@ -1,0 +1,115 @@
+//! The README's demo (`scripts/demo.sh` runs it as root after building the plugin):
+//! the seed admin's setup, working. A throwaway glauth-like slapd with the seed's directory and a
+//! private Cyrus IMAP (Debian's cyrus-imapd, its own imapd.conf/cyrus.conf, libldapbind.so in
+//! `SASL_PATH`) with the seed's SASL options and `sasl_auxprop_plugin: ldapbind`; `imtest` logs in
+//! as jdoe@example.com; then the seed's missing-port mistake and the line that explains it.
+//! Everything runs on 127.0.0.1 and is stopped at the end (the fixtures are the tests' own:
+//! tests/common/).
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::process::ExitCode;
+
+use common::imapd::{Imapd, ImapdOptions, LogLine, LogMark, Login, PASSWORD, USER};
+use common::slapd::{self, Slapd};
+
+fn main() -> ExitCode {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("demo: run as root (scripts/demo.sh): Cyrus master needs its cyrus user and a private mount namespace");
+        return ExitCode::FAILURE;
+    }
+    let ok = run();
+    println!();
+    if ok {
+        println!("Done: slapd and Cyrus IMAP are stopped, their temp dirs removed.");
+        ExitCode::SUCCESS
+    } else {
+        println!("Something did not go as described above (slapd and Cyrus IMAP are stopped).");
+        ExitCode::FAILURE
+    }
+}
+
+fn run() -> bool {
+    let slapd = Slapd::start();
+    let uri = format!("{}/{}", slapd.url(), slapd::BASE_DN);
+    let john = slapd::JOHNDOE;
+    println!("== 1. The directory: a throwaway slapd shaped like the seed's glauth ==");
+    println!("   {}  (simple binds only; anonymous may not search)", slapd.url());
+    println!("   user     {}  mail {}  password {}", john.dn, john.mail, john.pw());
+    println!("   service  {}  password {}", slapd::SERVICE_DN, slapd::SERVICE_PW);
+
+    let imapd = Imapd::for_slapd(&slapd);
+    println!();
+    println!("== 2. Cyrus IMAP: Debian's master and imapd, on 127.0.0.1:{} ==", imapd.port());
+    println!("   libldapbind.so is in the plugin directory (SASL_PATH); imapd.conf says:");
+    for line in imapd.conf_lines() {
+        println!("     {line}");
+    }
+
+    println!();
+    println!("== 3. cyrus imtest -a {USER} -w {PASSWORD} 127.0.0.1 ==");
+    let mark = imapd.mark();
+    let good = imapd.imtest(None, USER, PASSWORD);
+    show_transcript(&good);
+    println!("   Result: {}", if good.ok { "Authenticated." } else { "Authentication FAILED." });
+    let logged_in = imapd.wait_for_log(mark, &format!("{USER} "), common::imapd::LOG_TIMEOUT);
+    show_syslog(&imapd, mark, "imapd's syslog for this login (ldapbind's own lines and the login):");
+    let good_ok = good.ok && logged_in.is_some_and(|l| l.text.starts_with("login: "));
+    drop(imapd);
+
+    println!();
+    println!("== 4. The seed's mistake: the URL without the port ==");
+    let wrong_uri = format!("ldap://127.0.0.1/{}", slapd::BASE_DN);
+    println!("   sasl_ldapdb_uri: {wrong_uri}");
+    println!("   (glauth listens on 3893, not on the default 389; libldap's debug output was the admin's only clue)");
+    let imapd = Imapd::start(ImapdOptions::seed(&wrong_uri));
+    let mark = imapd.mark();
+    let bad = imapd.imtest(None, USER, PASSWORD);
+    println!("   imtest: {}", if bad.ok { "Authenticated (unexpected!)" } else { "Authentication failed." });
+    let why = imapd.wait_for_log(mark, "ldapbind: cannot connect", common::imapd::LOG_TIMEOUT);
+    show_syslog(&imapd, mark, "imapd's syslog:");
+    match &why {
+        Some(line) => {
+            println!();
+            println!("   The line that explains it:");
+            println!("     {}", line.text.trim_start_matches("SASL "));
+        }
+        None => println!("   (no ldapbind line about the connection: is something listening on 127.0.0.1:389?)"),
+    }
+    println!("   Fix: sasl_ldapdb_uri: {uri}");
+    drop(imapd);
+    drop(slapd);
+    good_ok && !bad.ok && why.is_some()
+}
+
+fn show_transcript(login: &Login) {
+    for line in login.transcript.lines() {
+        let line = line.trim_end();
+        if !(line.starts_with("C: ") || line.starts_with("S: ")) {
+            continue;
+        }
+        // The capability lists are long; the point is the exchange.
+        let shown: String = line.chars().take(110).collect();
+        let more = if shown.len() < line.len() { " ..." } else { "" };
+        println!("     {shown}{more}");
+    }
+}
+
+fn show_syslog(imapd: &Imapd, mark: LogMark, title: &str) {
+    println!("   {title}");
+    // Let the last lines of the login arrive.
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let relevant = |l: &LogLine| {
+        l.is_ldapbind() || l.text.starts_with("login: ") || l.text.starts_with("badlogin: ")
+    };
+    let mut any = false;
+    for line in imapd.syslog_since(mark).iter().filter(|l| relevant(l)) {
+        println!("     {line}");
+        any = true;
+    }
+    if !any {
+        println!("     (nothing)");
+    }
+}
