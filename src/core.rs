@@ -248,15 +248,29 @@ impl<D: Directory> Service<D> {
                 let (hashed, clear): (Vec<&Vec<u8>>, Vec<&Vec<u8>>) =
                     values.into_iter().partition(|v| hash_scheme(v).is_some());
                 if clear.is_empty() && fresh {
-                    let msg = match hashed.first().and_then(|v| hash_scheme(v)) {
-                        Some(scheme) => hashed_password_message(&name, &entry.dn, &attr, &scheme),
-                        None => format!(
-                            "ldapbind: entry {} of {name} has no {attr}, or the service account may not read it; \
-                             give the service account (sasl_ldapdb_id) read access to {attr}",
-                            entry.dn
+                    let saslauthd = host
+                        .library_option("pwcheck_method")
+                        .is_some_and(|m| m.split_ascii_whitespace().any(|v| v.eq_ignore_ascii_case("saslauthd")));
+                    let (level, msg) = match hashed.first().and_then(|v| hash_scheme(v)) {
+                        Some(scheme) if saslauthd => (
+                            Level::Debug,
+                            format!(
+                                "ldapbind: {attr} of {name} ({}) is stored as {scheme}; PLAIN/LOGIN are left to saslauthd \
+                                 (sasl_pwcheck_method), other mechanisms need a cleartext userPassword or an authPassword",
+                                entry.dn
+                            ),
+                        ),
+                        Some(scheme) => (Level::Fail, hashed_password_message(&name, &entry.dn, &attr, &scheme)),
+                        None => (
+                            Level::Fail,
+                            format!(
+                                "ldapbind: entry {} of {name} has no {attr}, or the service account may not read it; \
+                                 give the service account (sasl_ldapdb_id) read access to {attr}",
+                                entry.dn
+                            ),
                         ),
                     };
-                    host.log(Level::Fail, &msg);
+                    host.log(level, &msg);
                 }
                 values = clear;
             }

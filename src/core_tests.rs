@@ -86,6 +86,7 @@ struct FakeHost {
     logs: RefCell<Vec<(Level, String)>>,
     in_login: Cell<bool>,
     conn: usize,
+    pwcheck: Option<String>,
 }
 
 impl FakeHost {
@@ -119,6 +120,9 @@ impl Host for FakeHost {
     }
     fn requested(&self) -> Vec<Requested> {
         self.requested.borrow().clone()
+    }
+    fn library_option(&self, key: &str) -> Option<String> {
+        (key == "pwcheck_method").then(|| self.pwcheck.clone()).flatten()
     }
     fn prop_erase(&self, name: &str) {
         self.erased.borrow_mut().push(name.to_owned());
@@ -225,6 +229,12 @@ fn hashed_passwords_are_never_returned() {
         assert!(host.values("*userPassword").is_empty(), "{hash} returned");
         assert!(host.logged(Level::Fail, "saslauthd"), "{:?}", host.logs.borrow());
     }
+    // With saslauthd checking PLAIN/LOGIN the hash is expected: a debug note, not a failure.
+    let svc = Service::new(config(&[]), FakeDir::default().expect_find(JOHN_FILTER, john("{SSHA}x")));
+    let host = FakeHost { pwcheck: Some("auxprop saslauthd".into()), ..FakeHost::requesting(&["*userPassword"]) };
+    svc.lookup(&host, AUTHID, b"jdoe@example.com").unwrap();
+    assert!(host.logged(Level::Debug, "left to saslauthd"), "{:?}", host.logs.borrow());
+    assert!(!host.logs.borrow().iter().any(|(l, _)| *l == Level::Fail));
 }
 
 #[test]

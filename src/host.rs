@@ -39,6 +39,8 @@ pub trait Host {
     fn requested(&self) -> Vec<Requested>;
     /// Remove the values of one property.
     fn prop_erase(&self, name: &str);
+    /// One of libsasl2's own options for this connection (e.g. `pwcheck_method`).
+    fn library_option(&self, key: &str) -> Option<String>;
     /// Append one value to one property.
     fn prop_set(&self, name: &str, value: &[u8]) -> Result<(), crate::error::Error>;
 }

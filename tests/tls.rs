@@ -300,7 +300,7 @@ fn starttls_try_without_tls_on_the_server_works_and_warns_each_time() {
     let mut slapd = Slapd::start();
     let h = host(&slapd.url(), &[("ldapdb_starttls", "try")]);
     let warning = format!(
-        "LDAP server 127.0.0.1:{} does not offer StartTLS (2 protocolError: unsupported \
+        "ldapbind: LDAP server 127.0.0.1:{} does not offer StartTLS (2 protocolError: unsupported \
          extended operation); continuing WITHOUT TLS because sasl_ldapdb_starttls is try, so passwords cross the \
          network in clear; enable TLS on the server and set sasl_ldapdb_starttls: demand",
         slapd.port()

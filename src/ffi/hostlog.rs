@@ -69,7 +69,11 @@ impl log::Log for HostLogger {
             return;
         }
         let level = sasl_level(record.metadata());
-        let msg = record.args().to_string();
+        // Every line says where it comes from, like the lines the core logs itself.
+        let msg = match record.target() {
+            "ldapbind" => format!("ldapbind: {}", record.args()),
+            target => format!("ldapbind ({target}): {}", record.args()),
+        };
         match CURRENT.with(Cell::get) {
             Some(sink) => {
                 // SAFETY: the sink was taken from a live `Utils` by a Scope that is still on

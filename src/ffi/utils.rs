@@ -172,6 +172,10 @@ impl Host for ServerHost<'_> {
         out
     }
 
+    fn library_option(&self, key: &str) -> Option<String> {
+        self.utils.option(None, key)
+    }
+
     fn prop_erase(&self, name: &str) {
         let (Some(erase), ctx) = (self.utils.raw.prop_erase, self.propctx()) else { return };
         let Ok(name) = CString::new(name) else { return };

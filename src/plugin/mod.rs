@@ -5,6 +5,7 @@
 use std::cell::UnsafeCell;
 use std::ffi::CStr;
 use std::ptr;
+use std::sync::Mutex;
 
 use libc::{c_char, c_int, c_uint, c_void};
 
@@ -134,10 +135,20 @@ unsafe extern "C" fn canon_user_free(_glob: *mut c_void, utils: *const sasl_util
     });
 }
 
+/// The SASL connection whose login last logged the configuration error: one login makes
+/// several calls, and the admin needs the line once per login, not once per call.
+static CONFIG_LOGGED_FOR: Mutex<usize> = Mutex::new(0);
+
 /// Log `e` once at its level, record it for `sasl_errdetail`, and return its code.
 fn report(host: &impl Host, e: &Error) -> c_int {
     let msg = format!("ldapbind: {e}");
-    host.log(e.level(), &msg);
+    let repeated = matches!(e, Error::Config(_)) && {
+        let mut last = CONFIG_LOGGED_FOR.lock().unwrap_or_else(|p| p.into_inner());
+        std::mem::replace(&mut *last, host.conn_id()) == host.conn_id()
+    };
+    if !repeated {
+        host.log(e.level(), &msg);
+    }
     host.set_error(&msg);
     e.sasl_code()
 }
