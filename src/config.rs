@@ -501,6 +501,7 @@ impl Config {
             errors: Vec::new(),
             notes: Vec::new(),
             warnings: Vec::new(),
+            suspect_base: false,
         }
         .run()
     }
@@ -553,6 +554,9 @@ struct Parser<'s, S: Sources> {
     errors: Vec<ConfigError>,
     notes: Vec<String>,
     warnings: Vec<String>,
+    /// A URL's base DN had a `%XX` escape of a letter or digit (the seed's `%44`): the base is
+    /// probably not what the admin meant, so no advice is built from it.
+    suspect_base: bool,
 }
 
 impl<S: Sources> Parser<'_, S> {
@@ -629,6 +633,8 @@ impl<S: Sources> Parser<'_, S> {
         };
         match uri::parse_uri_list(&raw) {
             Ok(list) => {
+                self.suspect_base =
+                    list.warnings.iter().any(|w| matches!(w, uri::UriWarning::AlnumEscape { .. }));
                 self.warnings
                     .extend(list.warnings.iter().map(ToString::to_string));
                 Some(list.urls)
@@ -1021,7 +1027,7 @@ impl<S: Sources> Parser<'_, S> {
             return false;
         }
         // The seed's `cn=cyrus,ou=machines`: written as if the base DN were appended (it never is).
-        if let Some(base) = base
+        if let Some(base) = base.filter(|_| !self.suspect_base)
             && let (Some(id_last), Some(base_last)) = (last_rdn(id), last_rdn(base))
             && !id_last.eq_ignore_ascii_case(base_last)
         {
@@ -1582,6 +1588,19 @@ mod tests {
         assert!(
             one_err(&f).starts_with("sasl_ldapdb_id: `cn=a,,dc=b` is not a valid DN: empty RDN")
         );
+    }
+
+    #[test]
+    fn no_suffix_advice_from_a_suspect_base() {
+        // The seed's `%44` base: the `,dc=usersDdc=local` suffix would point the wrong way.
+        let f = Fake::new(&[
+            ("ldapdb_uri", "ldap://glauth:3893/dc=users%44dc=local"),
+            ("ldapdb_id", "cn=cyrus,ou=machines"),
+            ("ldapdb_pw", "cyrus"),
+        ]);
+        let c = ok(&f);
+        assert!(c.warnings.iter().any(|w| w.contains("`%44`")), "{:?}", c.warnings);
+        assert!(!c.warnings.iter().any(|w| w.contains("suffix")), "{:?}", c.warnings);
     }
 
     #[test]
