@@ -114,9 +114,15 @@ fn unselected_and_unconfigured_is_silent() {
     assert_eq!(ldapbind_lines(), Vec::<(i32, String)>::new());
 }
 
+fn threads() -> usize {
+    std::fs::read_dir("/proc/self/task").unwrap().count()
+}
+
 #[test]
 fn options_are_asked_for_with_the_plugin_name() {
+    let threads_before = threads();
     let (_dir, _server) = init(&[("auxprop_plugin", "ldapbind"), ("ldapdb_uri", "ldap://127.0.0.1:9/dc=x")]);
+    assert_eq!(threads(), threads_before, "init must not start a thread");
     let asked = Server::getopt_queries();
     assert!(asked.iter().any(|(p, o)| p.as_deref() == Some("ldapbind") && o == "ldapdb_uri"), "{asked:?}");
     assert!(asked.iter().any(|(p, o)| p.is_none() && o == "auxprop_plugin"), "{asked:?}");
