@@ -51,6 +51,9 @@ pub const USERS_DN: &str = "ou=superheros,dc=users,dc=local";
 pub const SERVICE_DN: &str = "cn=cyrus,ou=machines,dc=users,dc=local";
 /// The service account's password (`sasl_ldapdb_pw`).
 pub const SERVICE_PW: &str = "cyrus";
+/// With [`SlapdOptions::ldapdb_compat`]: the SASL (DIGEST-MD5) authcid that maps to
+/// [`SERVICE_DN`], i.e. ldapdb's `ldapdb_id`; its password is [`SERVICE_PW`].
+pub const LDAPDB_SASL_ID: &str = "cyrus";
 /// The mail carried by both [`TWIN_A`] and [`TWIN_B`]: a lookup by mail is ambiguous.
 pub const SHARED_MAIL: &str = "shared@example.com";
 
@@ -331,6 +334,23 @@ pub struct SlapdOptions {
     /// More entries, slapadd-ed after `tests/data/users.ldif` (so parents such as [`USERS_DN`]
     /// exist). Use `objectClass: ldapbindSecrets` for `authPassword`/`cmusaslsecret*`.
     pub extra_ldif: Option<String>,
+    /// Also serve what Debian's C ldapdb plugin needs (SASL-ABI.md §6), for comparisons and
+    /// benchmarks against it (`benches/logins.rs`); `false` (the default) keeps the glauth-like
+    /// simple-bind-only directory. When `true`:
+    ///
+    /// - slapd's libsasl2 loads DIGEST-MD5 (a plugin dir holding only `libdigestmd5.so`), and
+    ///   [`LDAPDB_SASL_ID`] with [`SERVICE_PW`] (the service entry's cleartext `userPassword`)
+    ///   binds with it (`olcSaslHost: 127.0.0.1`, the host name ldapdb's libldap uses);
+    /// - slapd also listens on `ldapi://` (a socket in the temp dir, [`Slapd::ldapi_url`]), where
+    ///   SASL EXTERNAL with this process's uid/gid maps to the service account;
+    /// - `olcAuthzRegexp` maps those two identities to [`SERVICE_DN`], and `uid=<user>,...,cn=auth`
+    ///   (what `u:<user>` in a proxy-authz control becomes) to `cn=<user>,`[`USERS_DN`];
+    /// - `olcAuthzPolicy: to`, and the service entry has `authzTo: dn.children:`[`USERS_DN`], so
+    ///   it may proxy as any user (RFC 4370 control; WhoAmI honours it);
+    /// - the ACLs add `by self read` (a proxied user reads its own entry and `userPassword`) and
+    ///   `by anonymous auth` on entries (slapd's own auxprop reads the service secret for
+    ///   DIGEST-MD5). The service account's simple bind and searches are unchanged.
+    pub ldapdb_compat: bool,
 }
 
 impl Default for SlapdOptions {
@@ -339,6 +359,7 @@ impl Default for SlapdOptions {
             stats_log: true,
             tls: None,
             extra_ldif: None,
+            ldapdb_compat: false,
         }
     }
 }
@@ -532,6 +553,23 @@ impl Slapd {
     /// `ldap://127.0.0.1:PORT`, without a base DN.
     pub fn url(&self) -> String {
         format!("ldap://127.0.0.1:{}", self.port)
+    }
+
+    /// `ldapi://<percent-encoded socket path>` with [`SlapdOptions::ldapdb_compat`], else `None`.
+    pub fn ldapi_url(&self) -> Option<String> {
+        self.opts
+            .ldapdb_compat
+            .then(|| format!("ldapi://{}", percent_encode_path(&self.ldapi_path())))
+    }
+
+    fn ldapi_path(&self) -> PathBuf {
+        self.dir.path().join("ldapi")
+    }
+
+    /// Log with `-d stats` (`true`) or not at all from the next [`Slapd::restart`] on: e.g. a
+    /// short run that counts operations, then a throughput run on the same data and port.
+    pub fn set_stats_log(&mut self, on: bool) {
+        self.opts.stats_log = on;
     }
 
     /// The ldaps:// port; panics when slapd runs without TLS.
@@ -744,6 +782,9 @@ impl Slapd {
         for (name, text) in &files {
             fs::write(dir.join(name), text).expect("write an LDIF into the temp dir");
         }
+        if self.opts.ldapdb_compat {
+            ldapdb_compat(dir);
+        }
         for (db, ldif) in [("0", "config.ldif"), ("1", "users.ldif")] {
             let out = Command::new(SLAPADD)
                 .args(["-q", "-n", db, "-F"])
@@ -839,6 +880,28 @@ impl Slapd {
         }
     }
 
+    /// `-h` listeners plus the ldapi:// one of [`SlapdOptions::ldapdb_compat`].
+    fn with_ldapi(&self, mut urls: String) -> String {
+        if let Some(ldapi) = self.ldapi_url() {
+            // A socket left by a previous run of this slapd would make it refuse to start.
+            let _ = fs::remove_file(self.ldapi_path());
+            urls.push(' ');
+            urls.push_str(&ldapi);
+        }
+        urls
+    }
+
+    /// slapd's libsasl2 plugin dir: empty (simple binds only, like glauth), or DIGEST-MD5 only
+    /// with [`SlapdOptions::ldapdb_compat`] (EXTERNAL is built into libsasl2).
+    fn sasl_path(&self) -> PathBuf {
+        let dir = self.dir.path();
+        if self.opts.ldapdb_compat {
+            dir.join(LDAPDB_SASL_DIR)
+        } else {
+            dir.join("sasl2-empty")
+        }
+    }
+
     fn spawn(&self) -> Child {
         let dir = self.dir.path();
         let log = OpenOptions::new()
@@ -852,9 +915,9 @@ impl Slapd {
             .arg("-F")
             .arg(dir.join("slapd.d"))
             .arg("-h")
-            .arg(self.listen_urls())
+            .arg(self.with_ldapi(self.listen_urls()))
             // No SASL mechanism plugins inside slapd: simple binds only, like glauth.
-            .env("SASL_PATH", dir.join("sasl2-empty"))
+            .env("SASL_PATH", self.sasl_path())
             .env("SASL_CONF_PATH", dir.join("sasl2-empty"))
             .env("LDAPNOINIT", "1")
             .current_dir(dir)
@@ -896,6 +959,76 @@ impl Drop for Slapd {
         }
         self.stop();
     }
+}
+
+/// slapd's SASL plugin dir with [`SlapdOptions::ldapdb_compat`] (inside the temp dir).
+const LDAPDB_SASL_DIR: &str = "sasl2-ldapdb";
+/// Debian's DIGEST-MD5 plugin, the only mechanism plugin slapd loads with ldapdb_compat.
+const DIGEST_MD5_PLUGIN: &str = "/usr/lib/x86_64-linux-gnu/sasl2/libdigestmd5.so";
+
+/// Rewrites `config.ldif` and `users.ldif` in the temp dir `dir` (before slapadd) for
+/// [`SlapdOptions::ldapdb_compat`], and makes slapd's SASL plugin dir holding only DIGEST-MD5.
+fn ldapdb_compat(dir: &Path) {
+    fn edit(file: &Path, edits: &[(&str, String)]) {
+        let mut text = fs::read_to_string(file).expect("read an LDIF from the temp dir");
+        for (old, new) in edits {
+            assert_eq!(
+                text.matches(old).count(),
+                1,
+                "ldapdb_compat: {} no longer has exactly one {old:?}; update tests/common/slapd.rs",
+                file.display()
+            );
+            text = text.replacen(old, new, 1);
+        }
+        fs::write(file, text).expect("write an LDIF into the temp dir");
+    }
+    assert!(
+        Path::new(DIGEST_MD5_PLUGIN).exists(),
+        "{DIGEST_MD5_PLUGIN} is missing (apt-get install libsasl2-modules)"
+    );
+    let sasl_dir = dir.join(LDAPDB_SASL_DIR);
+    fs::create_dir(&sasl_dir).expect("create slapd's SASL plugin dir");
+    std::os::unix::fs::symlink(DIGEST_MD5_PLUGIN, sasl_dir.join("libdigestmd5.so"))
+        .expect("symlink libdigestmd5.so");
+    // SAFETY: getuid/getgid cannot fail and touch no memory.
+    let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+    let global = format!(
+        "olcLogLevel: 0\n\
+         olcAuthzPolicy: to\n\
+         olcSaslHost: 127.0.0.1\n\
+         olcAuthzRegexp: {{0}}\"^uid={LDAPDB_SASL_ID}(,cn=[^,]+)?,cn=digest-md5,cn=auth$\" \"{SERVICE_DN}\"\n\
+         olcAuthzRegexp: {{1}}\"^gidNumber={gid}\\+uidNumber={uid},cn=peercred,cn=external,cn=auth$\" \"{SERVICE_DN}\"\n\
+         olcAuthzRegexp: {{2}}\"^uid=([^,]+)(,cn=[^,]+)?,cn=[^,]+,cn=auth$\" \"cn=$1,{USERS_DN}\"\n"
+    );
+    edit(
+        &dir.join("config.ldif"),
+        &[
+            ("olcLogLevel: 0\n", global),
+            ("  by anonymous auth\n", "  by self read\n  by anonymous auth\n".into()),
+            ("  by * disclose", "  by self read\n  by anonymous auth\n  by * disclose".into()),
+        ],
+    );
+    edit(
+        &dir.join("users.ldif"),
+        &[(
+            "cn: cyrus\nuserPassword: cyrus\n",
+            format!("cn: cyrus\nuserPassword: cyrus\nauthzTo: dn.children:{USERS_DN}\n"),
+        )],
+    );
+}
+
+/// `/a b/c` -> `%2Fa%20b%2Fc`, for the host part of an ldapi:// URL.
+fn percent_encode_path(path: &Path) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    let mut out = String::new();
+    for &b in path.as_os_str().as_bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 /// Whether every thread under `/proc/<pid>/task` is in state T (stopped).
