@@ -109,10 +109,7 @@ impl Backend {
     }
 
     fn parse(s: &str) -> Backend {
-        Backend::ALL
-            .into_iter()
-            .find(|b| b.name() == s)
-            .unwrap_or_else(|| panic!("unknown backend {s}"))
+        Backend::ALL.into_iter().find(|b| b.name() == s).unwrap_or_else(|| panic!("unknown backend {s}"))
     }
 
     fn methods(self) -> &'static [Method] {
@@ -158,10 +155,7 @@ impl Method {
 type Config = (Backend, Method);
 
 fn configs() -> Vec<Config> {
-    Backend::ALL
-        .into_iter()
-        .flat_map(|b| b.methods().iter().map(move |m| (b, *m)))
-        .collect()
+    Backend::ALL.into_iter().flat_map(|b| b.methods().iter().map(move |m| (b, *m))).collect()
 }
 
 /// Everything a child needs to set itself up; passed as `key=value` arguments.
@@ -195,16 +189,12 @@ impl Env {
 type Args = BTreeMap<String, String>;
 
 fn arg<'a>(args: &'a Args, key: &str) -> &'a str {
-    args.get(key)
-        .unwrap_or_else(|| panic!("child argument {key}= missing"))
+    args.get(key).unwrap_or_else(|| panic!("child argument {key}= missing"))
 }
 
 /// libsasl2 options and plugin dir of a SASL backend.
 fn sasl_setup(backend: Backend, args: &Args) -> (PathBuf, Vec<(String, String)>) {
-    let mut opts: Vec<(&str, String)> = vec![
-        ("pwcheck_method", "auxprop".into()),
-        ("mech_list", MECH_LIST.into()),
-    ];
+    let mut opts: Vec<(&str, String)> = vec![("pwcheck_method", "auxprop".into()), ("mech_list", MECH_LIST.into())];
     let dir = match backend {
         Backend::Ldapbind => {
             opts.extend([
@@ -242,18 +232,12 @@ fn sasl_setup(backend: Backend, args: &Args) -> (PathBuf, Vec<(String, String)>)
             arg(args, "ldapdb_dir")
         }
         Backend::Sasldb => {
-            opts.extend([
-                ("auxprop_plugin", "sasldb".into()),
-                ("sasldb_path", arg(args, "sasldb").into()),
-            ]);
+            opts.extend([("auxprop_plugin", "sasldb".into()), ("sasldb_path", arg(args, "sasldb").into())]);
             arg(args, "plain_dir")
         }
         Backend::Limit | Backend::LimitLdapi => unreachable!("the wire limit does not use libsasl2"),
     };
-    let opts = opts
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect();
+    let opts = opts.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
     (PathBuf::from(dir), opts)
 }
 
@@ -270,19 +254,11 @@ fn sasl_login(server: &Server, method: Method) -> Login<'_> {
         Method::Checkpass => Box::new(move || {
             let conn = server.new_conn("imap");
             let rc = conn.checkpass(USER.uid.as_bytes(), USER.pw().as_bytes());
-            if rc == SASL_OK {
-                Ok(())
-            } else {
-                Err(format!("checkpass: {rc} ({})", conn.errdetail()))
-            }
+            if rc == SASL_OK { Ok(()) } else { Err(format!("checkpass: {rc} ({})", conn.errdetail())) }
         }),
         Method::Plain | Method::CramMd5 => Box::new(move || {
             let r = sasl::exchange(server, method.name(), USER.uid, None, USER.pw());
-            if r.ok() {
-                Ok(())
-            } else {
-                Err(format!("{}: {} ({})", method.name(), r.code, r.errdetail))
-            }
+            if r.ok() { Ok(()) } else { Err(format!("{}: {} ({})", method.name(), r.code, r.errdetail)) }
         }),
         Method::Search => unreachable!(),
     }
@@ -301,9 +277,7 @@ fn limit_login(args: &Args, ldapi: bool) -> Login<'static> {
     } else {
         conn.with_timeout(OP_TIMEOUT).simple_bind(slapd::SERVICE_DN, slapd::SERVICE_PW)
     };
-    bound
-        .and_then(|r| r.success())
-        .unwrap_or_else(|e| panic!("service bind: {e}"));
+    bound.and_then(|r| r.success()).unwrap_or_else(|e| panic!("service bind: {e}"));
     let filter = ldapbind::filter::DEFAULT_FILTER.replace("%u", USER.uid);
     // checkpass asks for *userPassword and *cmusaslsecretPLAIN, both in the prefetch set;
     // ldapbind sends its attribute set lower-cased and sorted.
@@ -332,11 +306,7 @@ fn limit_login(args: &Args, ldapi: bool) -> Login<'static> {
 // ---------------------------------------------------------------------------------------------
 
 fn child(raw: &[String]) {
-    let args: Args = raw
-        .iter()
-        .filter_map(|a| a.split_once('='))
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect();
+    let args: Args = raw.iter().filter_map(|a| a.split_once('=')).map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
     match arg(&args, "mode") {
         "load" => child_load(&args),
         mode => {
@@ -429,10 +399,7 @@ fn proc_cpu(pid: u32) -> Duration {
     };
     let fields: Vec<&str> = rest.split(' ').collect();
     // After "<pid> (<comm>) ": state is field 3, utime 14, stime 15.
-    let ticks: u64 = [11, 12]
-        .iter()
-        .filter_map(|&i| fields.get(i)?.parse::<u64>().ok())
-        .sum();
+    let ticks: u64 = [11, 12].iter().filter_map(|&i| fields.get(i)?.parse::<u64>().ok()).sum();
     // SAFETY: sysconf has no preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
     Duration::from_nanos(ticks * 1_000_000_000 / hz)
@@ -562,18 +529,12 @@ fn child_rss(args: &Args, login: &mut Login<'_>) -> Result<(), String> {
     }
     let wall = start.elapsed();
     let list: Vec<String> = series.iter().map(u64::to_string).collect();
-    say(&format!(
-        "RESULT n={n} rate={:.1} rss_kb={}",
-        n as f64 / wall.as_secs_f64(),
-        list.join(","),
-    ));
+    say(&format!("RESULT n={n} rate={:.1} rss_kb={}", n as f64 / wall.as_secs_f64(), list.join(","),));
     Ok(())
 }
 
 fn count_dir(path: &str, pred: impl Fn(&Path) -> bool) -> usize {
-    std::fs::read_dir(path)
-        .map(|d| d.flatten().filter(|e| pred(&e.path())).count())
-        .unwrap_or(0)
+    std::fs::read_dir(path).map(|d| d.flatten().filter(|e| pred(&e.path())).count()).unwrap_or(0)
 }
 
 fn threads() -> usize {
@@ -581,9 +542,7 @@ fn threads() -> usize {
 }
 
 fn sockets() -> usize {
-    count_dir("/proc/self/fd", |p| {
-        std::fs::read_link(p).is_ok_and(|t| t.to_string_lossy().starts_with("socket:"))
-    })
+    count_dir("/proc/self/fd", |p| std::fs::read_link(p).is_ok_and(|t| t.to_string_lossy().starts_with("socket:")))
 }
 
 /// Times libsasl2's init with the given plugin dir and ldapbind's options (ignored when the dir
@@ -646,18 +605,11 @@ fn parse_result(line: &str) -> BTreeMap<String, String> {
 
 /// Runs a child to completion; its RESULT fields, or `Err` with its stderr.
 fn run_child(env: &Env, extra: &[String]) -> Result<BTreeMap<String, String>, String> {
-    let out = child_command(env, extra)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("spawn child: {e}"))?;
+    let out = child_command(env, extra).stdin(Stdio::null()).output().map_err(|e| format!("spawn child: {e}"))?;
     let stdout = String::from_utf8_lossy(&out.stdout);
     match stdout.lines().find(|l| l.starts_with("RESULT ")) {
         Some(line) if out.status.success() => Ok(parse_result(line)),
-        _ => Err(format!(
-            "child {extra:?} failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        )),
+        _ => Err(format!("child {extra:?} failed ({}): {}", out.status, String::from_utf8_lossy(&out.stderr).trim())),
     }
 }
 
@@ -708,9 +660,7 @@ fn count_ops(slapd: &Slapd, env: &Env, backend: Backend, method: Method, n: usiz
         format!("method={}", method.name()),
         format!("n={n}"),
     ];
-    let mut child = child_command(env, &extra)
-        .spawn()
-        .map_err(|e| format!("spawn: {e}"))?;
+    let mut child = child_command(env, &extra).spawn().map_err(|e| format!("spawn: {e}"))?;
     let mut stdin = child.stdin.take().expect("child stdin");
     let mut lines = BufReader::new(child.stdout.take().expect("child stdout")).lines();
     let mut expect = |word: &str| -> bool { matches!(lines.next(), Some(Ok(l)) if l == word) };
@@ -766,11 +716,7 @@ fn parse_opts() -> Opts {
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let mut it = argv.iter();
     while let Some(a) = it.next() {
-        let mut val = |name: &str| -> String {
-            it.next()
-                .unwrap_or_else(|| panic!("{name} needs a value"))
-                .clone()
-        };
+        let mut val = |name: &str| -> String { it.next().unwrap_or_else(|| panic!("{name} needs a value")).clone() };
         match a.as_str() {
             // cargo bench passes --bench to harness = false targets.
             "--bench" => {}
@@ -815,12 +761,7 @@ fn machine() -> String {
 }
 
 fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .unwrap_or_default()
-        .split(' ')
-        .take(3)
-        .collect::<Vec<_>>()
-        .join(" ")
+    std::fs::read_to_string("/proc/loadavg").unwrap_or_default().split(' ').take(3).collect::<Vec<_>>().join(" ")
 }
 
 fn so_sizes(plugin: &Path) -> (u64, Option<u64>) {
@@ -894,18 +835,11 @@ fn main() {
              {LDAPDB_ENV}): ldapdb rows skipped"
         );
     }
-    let scratch = tempfile::Builder::new()
-        .prefix("ldapbind-bench-")
-        .tempdir()
-        .expect("temp dir");
+    let scratch = tempfile::Builder::new().prefix("ldapbind-bench-").tempdir().expect("temp dir");
     let sasldb = scratch.path().join("sasldb2");
     sasl::create_sasldb(&sasldb, APP, "localhost", USER.uid, USER.pw());
 
-    let mut slapd = Slapd::start_with(SlapdOptions {
-        stats_log: true,
-        ldapdb_compat: true,
-        ..SlapdOptions::default()
-    });
+    let mut slapd = Slapd::start_with(SlapdOptions { stats_log: true, ldapdb_compat: true, ..SlapdOptions::default() });
     let mut env = Env {
         ldap_url: slapd.url(),
         ldapi_url: slapd.ldapi_url().expect("ldapdb_compat gives an ldapi:// URL"),
@@ -936,21 +870,15 @@ fn main() {
     }
     // Loading ldapbind and idling: no connection, no operation.
     let mark = slapd.mark();
-    let load_probe = run_child(
-        &env,
-        &["mode=load".into(), format!("dir={}", env.ldapbind_dir.display()), "idle_ms=300".into()],
-    );
+    let load_probe =
+        run_child(&env, &["mode=load".into(), format!("dir={}", env.ldapbind_dir.display()), "idle_ms=300".into()]);
     let load_ops = slapd.ops_since(&mark);
 
     // ---- Phase 2: throughput (logging off) ----
     slapd.set_stats_log(false);
     slapd.restart();
     env.slapd_pid = slapd.pid();
-    println!(
-        "\n## phase 2: throughput (slapd -d 0), {} rounds; load average now {}",
-        o.rounds,
-        loadavg()
-    );
+    println!("\n## phase 2: throughput (slapd -d 0), {} rounds; load average now {}", o.rounds, loadavg());
     let mut runs: BTreeMap<Config, Vec<BTreeMap<String, String>>> = BTreeMap::new();
     let mut per_round: Vec<BTreeMap<Config, f64>> = Vec::new();
     let mut pairs: BTreeMap<Backend, Vec<BTreeMap<String, String>>> = BTreeMap::new();
@@ -1086,18 +1014,41 @@ fn main() {
     let (size, stripped) = so_sizes(&plugin);
     let med = |c: Config, k: &str| median(runs.get(&c).map_or(vec![], |v| v.iter().map(|r| f(r, k)).collect()));
     let ratio = |a: Config, b: &dyn Fn(&BTreeMap<Config, f64>) -> Option<f64>| -> (f64, f64, f64) {
-        let v: Vec<f64> = per_round
-            .iter()
-            .filter_map(|r| Some(r.get(&a)? / b(r)?))
-            .collect();
+        let v: Vec<f64> = per_round.iter().filter_map(|r| Some(r.get(&a)? / b(r)?)).collect();
         (median(v.clone()), quantile(v.clone(), 0.0), quantile(v, 1.0))
     };
     println!("\n## results (median over rounds; latency per login incl. sasl_server_new/dispose)");
     println!(
         "| {:<31} | {:<9} | {:>9} | {:>8} | {:>8} | {:>8} | {:>13} | {:>12} | {:>11} | {:>8} | {:>8} |",
-        "configuration", "login", "logins/s", "mean µs", "p50 µs", "p99 µs", "client CPU µs", "slapd CPU µs", "LDAP ops", "conns", "binds"
+        "configuration",
+        "login",
+        "logins/s",
+        "mean µs",
+        "p50 µs",
+        "p99 µs",
+        "client CPU µs",
+        "slapd CPU µs",
+        "LDAP ops",
+        "conns",
+        "binds"
     );
-    println!("|{}|", ["---------------------------------", "-----------", "----------:", "---------:", "---------:", "---------:", "--------------:", "-------------:", "------------:", "---------:", "---------:"].join("|"));
+    println!(
+        "|{}|",
+        [
+            "---------------------------------",
+            "-----------",
+            "----------:",
+            "---------:",
+            "---------:",
+            "---------:",
+            "--------------:",
+            "-------------:",
+            "------------:",
+            "---------:",
+            "---------:"
+        ]
+        .join("|")
+    );
     for &c in &all {
         let (b, m) = c;
         let opsc = ops.get(&c);
@@ -1124,7 +1075,9 @@ fn main() {
             fmt_ops(opsc.map(|p| p.binds)),
         );
     }
-    println!("LDAP ops = bind + search + other requests per login (S = searches, X = extended ops such as WhoAmI); conns = TCP/ldapi connections accepted per login.");
+    println!(
+        "LDAP ops = bind + search + other requests per login (S = searches, X = extended ops such as WhoAmI); conns = TCP/ldapi connections accepted per login."
+    );
 
     println!("\n## ratios of logins/s (median [min..max] over {} rounds)", per_round.len());
     let mut targets: Vec<(String, bool)> = Vec::new();
@@ -1147,14 +1100,20 @@ fn main() {
     let lb_ldapi = (Backend::LdapbindLdapi, Method::Checkpass);
     let have_ldapdb = ldapdb_dir.is_some();
 
-    println!("ldapbind and the wire limit in one process, alternating 100 ms slices (the estimator for the 0.8x target):");
+    println!(
+        "ldapbind and the wire limit in one process, alternating 100 ms slices (the estimator for the 0.8x target):"
+    );
     let pair_ratio = |b: Backend| -> (f64, f64, f64) {
         let v: Vec<f64> = pairs.get(&b).map_or(vec![], |rs| rs.iter().map(|r| f(r, "ratio")).collect());
         (median(v.clone()), quantile(v.clone(), 0.0), quantile(v, 1.0))
     };
     let r = show("ldapbind checkpass", "wire limit", pair_ratio(Backend::Ldapbind));
     targets.push((format!("ldapbind checkpass >= 0.8x the wire limit: {r:.2}x"), r >= 0.8));
-    let r = show("ldapbind checkpass, ldapi:// EXTERNAL", "wire limit, ldapi:// EXTERNAL", pair_ratio(Backend::LdapbindLdapi));
+    let r = show(
+        "ldapbind checkpass, ldapi:// EXTERNAL",
+        "wire limit, ldapi:// EXTERNAL",
+        pair_ratio(Backend::LdapbindLdapi),
+    );
     targets.push((format!("  the same over ldapi:// with EXTERNAL: {r:.2}x"), r >= 0.8));
 
     println!("separate processes, ratio taken within each round:");
@@ -1176,7 +1135,10 @@ fn main() {
     show(a, "wire limit, ldapi:// EXTERNAL", ratio(lb_ldapi, &one(limit_ldapi)));
     if have_ldapdb {
         let r = show(a, "ldapdb best, checkpass", ratio(lb_ldapi, &best(Method::Checkpass)));
-        targets.push((format!("  the same with ldapbind over ldapi:// with EXTERNAL, like ldapdb's best: {r:.2}x"), r >= 3.0));
+        targets.push((
+            format!("  the same with ldapbind over ldapi:// with EXTERNAL, like ldapdb's best: {r:.2}x"),
+            r >= 3.0,
+        ));
         println!("ceilings: what a plugin doing one search per login could reach at most:");
         show("wire limit", "ldapdb best, checkpass", ratio(limit_tcp, &best(Method::Checkpass)));
         show("wire limit, ldapi:// EXTERNAL", "ldapdb best, checkpass", ratio(limit_ldapi, &best(Method::Checkpass)));
@@ -1274,9 +1236,8 @@ fn main() {
 
     println!("\n## RSS and size");
     for (b, r) in &rss {
-        let series: Vec<f64> = r
-            .get("rss_kb")
-            .map_or(vec![], |s| s.split(',').filter_map(|x| x.parse().ok()).collect());
+        let series: Vec<f64> =
+            r.get("rss_kb").map_or(vec![], |s| s.split(',').filter_map(|x| x.parse().ok()).collect());
         if let (Some(first), Some(last)) = (series.first(), series.last()) {
             // Growth that keeps going in the second half is a leak; a few pages of allocator
             // settling right after the warm-up are not.
@@ -1312,10 +1273,6 @@ fn main() {
     for (what, ok) in &targets {
         println!("{:<6} {what}", verdict(*ok));
     }
-    println!(
-        "\ntotal {:.0} s; load average at end {}",
-        total.as_secs_f64(),
-        loadavg()
-    );
+    println!("\ntotal {:.0} s; load average at end {}", total.as_secs_f64(), loadavg());
     drop(scratch);
 }

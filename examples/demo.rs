@@ -17,7 +17,9 @@ use common::slapd::{self, Slapd};
 fn main() -> ExitCode {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
-        eprintln!("demo: run as root (scripts/demo.sh): Cyrus master needs its cyrus user and a private mount namespace");
+        eprintln!(
+            "demo: run as root (scripts/demo.sh): Cyrus master needs its cyrus user and a private mount namespace"
+        );
         return ExitCode::FAILURE;
     }
     let ok = run();
@@ -101,9 +103,7 @@ fn show_syslog(imapd: &Imapd, mark: LogMark, title: &str) {
     println!("   {title}");
     // Let the last lines of the login arrive.
     std::thread::sleep(std::time::Duration::from_millis(200));
-    let relevant = |l: &LogLine| {
-        l.is_ldapbind() || l.text.starts_with("login: ") || l.text.starts_with("badlogin: ")
-    };
+    let relevant = |l: &LogLine| l.is_ldapbind() || l.text.starts_with("login: ") || l.text.starts_with("badlogin: ");
     let mut any = false;
     for line in imapd.syslog_since(mark).iter().filter(|l| relevant(l)) {
         println!("     {line}");

@@ -5,5 +5,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh
+cargo fmt --check
 cargo clippy --all-targets --quiet -- -D warnings
 cargo nextest run --no-fail-fast "$@"

@@ -93,12 +93,7 @@ impl Drop for FileData {
 
 impl fmt::Debug for FileData {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "FileData {{ contents: <{} bytes>, mode: {:o} }}",
-            self.contents.len(),
-            self.mode
-        )
+        write!(f, "FileData {{ contents: <{} bytes>, mode: {:o} }}", self.contents.len(), self.mode)
     }
 }
 
@@ -117,25 +112,15 @@ impl<F: Fn(&str) -> Option<String>> Sources for SystemSources<F> {
         let file = std::fs::File::open(path)?;
         let meta = file.metadata()?;
         if !meta.is_file() {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "not a regular file",
-            ));
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a regular file"));
         }
         if meta.len() > MAX_FILE_SIZE {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("larger than {MAX_FILE_SIZE} bytes"),
-            ));
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("larger than {MAX_FILE_SIZE} bytes")));
         }
         // Exact capacity: no reallocation leaves an unwiped copy of a secret behind.
         let cap = usize::try_from(meta.len()).unwrap_or(0).saturating_add(1);
-        let mut data = FileData {
-            contents: Vec::with_capacity(cap),
-            mode: meta.mode() & 0o7777,
-        };
-        file.take(MAX_FILE_SIZE + 1)
-            .read_to_end(&mut data.contents)?;
+        let mut data = FileData { contents: Vec::with_capacity(cap), mode: meta.mode() & 0o7777 };
+        file.take(MAX_FILE_SIZE + 1).read_to_end(&mut data.contents)?;
         Ok(data)
     }
 }
@@ -337,12 +322,7 @@ pub enum ConfigError {
          `{other_dn}`; ldapbind searches one base on whichever server answers, so make them the \
          same or set sasl_ldapdb_search_base"
     )]
-    BaseDnConflict {
-        first_url: String,
-        first_dn: String,
-        other_url: String,
-        other_dn: String,
-    },
+    BaseDnConflict { first_url: String, first_dn: String, other_url: String, other_dn: String },
     #[error("sasl_{option}: {source}")]
     BadDn {
         option: &'static str,
@@ -363,10 +343,7 @@ pub enum ConfigError {
         "sasl_{option} is set but sasl_ldapdb_id is not; set sasl_ldapdb_id to the service \
          account's full DN (e.g. `sasl_ldapdb_id: {example}`)"
     )]
-    PasswordWithoutId {
-        option: &'static str,
-        example: String,
-    },
+    PasswordWithoutId { option: &'static str, example: String },
     #[error(
         "sasl_ldapdb_pw and sasl_ldapdb_pw_file are both set; keep one (sasl_ldapdb_pw_file keeps \
          the password out of imapd.conf)"
@@ -440,12 +417,7 @@ pub enum ConfigError {
          (e.g. with `openssl {tool} -inform der -in FILE -out FILE.pem`)",
         path = path.display()
     )]
-    NotPem {
-        what: String,
-        path: PathBuf,
-        marker: &'static str,
-        tool: &'static str,
-    },
+    NotPem { what: String, path: PathBuf, marker: &'static str, tool: &'static str },
     #[error(
         "sasl_ldapdb_tls_cert is set but sasl_ldapdb_tls_key is not; set both (the client \
          certificate and its private key) or neither"
@@ -460,13 +432,7 @@ pub enum ConfigError {
         "sasl_ldapdb_rc: `{keyword} {value}` in {path} line {line} is not valid; {expected}",
         path = path.display()
     )]
-    BadRcValue {
-        path: PathBuf,
-        line: usize,
-        keyword: String,
-        value: String,
-        expected: &'static str,
-    },
+    BadRcValue { path: PathBuf, line: usize, keyword: String, value: String, expected: &'static str },
 }
 
 /// Every problem found; `Display` is one line per problem.
@@ -496,24 +462,14 @@ pub fn is_configured(src: &impl Sources) -> bool {
 impl Config {
     /// Parse every option; on failure return all problems found.
     pub fn from_sources(src: &impl Sources) -> Result<Config, ConfigErrors> {
-        Parser {
-            src,
-            errors: Vec::new(),
-            notes: Vec::new(),
-            warnings: Vec::new(),
-            suspect_base: false,
-        }
-        .run()
+        Parser { src, errors: Vec::new(), notes: Vec::new(), warnings: Vec::new(), suspect_base: false }.run()
     }
 
     /// The LDAP attribute for a SASL property name (a leading `*` is ignored, names compare
     /// ASCII case-insensitively): the `sasl_ldapdb_attr_map` entry, else the name itself.
     pub fn attribute_for<'a>(&'a self, property: &'a str) -> &'a str {
         let name = property.strip_prefix('*').unwrap_or(property);
-        self.attr_map
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map_or(name, |(_, v)| v.as_str())
+        self.attr_map.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map_or(name, |(_, v)| v.as_str())
     }
 
     /// One line describing the effective configuration, for a NOTE at init. Never contains a
@@ -562,10 +518,7 @@ struct Parser<'s, S: Sources> {
 impl<S: Sources> Parser<'_, S> {
     /// Trimmed value; blank counts as unset.
     fn get(&self, key: &str) -> Option<String> {
-        self.src
-            .option(key)
-            .map(|v| v.trim().to_string())
-            .filter(|v| !v.is_empty())
+        self.src.option(key).map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
     }
 
     fn run(mut self) -> Result<Config, ConfigErrors> {
@@ -577,29 +530,15 @@ impl<S: Sources> Parser<'_, S> {
         let starttls = self.starttls(&urls);
         let (tls_cacert, tls_cacert_pem) = self.cacert(rc.as_ref());
         let (tls_cert, tls_key) = self.client_cert();
-        let bind = self.bind(
-            &urls,
-            base.as_ref().map(|b| b.0.as_str()),
-            &tls_cert,
-            starttls,
-        );
+        let bind = self.bind(&urls, base.as_ref().map(|b| b.0.as_str()), &tls_cert, starttls);
         let canon_attr = self.canon_attr();
         let scope = self.scope();
         let filter = self.filter();
         let attr_map = self.attr_map();
         let timeout = self.timeout(rc.as_ref());
-        let tls_reqcert = rc
-            .as_ref()
-            .and_then(|r| r.reqcert)
-            .unwrap_or(DEFAULT_TLS_REQCERT);
+        let tls_reqcert = rc.as_ref().and_then(|r| r.reqcert).unwrap_or(DEFAULT_TLS_REQCERT);
 
-        self.cross_checks(
-            &urls,
-            &bind,
-            starttls,
-            tls_reqcert,
-            tls_cacert.is_some() || tls_cert.is_some(),
-        );
+        self.cross_checks(&urls, &bind, starttls, tls_reqcert, tls_cacert.is_some() || tls_cert.is_some());
 
         let (search_base, base_source) = base.unwrap_or((String::new(), BaseSource::Url));
         if !self.errors.is_empty() {
@@ -633,10 +572,8 @@ impl<S: Sources> Parser<'_, S> {
         };
         match uri::parse_uri_list(&raw) {
             Ok(list) => {
-                self.suspect_base =
-                    list.warnings.iter().any(|w| matches!(w, uri::UriWarning::AlnumEscape { .. }));
-                self.warnings
-                    .extend(list.warnings.iter().map(ToString::to_string));
+                self.suspect_base = list.warnings.iter().any(|w| matches!(w, uri::UriWarning::AlnumEscape { .. }));
+                self.warnings.extend(list.warnings.iter().map(ToString::to_string));
                 Some(list.urls)
             }
             Err(e) => {
@@ -650,20 +587,13 @@ impl<S: Sources> Parser<'_, S> {
     fn read(&mut self, what: &str, path: &str) -> Option<(PathBuf, FileData)> {
         let p = PathBuf::from(path);
         if !p.is_absolute() {
-            self.errors.push(ConfigError::NotAbsolute {
-                what: what.to_string(),
-                path: path.to_string(),
-            });
+            self.errors.push(ConfigError::NotAbsolute { what: what.to_string(), path: path.to_string() });
             return None;
         }
         match self.src.read_file(&p) {
             Ok(data) => Some((p, data)),
             Err(source) => {
-                self.errors.push(ConfigError::FileUnreadable {
-                    what: what.to_string(),
-                    path: p,
-                    source,
-                });
+                self.errors.push(ConfigError::FileUnreadable { what: what.to_string(), path: p, source });
                 None
             }
         }
@@ -675,11 +605,7 @@ impl<S: Sources> Parser<'_, S> {
                 "{what}: {} is readable by {} (mode {:04o}); `chmod 600` it and make it owned by \
                  the user the mail daemon runs as",
                 path.display(),
-                if mode & 0o007 != 0 {
-                    "everyone"
-                } else {
-                    "its group"
-                },
+                if mode & 0o007 != 0 { "everyone" } else { "its group" },
                 mode & 0o7777
             ));
         }
@@ -689,10 +615,7 @@ impl<S: Sources> Parser<'_, S> {
         let path = self.get(keys::RC)?;
         let (path, data) = self.read("sasl_ldapdb_rc", &path)?;
         let text = String::from_utf8_lossy(&data.contents).into_owned();
-        let mut rc = RcSettings {
-            path,
-            ..RcSettings::default()
-        };
+        let mut rc = RcSettings { path, ..RcSettings::default() };
         for (n, line) in text.lines().enumerate() {
             let line_no = n + 1;
             let line = line.trim();
@@ -716,9 +639,7 @@ impl<S: Sources> Parser<'_, S> {
                 "TLS_REQCERT" => match value.to_ascii_lowercase().as_str() {
                     "never" | "allow" => rc.reqcert = Some(TlsReqCert::Never),
                     "try" | "demand" | "hard" => rc.reqcert = Some(TlsReqCert::Demand),
-                    _ => self
-                        .errors
-                        .push(bad("use demand (the default), try, allow or never")),
+                    _ => self.errors.push(bad("use demand (the default), try, allow or never")),
                 },
                 "NETWORK_TIMEOUT" | "TIMEOUT" => match value.parse::<i64>() {
                     Ok(secs) if secs > 0 && secs.unsigned_abs() <= MAX_TIMEOUT.as_secs() => {
@@ -763,16 +684,10 @@ impl<S: Sources> Parser<'_, S> {
     }
 
     fn search_base(&mut self, urls: &[LdapUrl], urls_ok: bool) -> Option<(String, BaseSource)> {
-        let url_dns: Vec<(&LdapUrl, &str)> = urls
-            .iter()
-            .filter_map(|u| u.base_dn.as_deref().map(|d| (u, d)))
-            .collect();
+        let url_dns: Vec<(&LdapUrl, &str)> = urls.iter().filter_map(|u| u.base_dn.as_deref().map(|d| (u, d))).collect();
         if let Some(base) = self.get(keys::SEARCH_BASE) {
             if let Err(source) = uri::validate_dn(&base) {
-                self.errors.push(ConfigError::BadDn {
-                    option: keys::SEARCH_BASE,
-                    source,
-                });
+                self.errors.push(ConfigError::BadDn { option: keys::SEARCH_BASE, source });
                 return None;
             }
             if let Some((u, dn)) = url_dns.iter().find(|(_, d)| !d.eq_ignore_ascii_case(&base)) {
@@ -790,10 +705,7 @@ impl<S: Sources> Parser<'_, S> {
             }
             return None;
         };
-        if let Some((other_url, other_dn)) = url_dns
-            .iter()
-            .find(|(_, d)| !d.eq_ignore_ascii_case(first_dn))
-        {
+        if let Some((other_url, other_dn)) = url_dns.iter().find(|(_, d)| !d.eq_ignore_ascii_case(first_dn)) {
             self.errors.push(ConfigError::BaseDnConflict {
                 first_url: first_url.original.clone(),
                 first_dn: first_dn.to_string(),
@@ -830,17 +742,9 @@ impl<S: Sources> Parser<'_, S> {
     fn cacert(&mut self, rc: Option<&RcSettings>) -> (Option<PathBuf>, Option<Vec<u8>>) {
         let (what, path) = match (self.get(keys::TLS_CACERT), rc) {
             (Some(p), _) => ("sasl_ldapdb_tls_cacert".to_string(), p),
-            (
-                None,
-                Some(RcSettings {
-                    cacert: Some(p),
-                    path,
-                    ..
-                }),
-            ) => (
-                format!("sasl_ldapdb_rc: TLS_CACERT in {}", path.display()),
-                p.clone(),
-            ),
+            (None, Some(RcSettings { cacert: Some(p), path, .. })) => {
+                (format!("sasl_ldapdb_rc: TLS_CACERT in {}", path.display()), p.clone())
+            }
             (None, _) => return (None, None),
         };
         let Some((path, mut data)) = self.read(&what, &path) else {
@@ -848,12 +752,7 @@ impl<S: Sources> Parser<'_, S> {
         };
         let pem = std::mem::take(&mut data.contents);
         if !contains(&pem, b"-----BEGIN CERTIFICATE-----") {
-            self.errors.push(ConfigError::NotPem {
-                what,
-                path,
-                marker: "CERTIFICATE-----",
-                tool: "x509",
-            });
+            self.errors.push(ConfigError::NotPem { what, path, marker: "CERTIFICATE-----", tool: "x509" });
             return (None, None);
         }
         (Some(path), Some(pem))
@@ -874,54 +773,42 @@ impl<S: Sources> Parser<'_, S> {
             }
             (Some(c), Some(k)) => (c, k),
         };
-        let cert = self
-            .read("sasl_ldapdb_tls_cert", &cert)
-            .and_then(|(path, mut data)| {
-                let pem = std::mem::take(&mut data.contents);
-                if contains(&pem, b"-----BEGIN CERTIFICATE-----") {
-                    Some(CertFile { path, pem })
-                } else {
-                    self.errors.push(ConfigError::NotPem {
-                        what: "sasl_ldapdb_tls_cert".into(),
-                        path,
-                        marker: "CERTIFICATE-----",
-                        tool: "x509",
-                    });
-                    None
-                }
-            });
-        let key = self
-            .read("sasl_ldapdb_tls_key", &key)
-            .and_then(|(path, mut data)| {
-                self.warn_if_not_private("sasl_ldapdb_tls_key", &path, data.mode);
-                let pem = SecretBytes::new(std::mem::take(&mut data.contents));
-                if contains(pem.expose(), b"-----BEGIN ")
-                    && contains(pem.expose(), b"PRIVATE KEY-----")
-                {
-                    Some(KeyFile { path, pem })
-                } else {
-                    self.errors.push(ConfigError::NotPem {
-                        what: "sasl_ldapdb_tls_key".into(),
-                        path,
-                        marker: "PRIVATE KEY-----",
-                        tool: "pkey",
-                    });
-                    None
-                }
-            });
+        let cert = self.read("sasl_ldapdb_tls_cert", &cert).and_then(|(path, mut data)| {
+            let pem = std::mem::take(&mut data.contents);
+            if contains(&pem, b"-----BEGIN CERTIFICATE-----") {
+                Some(CertFile { path, pem })
+            } else {
+                self.errors.push(ConfigError::NotPem {
+                    what: "sasl_ldapdb_tls_cert".into(),
+                    path,
+                    marker: "CERTIFICATE-----",
+                    tool: "x509",
+                });
+                None
+            }
+        });
+        let key = self.read("sasl_ldapdb_tls_key", &key).and_then(|(path, mut data)| {
+            self.warn_if_not_private("sasl_ldapdb_tls_key", &path, data.mode);
+            let pem = SecretBytes::new(std::mem::take(&mut data.contents));
+            if contains(pem.expose(), b"-----BEGIN ") && contains(pem.expose(), b"PRIVATE KEY-----") {
+                Some(KeyFile { path, pem })
+            } else {
+                self.errors.push(ConfigError::NotPem {
+                    what: "sasl_ldapdb_tls_key".into(),
+                    path,
+                    marker: "PRIVATE KEY-----",
+                    tool: "pkey",
+                });
+                None
+            }
+        });
         match (cert, key) {
             (Some(c), Some(k)) => (Some(c), Some(k)),
             _ => (None, None),
         }
     }
 
-    fn bind(
-        &mut self,
-        urls: &[LdapUrl],
-        base: Option<&str>,
-        cert: &Option<CertFile>,
-        starttls: StartTls,
-    ) -> Bind {
+    fn bind(&mut self, urls: &[LdapUrl], base: Option<&str>, cert: &Option<CertFile>, starttls: StartTls) -> Bind {
         let mech = self.get(keys::MECH);
         let id = self.get(keys::ID);
         // Passwords are not trimmed: spaces may be part of them.
@@ -952,17 +839,13 @@ impl<S: Sources> Parser<'_, S> {
                     Scheme::Ldap => cert.is_some() && starttls != StartTls::Off,
                 };
                 if let Some(u) = urls.iter().find(|u| !has_identity(u)) {
-                    self.errors.push(ConfigError::ExternalWithoutIdentity {
-                        url: u.original.clone(),
-                    });
+                    self.errors.push(ConfigError::ExternalWithoutIdentity { url: u.original.clone() });
                 }
                 return Bind::External;
             }
             Some(m) => {
                 // Keep going: the fix is a simple bind, so its problems are worth reporting now.
-                self.errors.push(ConfigError::UnsupportedMech {
-                    mech: m.to_string(),
-                });
+                self.errors.push(ConfigError::UnsupportedMech { mech: m.to_string() });
             }
         }
 
@@ -973,11 +856,7 @@ impl<S: Sources> Parser<'_, S> {
         let Some(id) = id else {
             if pw.is_some() || pw_file.is_some() {
                 self.errors.push(ConfigError::PasswordWithoutId {
-                    option: if pw.is_some() {
-                        keys::PW
-                    } else {
-                        keys::PW_FILE
-                    },
+                    option: if pw.is_some() { keys::PW } else { keys::PW_FILE },
                     example: format!("cn=cyrus,ou=machines,{example_base}"),
                 });
             } else {
@@ -1001,9 +880,7 @@ impl<S: Sources> Parser<'_, S> {
         match password {
             Some(p) if p.is_empty() => {
                 // Only reachable from a file: an empty option is treated as unset.
-                self.errors.push(ConfigError::EmptyPassword {
-                    what: "sasl_ldapdb_pw_file".to_string(),
-                });
+                self.errors.push(ConfigError::EmptyPassword { what: "sasl_ldapdb_pw_file".to_string() });
                 Bind::Anonymous
             }
             Some(password) if dn_ok => Bind::Simple { dn: id, password },
@@ -1020,10 +897,7 @@ impl<S: Sources> Parser<'_, S> {
             return false;
         }
         if let Err(source) = uri::validate_dn(id) {
-            self.errors.push(ConfigError::BadDn {
-                option: keys::ID,
-                source,
-            });
+            self.errors.push(ConfigError::BadDn { option: keys::ID, source });
             return false;
         }
         // The seed's `cn=cyrus,ou=machines`: written as if the base DN were appended (it never is).
@@ -1074,10 +948,7 @@ impl<S: Sources> Parser<'_, S> {
         if uri::is_attribute_type(&value) {
             Some(value)
         } else {
-            self.errors.push(ConfigError::BadAttributeName {
-                option: keys::CANON_ATTR,
-                value,
-            });
+            self.errors.push(ConfigError::BadAttributeName { option: keys::CANON_ATTR, value });
             None
         }
     }
@@ -1112,39 +983,24 @@ impl<S: Sources> Parser<'_, S> {
         let Some(value) = self.get(keys::ATTR_MAP) else {
             return map;
         };
-        for entry in value
-            .split(|c: char| c == ',' || c.is_ascii_whitespace())
-            .filter(|e| !e.is_empty())
-        {
-            let bad = |reason: &str| ConfigError::BadAttrMap {
-                entry: entry.to_string(),
-                reason: reason.to_string(),
-            };
+        for entry in value.split(|c: char| c == ',' || c.is_ascii_whitespace()).filter(|e| !e.is_empty()) {
+            let bad = |reason: &str| ConfigError::BadAttrMap { entry: entry.to_string(), reason: reason.to_string() };
             let Some((prop, attr)) = entry.split_once('=') else {
                 self.errors.push(bad("has no `=`"));
                 continue;
             };
             let prop = prop.strip_prefix('*').unwrap_or(prop);
-            if prop.is_empty()
-                || !prop
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-            {
-                self.errors.push(bad(
-                    "does not start with a SASL property name (e.g. userPassword)",
-                ));
+            if prop.is_empty() || !prop.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+                self.errors.push(bad("does not start with a SASL property name (e.g. userPassword)"));
                 continue;
             }
             if !uri::is_attribute_type(attr) {
-                self.errors.push(bad(
-                    "does not map to an LDAP attribute name (a letter followed by letters, digits \
-                     or `-`, or a numeric OID)",
-                ));
+                self.errors.push(bad("does not map to an LDAP attribute name (a letter followed by letters, digits \
+                     or `-`, or a numeric OID)"));
                 continue;
             }
             if map.keys().any(|k: &String| k.eq_ignore_ascii_case(prop)) {
-                self.errors
-                    .push(bad("maps a property that is already mapped"));
+                self.errors.push(bad("maps a property that is already mapped"));
                 continue;
             }
             map.insert(prop.to_string(), attr.to_string());
@@ -1162,8 +1018,7 @@ impl<S: Sources> Parser<'_, S> {
                 }
             }
         }
-        rc.and_then(|r| r.network_timeout.or(r.timeout))
-            .unwrap_or(DEFAULT_TIMEOUT)
+        rc.and_then(|r| r.network_timeout.or(r.timeout)).unwrap_or(DEFAULT_TIMEOUT)
     }
 
     fn cross_checks(
@@ -1174,9 +1029,8 @@ impl<S: Sources> Parser<'_, S> {
         reqcert: TlsReqCert,
         tls_files: bool,
     ) {
-        let uses_tls = urls.iter().any(|u| {
-            u.scheme == Scheme::Ldaps || (u.scheme == Scheme::Ldap && starttls != StartTls::Off)
-        });
+        let uses_tls =
+            urls.iter().any(|u| u.scheme == Scheme::Ldaps || (u.scheme == Scheme::Ldap && starttls != StartTls::Off));
         if reqcert == TlsReqCert::Never && uses_tls {
             self.warnings.push(
                 "sasl_ldapdb_rc: TLS_REQCERT never/allow: ldapbind will not verify the LDAP \
@@ -1194,9 +1048,7 @@ impl<S: Sources> Parser<'_, S> {
         }
         if let Bind::Simple { .. } = bind
             && starttls == StartTls::Off
-            && let Some(u) = urls
-                .iter()
-                .find(|u| u.scheme == Scheme::Ldap && !is_loopback(&u.host))
+            && let Some(u) = urls.iter().find(|u| u.scheme == Scheme::Ldap && !is_loopback(&u.host))
         {
             self.warnings.push(format!(
                 "sasl_ldapdb_uri: `{}` is plain ldap:// to another host, so the bind password \
@@ -1212,10 +1064,7 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 }
 
 fn is_loopback(host: &str) -> bool {
-    host.eq_ignore_ascii_case("localhost")
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
+    host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// The last RDN of a valid DN (text after the last unescaped `,`).
@@ -1248,11 +1097,7 @@ fn parse_seconds(s: &str) -> Option<Duration> {
         return None;
     }
     let secs: u64 = if int.is_empty() { 0 } else { int.parse().ok()? };
-    let nanos: u32 = if frac.is_empty() {
-        0
-    } else {
-        format!("{frac:0<9}").parse().ok()?
-    };
+    let nanos: u32 = if frac.is_empty() { 0 } else { format!("{frac:0<9}").parse().ok()? };
     Some(Duration::new(secs, nanos))
 }
 
@@ -1282,8 +1127,7 @@ mod tests {
             f
         }
         fn file(mut self, path: &str, contents: &str, mode: u32) -> Fake {
-            self.files
-                .insert(path.into(), (contents.as_bytes().to_vec(), mode));
+            self.files.insert(path.into(), (contents.as_bytes().to_vec(), mode));
             self
         }
         fn set(mut self, k: &str, v: &str) -> Fake {
@@ -1300,10 +1144,7 @@ mod tests {
         fn read_file(&self, path: &Path) -> io::Result<FileData> {
             self.reads.borrow_mut().push(path.to_path_buf());
             match self.files.get(path) {
-                Some((c, m)) => Ok(FileData {
-                    contents: c.clone(),
-                    mode: *m,
-                }),
+                Some((c, m)) => Ok(FileData { contents: c.clone(), mode: *m }),
                 None => Err(io::Error::from(io::ErrorKind::NotFound)),
             }
         }
@@ -1380,9 +1221,7 @@ mod tests {
 
     #[test]
     fn summary_has_no_password() {
-        let f = minimal()
-            .set("ldapdb_id", "cn=cyrus,dc=users,dc=local")
-            .set("ldapdb_pw", "hunter2");
+        let f = minimal().set("ldapdb_id", "cn=cyrus,dc=users,dc=local").set("ldapdb_pw", "hunter2");
         let c = ok(&f);
         let s = c.summary();
         assert_eq!(
@@ -1427,16 +1266,10 @@ mod tests {
 
     #[test]
     fn uri_warnings_become_config_warnings() {
-        let c = ok(&Fake::new(&[(
-            "ldapdb_uri",
-            "ldap://glauth:3893/dc=users%44dc=local",
-        )]));
+        let c = ok(&Fake::new(&[("ldapdb_uri", "ldap://glauth:3893/dc=users%44dc=local")]));
         assert_eq!(c.warnings.len(), 1);
         assert!(c.warnings[0].contains("`%44`"), "{:?}", c.warnings);
-        let c = ok(&Fake::new(&[(
-            "ldapdb_uri",
-            "ldap://glauth/dc=users,dc=local/",
-        )]));
+        let c = ok(&Fake::new(&[("ldapdb_uri", "ldap://glauth/dc=users,dc=local/")]));
         assert!(c.warnings[0].contains("trailing `/`"));
     }
 
@@ -1478,15 +1311,9 @@ mod tests {
     fn urls_with_different_base_dns_conflict() {
         let f = Fake::new(&[("ldapdb_uri", "ldap://a/dc=one ldap://b/dc=two")]);
         let e = one_err(&f);
-        assert!(
-            e.contains("`ldap://a/dc=one` names base DN `dc=one` but `ldap://b/dc=two`"),
-            "{e}"
-        );
+        assert!(e.contains("`ldap://a/dc=one` names base DN `dc=one` but `ldap://b/dc=two`"), "{e}");
         // Same DN (case-insensitively) or only one URL with a DN is fine.
-        let c = ok(&Fake::new(&[(
-            "ldapdb_uri",
-            "ldap://a/dc=one ldap://b/DC=one ldapi://",
-        )]));
+        let c = ok(&Fake::new(&[("ldapdb_uri", "ldap://a/dc=one ldap://b/DC=one ldapi://")]));
         assert_eq!(c.search_base, "dc=one");
         assert_eq!(c.urls.len(), 3);
         // The option settles a conflict.
@@ -1498,9 +1325,8 @@ mod tests {
 
     #[test]
     fn simple_bind_with_password() {
-        let f = minimal()
-            .set("ldapdb_id", "cn=cyrus,ou=machines,dc=users,dc=local")
-            .set("ldapdb_pw", " pw with spaces ");
+        let f =
+            minimal().set("ldapdb_id", "cn=cyrus,ou=machines,dc=users,dc=local").set("ldapdb_pw", " pw with spaces ");
         let c = ok(&f);
         match &c.bind {
             Bind::Simple { dn, password } => {
@@ -1513,20 +1339,14 @@ mod tests {
         }
         assert!(c.notes.is_empty());
         // Plain ldap:// to another host: warn about the clear-text password.
-        assert!(
-            c.warnings
-                .iter()
-                .any(|w| w.contains("crosses the network in clear"))
-        );
+        assert!(c.warnings.iter().any(|w| w.contains("crosses the network in clear")));
     }
 
     #[test]
     fn simple_mech_is_accepted_case_insensitively() {
         for mech in ["SIMPLE", "simple", "Simple"] {
-            let f = minimal()
-                .set("ldapdb_mech", mech)
-                .set("ldapdb_id", "cn=cyrus,dc=users,dc=local")
-                .set("ldapdb_pw", "x");
+            let f =
+                minimal().set("ldapdb_mech", mech).set("ldapdb_id", "cn=cyrus,dc=users,dc=local").set("ldapdb_pw", "x");
             assert!(matches!(ok(&f).bind, Bind::Simple { .. }));
         }
     }
@@ -1540,29 +1360,19 @@ mod tests {
             ("ldaps://h/dc=x", None),
             ("ldap://h/dc=x", Some("demand")),
         ] {
-            let mut f = Fake::new(&[
-                ("ldapdb_uri", uri),
-                ("ldapdb_id", "cn=a,dc=x"),
-                ("ldapdb_pw", "p"),
-            ]);
+            let mut f = Fake::new(&[("ldapdb_uri", uri), ("ldapdb_id", "cn=a,dc=x"), ("ldapdb_pw", "p")]);
             if let Some(s) = starttls {
                 f = f.set("ldapdb_starttls", s);
             }
             let c = ok(&f);
-            assert!(
-                !c.warnings.iter().any(|w| w.contains("in clear")),
-                "{uri}: {:?}",
-                c.warnings
-            );
+            assert!(!c.warnings.iter().any(|w| w.contains("in clear")), "{uri}: {:?}", c.warnings);
         }
     }
 
     #[test]
     fn id_must_be_a_dn() {
         // The seed's ldapdb-style authcid.
-        let f = minimal()
-            .set("ldapdb_id", "cyrus")
-            .set("ldapdb_pw", "cyrus");
+        let f = minimal().set("ldapdb_id", "cyrus").set("ldapdb_pw", "cyrus");
         assert_eq!(
             one_err(&f),
             "sasl_ldapdb_id: `cyrus` is not a DN; ldapbind does a simple bind with a full DN (not \
@@ -1571,23 +1381,12 @@ mod tests {
         let f = minimal().set("ldapdb_id", "root").set("ldapdb_pw", "x");
         assert!(one_err(&f).contains("`sasl_ldapdb_id: cn=root,dc=users,dc=local`"));
         // No base known: a generic example.
-        let f = Fake::new(&[
-            ("ldapdb_uri", "ldap://h"),
-            ("ldapdb_id", "root"),
-            ("ldapdb_pw", "x"),
-        ]);
+        let f = Fake::new(&[("ldapdb_uri", "ldap://h"), ("ldapdb_id", "root"), ("ldapdb_pw", "x")]);
         let e = errs(&f);
-        assert!(
-            e.iter().any(|l| l.contains("cn=root,dc=example,dc=com")),
-            "{e:?}"
-        );
+        assert!(e.iter().any(|l| l.contains("cn=root,dc=example,dc=com")), "{e:?}");
         // Contains '=' but invalid.
-        let f = minimal()
-            .set("ldapdb_id", "cn=a,,dc=b")
-            .set("ldapdb_pw", "x");
-        assert!(
-            one_err(&f).starts_with("sasl_ldapdb_id: `cn=a,,dc=b` is not a valid DN: empty RDN")
-        );
+        let f = minimal().set("ldapdb_id", "cn=a,,dc=b").set("ldapdb_pw", "x");
+        assert!(one_err(&f).starts_with("sasl_ldapdb_id: `cn=a,,dc=b` is not a valid DN: empty RDN"));
     }
 
     #[test]
@@ -1606,9 +1405,7 @@ mod tests {
     #[test]
     fn id_outside_the_suffix_warns() {
         // The seed's second try: `cn=cyrus,ou=machines`, expecting the base DN to be appended.
-        let f = minimal()
-            .set("ldapdb_id", "cn=cyrus,ou=machines")
-            .set("ldapdb_pw", "cyrus");
+        let f = minimal().set("ldapdb_id", "cn=cyrus,ou=machines").set("ldapdb_pw", "cyrus");
         let c = ok(&f);
         assert!(
             c.warnings.iter().any(|w| w
@@ -1620,9 +1417,7 @@ mod tests {
             c.warnings
         );
         // An account elsewhere under the same suffix does not warn.
-        let f = minimal()
-            .set("ldapdb_id", "cn=admin,dc=local")
-            .set("ldapdb_pw", "x");
+        let f = minimal().set("ldapdb_id", "cn=admin,dc=local").set("ldapdb_pw", "x");
         assert!(!ok(&f).warnings.iter().any(|w| w.contains("suffix")));
     }
 
@@ -1638,63 +1433,40 @@ mod tests {
         );
         let f = minimal().set("ldapdb_pw_file", "/etc/pw");
         assert!(one_err(&f).starts_with("sasl_ldapdb_pw_file is set but sasl_ldapdb_id is not"));
-        let f = minimal()
-            .set("ldapdb_id", "cn=a,dc=local")
-            .set("ldapdb_pw", "x")
-            .set("ldapdb_pw_file", "/etc/pw");
+        let f = minimal().set("ldapdb_id", "cn=a,dc=local").set("ldapdb_pw", "x").set("ldapdb_pw_file", "/etc/pw");
         assert!(one_err(&f).starts_with("sasl_ldapdb_pw and sasl_ldapdb_pw_file are both set"));
     }
 
     #[test]
     fn password_file() {
-        let f = minimal()
-            .set("ldapdb_id", "cn=a,dc=local")
-            .set("ldapdb_pw_file", "/etc/ldapbind.pw")
-            .file("/etc/ldapbind.pw", "s3cret\n", 0o600);
-        let c = ok(&f);
-        let Bind::Simple { password, .. } = &c.bind else {
-            panic!()
-        };
-        assert_eq!(password.expose(), "s3cret");
-        assert!(
-            !c.warnings.iter().any(|w| w.contains("readable by")),
-            "{:?}",
-            c.warnings
+        let f = minimal().set("ldapdb_id", "cn=a,dc=local").set("ldapdb_pw_file", "/etc/ldapbind.pw").file(
+            "/etc/ldapbind.pw",
+            "s3cret\n",
+            0o600,
         );
+        let c = ok(&f);
+        let Bind::Simple { password, .. } = &c.bind else { panic!() };
+        assert_eq!(password.expose(), "s3cret");
+        assert!(!c.warnings.iter().any(|w| w.contains("readable by")), "{:?}", c.warnings);
         // Only one newline is stripped; CRLF too; no newline is fine.
         for (contents, expect) in [("a\r\n", "a"), ("a", "a"), (" a b \n", " a b ")] {
-            let f = minimal()
-                .set("ldapdb_id", "cn=a,dc=local")
-                .set("ldapdb_pw_file", "/pw")
-                .file("/pw", contents, 0o400);
-            let Bind::Simple { password, .. } = ok(&f).bind else {
-                panic!()
-            };
+            let f =
+                minimal().set("ldapdb_id", "cn=a,dc=local").set("ldapdb_pw_file", "/pw").file("/pw", contents, 0o400);
+            let Bind::Simple { password, .. } = ok(&f).bind else { panic!() };
             assert_eq!(password.expose(), expect);
         }
-        let f = minimal()
-            .set("ldapdb_id", "cn=a,dc=local")
-            .set("ldapdb_pw_file", "/pw")
-            .file("/pw", "a\n\n", 0o600);
+        let f = minimal().set("ldapdb_id", "cn=a,dc=local").set("ldapdb_pw_file", "/pw").file("/pw", "a\n\n", 0o600);
         let c = ok(&f);
-        let Bind::Simple { password, .. } = &c.bind else {
-            panic!()
-        };
+        let Bind::Simple { password, .. } = &c.bind else { panic!() };
         assert_eq!(password.expose(), "a\n");
         assert!(c.warnings.iter().any(|w| w.contains("more than one line")));
     }
 
     #[test]
     fn password_file_permissions_warn() {
-        for (mode, who) in [
-            (0o640, "its group"),
-            (0o644, "everyone"),
-            (0o604, "everyone"),
-        ] {
-            let f = minimal()
-                .set("ldapdb_id", "cn=a,dc=local")
-                .set("ldapdb_pw_file", "/etc/pw")
-                .file("/etc/pw", "x", mode);
+        for (mode, who) in [(0o640, "its group"), (0o644, "everyone"), (0o604, "everyone")] {
+            let f =
+                minimal().set("ldapdb_id", "cn=a,dc=local").set("ldapdb_pw_file", "/etc/pw").file("/etc/pw", "x", mode);
             let c = ok(&f);
             let expect = format!(
                 "sasl_ldapdb_pw_file: /etc/pw is readable by {who} (mode {mode:04o}); `chmod 600` \
@@ -1710,31 +1482,16 @@ mod tests {
         let base = minimal().set("ldapdb_id", "cn=a,dc=local");
         let f = base.set("ldapdb_pw_file", "/missing");
         let e = one_err(&f);
+        assert!(e.starts_with("sasl_ldapdb_pw_file: cannot read /missing: entity not found"), "{e}");
+        let f = minimal().set("ldapdb_id", "cn=a,dc=local").set("ldapdb_pw_file", "relative/pw");
+        assert!(one_err(&f).starts_with("sasl_ldapdb_pw_file: `relative/pw` is not an absolute path"));
+        let f = minimal().set("ldapdb_id", "cn=a,dc=local").set("ldapdb_pw_file", "/pw").file("/pw", "\n", 0o600);
         assert!(
-            e.starts_with("sasl_ldapdb_pw_file: cannot read /missing: entity not found"),
-            "{e}"
+            one_err(&f).starts_with("sasl_ldapdb_pw_file is empty; an empty password makes an unauthenticated bind")
         );
-        let f = minimal()
-            .set("ldapdb_id", "cn=a,dc=local")
-            .set("ldapdb_pw_file", "relative/pw");
-        assert!(
-            one_err(&f).starts_with("sasl_ldapdb_pw_file: `relative/pw` is not an absolute path")
-        );
-        let f = minimal()
-            .set("ldapdb_id", "cn=a,dc=local")
-            .set("ldapdb_pw_file", "/pw")
-            .file("/pw", "\n", 0o600);
-        assert!(one_err(&f).starts_with(
-            "sasl_ldapdb_pw_file is empty; an empty password makes an unauthenticated bind"
-        ));
-        let mut f = minimal()
-            .set("ldapdb_id", "cn=a,dc=local")
-            .set("ldapdb_pw_file", "/pw");
+        let mut f = minimal().set("ldapdb_id", "cn=a,dc=local").set("ldapdb_pw_file", "/pw");
         f.files.insert("/pw".into(), (vec![0xff, 0xfe], 0o600));
-        assert_eq!(
-            one_err(&f),
-            "sasl_ldapdb_pw_file: /pw is not UTF-8 text; write the password as UTF-8"
-        );
+        assert_eq!(one_err(&f), "sasl_ldapdb_pw_file: /pw is not UTF-8 text; write the password as UTF-8");
     }
 
     #[test]
@@ -1747,19 +1504,13 @@ mod tests {
              account's full DN and sasl_ldapdb_pw to its password"
         );
         for m in ["PLAIN", "GSSAPI", "x"] {
-            assert!(
-                one_err(&minimal().set("ldapdb_mech", m))
-                    .contains(&format!("{m} is not supported"))
-            );
+            assert!(one_err(&minimal().set("ldapdb_mech", m)).contains(&format!("{m} is not supported")));
         }
     }
 
     #[test]
     fn external_bind() {
-        let c = ok(&Fake::new(&[
-            ("ldapdb_uri", "ldapi:///dc=x"),
-            ("ldapdb_mech", "external"),
-        ]));
+        let c = ok(&Fake::new(&[("ldapdb_uri", "ldapi:///dc=x"), ("ldapdb_mech", "external")]));
         assert!(matches!(c.bind, Bind::External));
         assert!(c.notes.is_empty());
         // With a client certificate over ldaps:// or StartTLS.
@@ -1774,23 +1525,12 @@ mod tests {
             .file("/k.pem", PEM_KEY, 0o600)
         };
         assert!(matches!(ok(&tls("ldaps://h/dc=x")).bind, Bind::External));
-        assert!(matches!(
-            ok(&tls("ldap://h/dc=x").set("ldapdb_starttls", "demand")).bind,
-            Bind::External
-        ));
+        assert!(matches!(ok(&tls("ldap://h/dc=x").set("ldapdb_starttls", "demand")).bind, Bind::External));
         // Plain ldap:// without StartTLS presents no certificate.
         let e = errs(&tls("ldap://h/dc=x"));
-        assert!(
-            e[0].starts_with(
-                "sasl_ldapdb_mech: EXTERNAL has no client identity for `ldap://h/dc=x`"
-            ),
-            "{e:?}"
-        );
+        assert!(e[0].starts_with("sasl_ldapdb_mech: EXTERNAL has no client identity for `ldap://h/dc=x`"), "{e:?}");
         // No identity at all.
-        let e = one_err(&Fake::new(&[
-            ("ldapdb_uri", "ldaps://h/dc=x"),
-            ("ldapdb_mech", "EXTERNAL"),
-        ]));
+        let e = one_err(&Fake::new(&[("ldapdb_uri", "ldaps://h/dc=x"), ("ldapdb_mech", "EXTERNAL")]));
         assert!(e.contains("EXTERNAL has no client identity"));
         // id/pw are ignored with a warning.
         let c = ok(&Fake::new(&[
@@ -1800,25 +1540,16 @@ mod tests {
             ("ldapdb_pw", "x"),
         ]));
         assert_eq!(c.warnings.len(), 2, "{:?}", c.warnings);
-        assert!(
-            c.warnings[0].starts_with("sasl_ldapdb_id is ignored with sasl_ldapdb_mech: EXTERNAL")
-        );
+        assert!(c.warnings[0].starts_with("sasl_ldapdb_id is ignored with sasl_ldapdb_mech: EXTERNAL"));
     }
 
     // ---- simple options ----------------------------------------------------------------------
 
     #[test]
     fn canon_attr() {
+        assert_eq!(ok(&minimal().set("ldapdb_canon_attr", "mail")).canon_attr.as_deref(), Some("mail"));
         assert_eq!(
-            ok(&minimal().set("ldapdb_canon_attr", "mail"))
-                .canon_attr
-                .as_deref(),
-            Some("mail")
-        );
-        assert_eq!(
-            ok(&minimal().set("ldapdb_canon_attr", "0.9.2342.19200300.100.1.1"))
-                .canon_attr
-                .as_deref(),
+            ok(&minimal().set("ldapdb_canon_attr", "0.9.2342.19200300.100.1.1")).canon_attr.as_deref(),
             Some("0.9.2342.19200300.100.1.1")
         );
         assert_eq!(
@@ -1830,22 +1561,13 @@ mod tests {
 
     #[test]
     fn starttls() {
-        assert_eq!(
-            ok(&minimal().set("ldapdb_starttls", "try")).starttls,
-            StartTls::Try
-        );
-        assert_eq!(
-            ok(&minimal().set("ldapdb_starttls", "DEMAND")).starttls,
-            StartTls::Demand
-        );
+        assert_eq!(ok(&minimal().set("ldapdb_starttls", "try")).starttls, StartTls::Try);
+        assert_eq!(ok(&minimal().set("ldapdb_starttls", "DEMAND")).starttls, StartTls::Demand);
         assert!(
             one_err(&minimal().set("ldapdb_starttls", "yes"))
                 .starts_with("sasl_ldapdb_starttls: `yes` is not `try` or `demand`")
         );
-        let c = ok(&Fake::new(&[
-            ("ldapdb_uri", "ldaps://h/dc=x"),
-            ("ldapdb_starttls", "demand"),
-        ]));
+        let c = ok(&Fake::new(&[("ldapdb_uri", "ldaps://h/dc=x"), ("ldapdb_starttls", "demand")]));
         assert!(c.warnings[0].starts_with("sasl_ldapdb_starttls has no effect"));
     }
 
@@ -1870,10 +1592,7 @@ mod tests {
     #[test]
     fn filter() {
         let c = ok(&minimal().set("ldapdb_filter", "(&(objectClass=posixAccount)(uid=%U))"));
-        assert_eq!(
-            c.filter.render("jdoe@x", None),
-            "(&(objectClass=posixAccount)(uid=jdoe))"
-        );
+        assert_eq!(c.filter.render("jdoe@x", None), "(&(objectClass=posixAccount)(uid=jdoe))");
         assert!(
             one_err(&minimal().set("ldapdb_filter", "(uid=%x)"))
                 .starts_with("sasl_ldapdb_filter: unknown placeholder `%x`")
@@ -1928,25 +1647,11 @@ mod tests {
         ] {
             assert_eq!(ok(&minimal().set("ldapdb_timeout", v)).timeout, d, "{v}");
         }
-        for v in [
-            "0",
-            "0.0",
-            "-1",
-            "1e3",
-            "inf",
-            "NaN",
-            "301",
-            "5s",
-            ".",
-            "1.2.3",
-            "0.0000000001",
-        ] {
+        for v in ["0", "0.0", "-1", "1e3", "inf", "NaN", "301", "5s", ".", "1.2.3", "0.0000000001"] {
             let e = one_err(&minimal().set("ldapdb_timeout", v));
             assert_eq!(
                 e,
-                format!(
-                    "sasl_ldapdb_timeout: `{v}` is not a number of seconds from 0.001 to 300; write e.g. 5 or 0.5"
-                )
+                format!("sasl_ldapdb_timeout: `{v}` is not a number of seconds from 0.001 to 300; write e.g. 5 or 0.5")
             );
         }
     }
@@ -1972,18 +1677,10 @@ mod tests {
         assert_eq!(c.timeout, Duration::from_secs(3));
         // TIMEOUT when NETWORK_TIMEOUT is absent; the option beats both.
         assert_eq!(ok(&rc("TIMEOUT 7\n")).timeout, Duration::from_secs(7));
-        assert_eq!(
-            ok(&rc("TIMEOUT 7\n").set("ldapdb_timeout", "1.5")).timeout,
-            Duration::from_millis(1500)
-        );
+        assert_eq!(ok(&rc("TIMEOUT 7\n").set("ldapdb_timeout", "1.5")).timeout, Duration::from_millis(1500));
         // The option's CA file beats the rc file's.
-        let c =
-            ok(&rc("TLS_CACERT /etc/ssl/ca.pem\n")
-                .set("ldapdb_tls_cacert", "/etc/ssl/other-ca.pem"));
-        assert_eq!(
-            c.tls_cacert.as_deref(),
-            Some(Path::new("/etc/ssl/other-ca.pem"))
-        );
+        let c = ok(&rc("TLS_CACERT /etc/ssl/ca.pem\n").set("ldapdb_tls_cacert", "/etc/ssl/other-ca.pem"));
+        assert_eq!(c.tls_cacert.as_deref(), Some(Path::new("/etc/ssl/other-ca.pem")));
     }
 
     #[test]
@@ -1995,11 +1692,7 @@ mod tests {
             ("demand", TlsReqCert::Demand),
             ("HARD", TlsReqCert::Demand),
         ] {
-            assert_eq!(
-                ok(&rc(&format!("TLS_REQCERT {v}\n"))).tls_reqcert,
-                want,
-                "{v}"
-            );
+            assert_eq!(ok(&rc(&format!("TLS_REQCERT {v}\n"))).tls_reqcert, want, "{v}");
         }
         let e = one_err(&rc("TLS_REQCERT sometimes\n"));
         assert_eq!(
@@ -2009,22 +1702,14 @@ mod tests {
         );
         // `never` with TLS in use is a warning.
         let f = rc("TLS_REQCERT never\n").set("ldapdb_uri", "ldaps://h/dc=x");
-        assert!(
-            ok(&f)
-                .warnings
-                .iter()
-                .any(|w| w.contains("will not verify the LDAP server's certificate"))
-        );
+        assert!(ok(&f).warnings.iter().any(|w| w.contains("will not verify the LDAP server's certificate")));
     }
 
     #[test]
     fn rc_timeouts() {
         let c = ok(&rc("NETWORK_TIMEOUT -1\n"));
         assert_eq!(c.timeout, DEFAULT_TIMEOUT);
-        assert!(
-            c.warnings[0]
-                .contains("`NETWORK_TIMEOUT -1` in /etc/ldapbind/ldaprc line 1 is ignored")
-        );
+        assert!(c.warnings[0].contains("`NETWORK_TIMEOUT -1` in /etc/ldapbind/ldaprc line 1 is ignored"));
         assert!(one_err(&rc("TIMEOUT soon\n")).contains("write a whole number of seconds"));
     }
 
@@ -2045,7 +1730,10 @@ mod tests {
         let e = one_err(&minimal().set("ldapdb_rc", "/nope"));
         assert!(e.starts_with("sasl_ldapdb_rc: cannot read /nope: "), "{e}");
         let e = one_err(&rc("TLS_CACERT /etc/ssl/missing.pem\n"));
-        assert!(e.starts_with("sasl_ldapdb_rc: TLS_CACERT in /etc/ldapbind/ldaprc: cannot read /etc/ssl/missing.pem"), "{e}");
+        assert!(
+            e.starts_with("sasl_ldapdb_rc: TLS_CACERT in /etc/ldapbind/ldaprc: cannot read /etc/ssl/missing.pem"),
+            "{e}"
+        );
     }
 
     // ---- TLS files ---------------------------------------------------------------------------
@@ -2069,9 +1757,7 @@ mod tests {
         assert_eq!(key.path, Path::new("/k.pem"));
         assert!(!format!("{c:?}").contains("MIIE"));
         assert!(
-            c.warnings
-                .iter()
-                .any(|w| w.starts_with("sasl_ldapdb_tls_key: /k.pem is readable by its group")),
+            c.warnings.iter().any(|w| w.starts_with("sasl_ldapdb_tls_key: /k.pem is readable by its group")),
             "{:?}",
             c.warnings
         );
@@ -2084,11 +1770,7 @@ mod tests {
         assert!(e.starts_with("sasl_ldapdb_tls_cert is set but sasl_ldapdb_tls_key is not"));
         let e = one_err(&minimal().set("ldapdb_tls_key", "/k.pem"));
         assert!(e.starts_with("sasl_ldapdb_tls_key is set but sasl_ldapdb_tls_cert is not"));
-        let e = one_err(&minimal().set("ldapdb_tls_cacert", "/ca.der").file(
-            "/ca.der",
-            "\u{30}\u{82}",
-            0o644,
-        ));
+        let e = one_err(&minimal().set("ldapdb_tls_cacert", "/ca.der").file("/ca.der", "\u{30}\u{82}", 0o644));
         assert_eq!(
             e,
             "sasl_ldapdb_tls_cacert: /ca.der is not a PEM file with a `-----BEGIN CERTIFICATE-----` \
@@ -2099,31 +1781,20 @@ mod tests {
             .set("ldapdb_tls_key", "/k.pem")
             .file("/c.pem", PEM_CERT, 0o644)
             .file("/k.pem", PEM_CERT, 0o600);
-        assert!(one_err(&f).starts_with(
-            "sasl_ldapdb_tls_key: /k.pem is not a PEM file with a `-----BEGIN PRIVATE KEY-----`"
-        ));
+        assert!(
+            one_err(&f)
+                .starts_with("sasl_ldapdb_tls_key: /k.pem is not a PEM file with a `-----BEGIN PRIVATE KEY-----`")
+        );
         let e = one_err(&minimal().set("ldapdb_tls_cacert", "/missing.pem"));
         assert!(e.starts_with("sasl_ldapdb_tls_cacert: cannot read /missing.pem"));
     }
 
     #[test]
     fn tls_files_without_tls_warn() {
-        let f = minimal()
-            .set("ldapdb_tls_cacert", "/ca.pem")
-            .file("/ca.pem", PEM_CERT, 0o644);
-        assert!(
-            ok(&f)
-                .warnings
-                .iter()
-                .any(|w| w.contains("no URL uses TLS"))
-        );
+        let f = minimal().set("ldapdb_tls_cacert", "/ca.pem").file("/ca.pem", PEM_CERT, 0o644);
+        assert!(ok(&f).warnings.iter().any(|w| w.contains("no URL uses TLS")));
         let f = f.set("ldapdb_starttls", "try");
-        assert!(
-            !ok(&f)
-                .warnings
-                .iter()
-                .any(|w| w.contains("no URL uses TLS"))
-        );
+        assert!(!ok(&f).warnings.iter().any(|w| w.contains("no URL uses TLS")));
     }
 
     // ---- all problems at once ----------------------------------------------------------------
@@ -2143,14 +1814,8 @@ mod tests {
         let e = Config::from_sources(&f).unwrap_err();
         assert_eq!(e.0.len(), 6, "{e}");
         assert_eq!(e.to_string().lines().count(), 6);
-        assert!(
-            e.0.iter()
-                .any(|x| matches!(x, ConfigError::IdNotADn { .. }))
-        );
-        assert!(
-            e.0.iter()
-                .any(|x| matches!(x, ConfigError::UnsupportedMech { .. }))
-        );
+        assert!(e.0.iter().any(|x| matches!(x, ConfigError::IdNotADn { .. })));
+        assert!(e.0.iter().any(|x| matches!(x, ConfigError::UnsupportedMech { .. })));
     }
 
     #[test]
@@ -2181,31 +1846,15 @@ mod tests {
         let fakes = [
             minimal().set("ldapdb_pw", secret),
             minimal().set("ldapdb_id", "x").set("ldapdb_pw", secret),
-            minimal()
-                .set("ldapdb_id", "cn=x,dc=local")
-                .set("ldapdb_pw", secret)
-                .set("ldapdb_pw_file", "/p"),
-            minimal()
-                .set("ldapdb_id", "cn=x,dc=local")
-                .set("ldapdb_pw", secret)
-                .set("ldapdb_mech", "DIGEST-MD5"),
-            minimal()
-                .set("ldapdb_id", "cn=x,dc=local")
-                .set("ldapdb_pw", secret),
-            minimal()
-                .set("ldapdb_id", "cn=x,dc=local")
-                .set("ldapdb_pw_file", "/p")
-                .file("/p", secret, 0o666),
+            minimal().set("ldapdb_id", "cn=x,dc=local").set("ldapdb_pw", secret).set("ldapdb_pw_file", "/p"),
+            minimal().set("ldapdb_id", "cn=x,dc=local").set("ldapdb_pw", secret).set("ldapdb_mech", "DIGEST-MD5"),
+            minimal().set("ldapdb_id", "cn=x,dc=local").set("ldapdb_pw", secret),
+            minimal().set("ldapdb_id", "cn=x,dc=local").set("ldapdb_pw_file", "/p").file("/p", secret, 0o666),
             Fake::new(&[("ldapdb_uri", &format!("ldap://cn=x:{secret}@h/dc=x"))]),
         ];
         for f in fakes {
             let text = match Config::from_sources(&f) {
-                Ok(c) => format!(
-                    "{c:?}\n{}\n{}\n{}",
-                    c.summary(),
-                    c.notes.join("\n"),
-                    c.warnings.join("\n")
-                ),
+                Ok(c) => format!("{c:?}\n{}\n{}\n{}", c.summary(), c.notes.join("\n"), c.warnings.join("\n")),
                 Err(e) => format!("{e}\n{e:?}"),
             };
             assert!(!text.contains(secret), "{text}");
@@ -2224,14 +1873,8 @@ mod tests {
         let mut v = b"secret".to_vec();
         wipe(&mut v);
         assert!(v.is_empty());
-        let d = FileData {
-            contents: b"pw".to_vec(),
-            mode: 0o600,
-        };
-        assert_eq!(
-            format!("{d:?}"),
-            "FileData { contents: <2 bytes>, mode: 600 }"
-        );
+        let d = FileData { contents: b"pw".to_vec(), mode: 0o600 };
+        assert_eq!(format!("{d:?}"), "FileData { contents: <2 bytes>, mode: 600 }");
     }
 
     #[test]

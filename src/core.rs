@@ -114,7 +114,13 @@ impl<D: Directory> Service<D> {
 
     /// Find the entry for `name`, from this login's kept result when allowed, else by one search.
     /// Returns the result, the rendered filter, and whether it came from the directory just now.
-    fn search<H: Host>(&self, host: &H, name: &str, asker: Asker, attrs: &BTreeSet<String>) -> Result<(Found, String, bool), Error> {
+    fn search<H: Host>(
+        &self,
+        host: &H,
+        name: &str,
+        asker: Asker,
+        attrs: &BTreeSet<String>,
+    ) -> Result<(Found, String, bool), Error> {
         let filter = self.config.filter.render(name, host.realm().as_deref());
         let conn = host.conn_id();
         // A kept result may answer only later calls of the same login. A login starts with
@@ -159,7 +165,8 @@ impl<D: Directory> Service<D> {
     fn alias<H: Host>(&self, host: &H, filter: &str, canonical: &str) {
         let canon_filter = self.config.filter.render(canonical, host.realm().as_deref());
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(slot) = cache.iter_mut().find(|s| s.conn == host.conn_id() && s.filters.iter().any(|f| f == filter)) {
+        if let Some(slot) = cache.iter_mut().find(|s| s.conn == host.conn_id() && s.filters.iter().any(|f| f == filter))
+        {
             if !slot.filters.contains(&canon_filter) {
                 slot.filters.push(canon_filter);
             }
@@ -338,16 +345,16 @@ fn pick_canonical(entry: &Entry, attr: &str, typed: &str) -> Result<String, Erro
             ),
         }),
         [only] => Ok((*only).to_owned()),
-        many => many.iter().find(|v| v.eq_ignore_ascii_case(typed)).map(|v| (*v).to_owned()).ok_or_else(|| {
-            Error::Canon {
+        many => {
+            many.iter().find(|v| v.eq_ignore_ascii_case(typed)).map(|v| (*v).to_owned()).ok_or_else(|| Error::Canon {
                 what: format!(
                     "entry {} has {} values of {attr} (sasl_ldapdb_canon_attr) and none equals {typed}; \
                      refusing to pick one: use a single-valued attribute",
                     entry.dn,
                     many.len()
                 ),
-            }
-        }),
+            })
+        }
     }
 }
 

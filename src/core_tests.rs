@@ -97,7 +97,12 @@ impl FakeHost {
         h
     }
     fn values(&self, name: &str) -> Vec<String> {
-        self.set.borrow().iter().filter(|(n, _)| n == name).map(|(_, v)| String::from_utf8_lossy(v).into_owned()).collect()
+        self.set
+            .borrow()
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+            .collect()
     }
     fn logged(&self, level: Level, needle: &str) -> bool {
         self.logs.borrow().iter().any(|(l, m)| *l == level && m.contains(needle))
@@ -185,7 +190,8 @@ fn canon_then_lookups_use_one_search_and_canon_is_idempotent() {
     assert_eq!(svc.canonicalize(&host, b"JOHN.DOE@example.com ").unwrap(), "John.Doe@example.com");
     // Fed back in, the canonical name is its own canonical name (libsasl2 re-canonicalises).
     host.in_login.set(true);
-    let dir = FakeDir::default().expect_find("(|(uid=John.Doe@example.com)(mail=John.Doe@example.com))", john("dogood"));
+    let dir =
+        FakeDir::default().expect_find("(|(uid=John.Doe@example.com)(mail=John.Doe@example.com))", john("dogood"));
     let svc = Service::new(config(&[("ldapdb_canon_attr", "mail")]), dir);
     assert_eq!(svc.canonicalize(&host, b"John.Doe@example.com").unwrap(), "John.Doe@example.com");
 }
@@ -296,8 +302,11 @@ fn verify_against_hash_binds_as_the_user() {
         }
         let svc = Service::new(config(&[]), dir);
         let host = FakeHost::requesting(&["*userPassword"]);
-        host.requested.borrow_mut()[0] =
-            Requested { name: "*userPassword".into(), has_values: true, first_value: Some(candidate.as_bytes().to_vec()) };
+        host.requested.borrow_mut()[0] = Requested {
+            name: "*userPassword".into(),
+            has_values: true,
+            first_value: Some(candidate.as_bytes().to_vec()),
+        };
         svc.lookup(&host, verify, b"jdoe@example.com").unwrap();
         assert_eq!(host.erased.borrow().is_empty(), kept, "{candidate:?}");
     }

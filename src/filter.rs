@@ -60,9 +60,7 @@ pub struct FilterTemplate {
 /// Why `sasl_ldapdb_filter` was rejected; `Display` is one line with the cause and the fix.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FilterError {
-    #[error(
-        "{OPTION} is empty; remove the line for the default `{DEFAULT_FILTER}` or write a filter with %u"
-    )]
+    #[error("{OPTION} is empty; remove the line for the default `{DEFAULT_FILTER}` or write a filter with %u")]
     Empty,
     #[error(
         "{OPTION}: unknown placeholder `{token}` in `{template}`; use %u (name as given), %U (part \
@@ -74,9 +72,7 @@ pub enum FilterError {
          placeholder such as %u"
     )]
     TrailingPercent { template: String },
-    #[error(
-        "{OPTION}: `{template}` must be enclosed in parentheses (RFC 4515); write `({template})`"
-    )]
+    #[error("{OPTION}: `{template}` must be enclosed in parentheses (RFC 4515); write `({template})`")]
     NotParenthesized { template: String },
     #[error(
         "{OPTION}: `{template}` is not a valid LDAP filter (RFC 4515; checked as `{sample}`); \
@@ -118,10 +114,7 @@ impl FilterTemplate {
                 Some('d') => Token::Domain,
                 Some('r') => Token::Realm,
                 Some(other) => {
-                    return Err(FilterError::UnknownToken {
-                        token: format!("%{other}"),
-                        template,
-                    });
+                    return Err(FilterError::UnknownToken { token: format!("%{other}"), template });
                 }
             };
             if !literal.is_empty() {
@@ -132,10 +125,7 @@ impl FilterTemplate {
         if !literal.is_empty() {
             parts.push(Part::Literal(literal));
         }
-        if !parts
-            .iter()
-            .any(|p| matches!(p, Part::Value(Token::User | Token::UserLocal)))
-        {
+        if !parts.iter().any(|p| matches!(p, Part::Value(Token::User | Token::UserLocal))) {
             return Err(FilterError::NoUser { template });
         }
         // ldap3 accepts a bare `uid=%u`; RFC 4515 and anything that combines filters do not.
@@ -145,10 +135,7 @@ impl FilterTemplate {
         let parsed = FilterTemplate { template, parts };
         let sample = parsed.render(SAMPLE_USER, Some(SAMPLE_REALM));
         if ldap3::parse_filter(&sample).is_err() {
-            return Err(FilterError::Syntax {
-                template: parsed.template,
-                sample,
-            });
+            return Err(FilterError::Syntax { template: parsed.template, sample });
         }
         Ok(parsed)
     }
@@ -240,27 +227,15 @@ mod tests {
     fn render_default() {
         let f = default();
         assert_eq!(f.render("jdoe", None), "(|(uid=jdoe)(mail=jdoe))");
-        assert_eq!(
-            f.render("jdoe@example.com", Some("x")),
-            "(|(uid=jdoe@example.com)(mail=jdoe@example.com))"
-        );
+        assert_eq!(f.render("jdoe@example.com", Some("x")), "(|(uid=jdoe@example.com)(mail=jdoe@example.com))");
         assert_eq!(f.render("*", None), "(|(uid=\\2a)(mail=\\2a))");
-        assert_eq!(
-            f.render("x)(uid=*", None),
-            "(|(uid=x\\29\\28uid=\\2a)(mail=x\\29\\28uid=\\2a))"
-        );
+        assert_eq!(f.render("x)(uid=*", None), "(|(uid=x\\29\\28uid=\\2a)(mail=x\\29\\28uid=\\2a))");
         assert_eq!(f.render("a\\b", None), "(|(uid=a\\5cb)(mail=a\\5cb))");
         assert_eq!(f.render("a\0", None), "(|(uid=a\\00)(mail=a\\00))");
-        assert_eq!(
-            f.render("o'neil+x", None),
-            "(|(uid=o'neil+x)(mail=o'neil+x))"
-        );
+        assert_eq!(f.render("o'neil+x", None), "(|(uid=o'neil+x)(mail=o'neil+x))");
         assert_eq!(f.render("jörg", None), "(|(uid=jörg)(mail=jörg))");
         for user in ["*", "x)(uid=*", "\\", "\0", "+", "'", "jörg", ""] {
-            assert!(
-                ldap3::parse_filter(f.render(user, None)).is_ok(),
-                "{user:?}"
-            );
+            assert!(ldap3::parse_filter(f.render(user, None)).is_ok(), "{user:?}");
         }
     }
 
@@ -272,14 +247,8 @@ mod tests {
             "(&(uid=jdoe)(dom=mail.example.com)(realm=EXAMPLE)(pct=100%)(u=jdoe@mail.example.com))"
         );
         // %d falls back to the realm; both empty without a realm.
-        assert_eq!(
-            f.render("jdoe", Some("EXAMPLE")),
-            "(&(uid=jdoe)(dom=EXAMPLE)(realm=EXAMPLE)(pct=100%)(u=jdoe))"
-        );
-        assert_eq!(
-            f.render("jdoe", None),
-            "(&(uid=jdoe)(dom=)(realm=)(pct=100%)(u=jdoe))"
-        );
+        assert_eq!(f.render("jdoe", Some("EXAMPLE")), "(&(uid=jdoe)(dom=EXAMPLE)(realm=EXAMPLE)(pct=100%)(u=jdoe))");
+        assert_eq!(f.render("jdoe", None), "(&(uid=jdoe)(dom=)(realm=)(pct=100%)(u=jdoe))");
         // The last '@' splits; substituted parts are escaped too.
         assert_eq!(
             f.render("a@b*@c(", Some("R*")),
@@ -292,10 +261,7 @@ mod tests {
         assert!(FilterTemplate::parse("(uid=%u)").is_ok());
         assert!(FilterTemplate::parse("(uid=%U)").is_ok());
         assert!(FilterTemplate::parse("  (uid=%U)\n").is_ok());
-        assert_eq!(
-            FilterTemplate::parse(" (uid=%U) ").unwrap().as_str(),
-            "(uid=%U)"
-        );
+        assert_eq!(FilterTemplate::parse(" (uid=%U) ").unwrap().as_str(), "(uid=%U)");
     }
 
     #[test]
@@ -307,33 +273,19 @@ mod tests {
             "sasl_ldapdb_filter: unknown placeholder `%x` in `(uid=%x)`; use %u (name as given), \
              %U (part before @), %d (domain or realm), %r (realm) or %% (a literal %)"
         );
-        assert!(matches!(
-            FilterTemplate::parse("(uid=%u)(x=%"),
-            Err(FilterError::TrailingPercent { .. })
-        ));
+        assert!(matches!(FilterTemplate::parse("(uid=%u)(x=%"), Err(FilterError::TrailingPercent { .. })));
         assert_eq!(
-            FilterTemplate::parse("(objectClass=person)")
-                .unwrap_err()
-                .to_string(),
+            FilterTemplate::parse("(objectClass=person)").unwrap_err().to_string(),
             "sasl_ldapdb_filter: `(objectClass=person)` does not contain %u or %U, so every login \
              would find the same entries; put the user name in it, e.g. `(|(uid=%u)(mail=%u))`"
         );
-        assert!(matches!(
-            FilterTemplate::parse("(realm=%r)(dom=%d)"),
-            Err(FilterError::NoUser { .. })
-        ));
-        assert!(matches!(
-            FilterTemplate::parse("(uid=100%%u)"),
-            Err(FilterError::NoUser { .. })
-        ));
+        assert!(matches!(FilterTemplate::parse("(realm=%r)(dom=%d)"), Err(FilterError::NoUser { .. })));
+        assert!(matches!(FilterTemplate::parse("(uid=100%%u)"), Err(FilterError::NoUser { .. })));
         assert_eq!(
             FilterTemplate::parse("uid=%u").unwrap_err().to_string(),
             "sasl_ldapdb_filter: `uid=%u` must be enclosed in parentheses (RFC 4515); write `(uid=%u)`"
         );
-        assert!(matches!(
-            FilterTemplate::parse("(uid=%u"),
-            Err(FilterError::NotParenthesized { .. })
-        ));
+        assert!(matches!(FilterTemplate::parse("(uid=%u"), Err(FilterError::NotParenthesized { .. })));
         for bad in [
             "(|(uid=%u) (mail=%u))",
             "((uid=%u)",

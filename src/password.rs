@@ -8,9 +8,7 @@ pub fn hash_scheme(value: &[u8]) -> Option<String> {
     if value.first() == Some(&b'{') {
         if let Some(end) = value.iter().position(|&b| b == b'}') {
             let name = &value[1..end];
-            if (1..=32).contains(&name.len())
-                && name.iter().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(b))
-            {
+            if (1..=32).contains(&name.len()) && name.iter().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(b)) {
                 return Some(format!("{{{}}}", String::from_utf8_lossy(name)));
             }
         }

@@ -90,7 +90,11 @@ pub fn current() -> Option<Arc<Plugin>> {
 
 /// Called by each successful init. `options` looks up ldapbind's options (plugin name
 /// `ldapbind`), `library` the library's own (plugin name NULL).
-pub fn register(options: &dyn Fn(&str) -> Option<String>, library: &dyn Fn(&str) -> Option<String>, log: &dyn Fn(Level, &str)) {
+pub fn register(
+    options: &dyn Fn(&str) -> Option<String>,
+    library: &dyn Fn(&str) -> Option<String>,
+    log: &dyn Fn(Level, &str),
+) {
     let fingerprint: Vec<Option<String>> = OPTION_KEYS.iter().map(|k| options(k)).collect();
     let selection = Selection::read(library);
     let configured = fingerprint[0].as_deref().is_some_and(|u| !u.trim().is_empty());
@@ -159,13 +163,16 @@ fn build(
                 setup.config
             });
             let endpoints: Vec<String> = config.urls.iter().map(|u| u.endpoint()).collect();
-            say(Level::Note, &format!(
-                "{} configured: servers {}, search base {}, filter {}",
-                env!("LDAPBIND_VERSION"),
-                endpoints.join(" "),
-                config.search_base,
-                config.filter.as_str()
-            ));
+            say(
+                Level::Note,
+                &format!(
+                    "{} configured: servers {}, search base {}, filter {}",
+                    env!("LDAPBIND_VERSION"),
+                    endpoints.join(" "),
+                    config.search_base,
+                    config.filter.as_str()
+                ),
+            );
             let config = Arc::new(config);
             Setup::Ready(Service::new(Arc::clone(&config), LdapDirectory::new(config, tls)))
         }
@@ -182,7 +189,9 @@ fn selection_warnings(selection: &Selection, config: &Config) -> Vec<String> {
              set sasl_ldapdb_canon_attr (e.g. uid or mail) to get the directory's canonical name"
                 .to_owned(),
         ),
-        Some(attr) if !config.filter.as_str().to_ascii_lowercase().contains(&format!("({}=", attr.to_ascii_lowercase())) => {
+        Some(attr)
+            if !config.filter.as_str().to_ascii_lowercase().contains(&format!("({}=", attr.to_ascii_lowercase())) =>
+        {
             out.push(format!(
                 "sasl_ldapdb_canon_attr is {attr} but sasl_ldapdb_filter {} does not search it: the canonical name \
                  may not find the user again; add ({attr}=%u) to the filter",

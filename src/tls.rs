@@ -30,9 +30,7 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::crypto::WebPkiSupportedAlgorithms;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use rustls::{
-    CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
-};
+use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 
 use crate::config::{Config, StartTls, TlsReqCert};
 use crate::uri::{LdapUrl, Scheme};
@@ -74,9 +72,7 @@ impl Mode {
 
 /// Whether any URL of the configuration uses TLS.
 pub fn uses_tls(cfg: &Config) -> bool {
-    cfg.urls
-        .iter()
-        .any(|u| Mode::of(u, cfg.starttls).uses_tls())
+    cfg.urls.iter().any(|u| Mode::of(u, cfg.starttls).uses_tls())
 }
 
 /// The TLS client configuration built at init, with what init should log.
@@ -177,32 +173,26 @@ pub fn client_config_with(
         .map_err(|source| vec![TlsConfigError::Setup { source }])?;
     let builder = match roots {
         Some(roots) => builder.with_root_certificates(roots),
-        None => builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AcceptAnyServerCert {
-                algorithms: provider.signature_verification_algorithms,
-            })),
+        None => builder.dangerous().with_custom_certificate_verifier(Arc::new(AcceptAnyServerCert {
+            algorithms: provider.signature_verification_algorithms,
+        })),
     };
     let mut config = match (identity, &cfg.tls_cert, &cfg.tls_key) {
-        (Some((chain, key)), Some(cert_file), Some(key_file)) => builder
-            .with_client_auth_cert(chain, key)
-            .map_err(|e| match e {
-                rustls::Error::InconsistentKeys(_) => vec![TlsConfigError::KeyMismatch {
-                    cert: cert_file.path.clone(),
-                    key: key_file.path.clone(),
-                }],
+        (Some((chain, key)), Some(cert_file), Some(key_file)) => {
+            builder.with_client_auth_cert(chain, key).map_err(|e| match e {
+                rustls::Error::InconsistentKeys(_) => {
+                    vec![TlsConfigError::KeyMismatch { cert: cert_file.path.clone(), key: key_file.path.clone() }]
+                }
                 source => vec![TlsConfigError::ClientAuth { source }],
-            })?,
+            })?
+        }
         _ => builder.with_no_client_auth(),
     };
     // No session cache: it is a mutex shared by every connection, which a fork() in the middle
     // of another thread's handshake would leave locked in the child. Connections are kept, so
     // a full handshake per connection costs little.
     config.resumption = rustls::client::Resumption::disabled();
-    Ok(Some(TlsSetup {
-        config: Arc::new(config),
-        warnings,
-    }))
+    Ok(Some(TlsSetup { config: Arc::new(config), warnings }))
 }
 
 /// The CAs from the CA file, or else from the system store.
@@ -228,15 +218,8 @@ fn root_store(
             }
         }
         if store.is_empty() {
-            let detail = if rejected.is_empty() {
-                "no CERTIFICATE block".to_owned()
-            } else {
-                rejected.join("; ")
-            };
-            return Err(TlsConfigError::NoUsableCa {
-                path: path.clone(),
-                detail,
-            });
+            let detail = if rejected.is_empty() { "no CERTIFICATE block".to_owned() } else { rejected.join("; ") };
+            return Err(TlsConfigError::NoUsableCa { path: path.clone(), detail });
         }
         if !rejected.is_empty() {
             warnings.push(format!(
@@ -277,29 +260,19 @@ fn client_identity(cfg: &Config) -> Result<Option<Identity>, TlsConfigError> {
     let (Some(cert), Some(key)) = (&cfg.tls_cert, &cfg.tls_key) else {
         return Ok(None);
     };
-    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&cert.pem)
-        .collect::<Result<_, _>>()
-        .map_err(|e| TlsConfigError::BadClientCert {
-            path: cert.path.clone(),
-            detail: format!("unreadable PEM ({e})"),
+    let chain: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_slice_iter(&cert.pem).collect::<Result<_, _>>().map_err(|e| {
+            TlsConfigError::BadClientCert { path: cert.path.clone(), detail: format!("unreadable PEM ({e})") }
         })?;
     if chain.is_empty() {
-        return Err(TlsConfigError::BadClientCert {
-            path: cert.path.clone(),
-            detail: "no CERTIFICATE block".into(),
-        });
+        return Err(TlsConfigError::BadClientCert { path: cert.path.clone(), detail: "no CERTIFICATE block".into() });
     }
     let key_der = PrivateKeyDer::from_pem_slice(key.pem.expose()).map_err(|e| {
         let detail = match e {
-            rustls::pki_types::pem::Error::NoItemsFound => {
-                "no unencrypted private key block".to_owned()
-            }
+            rustls::pki_types::pem::Error::NoItemsFound => "no unencrypted private key block".to_owned(),
             other => format!("unreadable PEM ({other})"),
         };
-        TlsConfigError::BadClientKey {
-            path: key.path.clone(),
-            detail,
-        }
+        TlsConfigError::BadClientKey { path: key.path.clone(), detail }
     })?;
     Ok(Some((chain, key_der)))
 }
@@ -354,10 +327,7 @@ pub enum ConnectError {
     Tls(String),
     /// Anything else (refused, unreachable, timeout); `step` says what was under way, e.g.
     /// "connect and TLS handshake", for the caller's message.
-    Ldap {
-        step: &'static str,
-        source: LdapError,
-    },
+    Ldap { step: &'static str, source: LdapError },
 }
 
 /// Open a connection to `url` as the configuration says, within `cfg.timeout` (ldap3's
@@ -367,16 +337,11 @@ pub enum ConnectError {
     clippy::result_large_err,
     reason = "ConnectError holds an ldap3::LdapError, which every ldap3 call returns unboxed too"
 )]
-pub fn connect(
-    cfg: &Config,
-    url: &LdapUrl,
-    tls: Option<&Arc<ClientConfig>>,
-) -> Result<LdapConn, ConnectError> {
+pub fn connect(cfg: &Config, url: &LdapUrl, tls: Option<&Arc<ClientConfig>>) -> Result<LdapConn, ConnectError> {
     let started = Instant::now();
     let mode = Mode::of(url, cfg.starttls);
-    let mut settings = LdapConnSettings::new()
-        .set_conn_timeout(cfg.timeout)
-        .set_starttls(matches!(mode, Mode::StartTls { .. }));
+    let mut settings =
+        LdapConnSettings::new().set_conn_timeout(cfg.timeout).set_starttls(matches!(mode, Mode::StartTls { .. }));
     if mode.uses_tls() {
         let Some(tls) = tls else {
             return Err(ConnectError::Tls(format!(
@@ -400,35 +365,20 @@ pub fn connect(
             log::warn!(target: "ldapbind", "{}", starttls_fallback(url, &result));
             // Same budget for both attempts: the refusal came quickly, but never wait longer
             // than the timeout in total.
-            let left = cfg
-                .timeout
-                .saturating_sub(started.elapsed())
-                .max(Duration::from_millis(1));
+            let left = cfg.timeout.saturating_sub(started.elapsed()).max(Duration::from_millis(1));
             let settings = LdapConnSettings::new().set_conn_timeout(left);
-            LdapConn::with_settings(settings, &url.connect_url()).map_err(|source| {
-                ConnectError::Ldap {
-                    step: "connect",
-                    source,
-                }
-            })
+            LdapConn::with_settings(settings, &url.connect_url())
+                .map_err(|source| ConnectError::Ldap { step: "connect", source })
         }
         (mode, err) => Err(match describe_failure(cfg, url, mode, &err) {
             Some(line) => ConnectError::Tls(line),
-            None => ConnectError::Ldap {
-                step: mode.step(),
-                source: err,
-            },
+            None => ConnectError::Ldap { step: mode.step(), source: err },
         }),
     }
 }
 
 /// One line for a connection failure that is about TLS; `None` for anything else.
-pub fn describe_failure(
-    cfg: &Config,
-    url: &LdapUrl,
-    mode: Mode,
-    err: &LdapError,
-) -> Option<String> {
+pub fn describe_failure(cfg: &Config, url: &LdapUrl, mode: Mode, err: &LdapError) -> Option<String> {
     if !mode.uses_tls() {
         return None;
     }
@@ -490,19 +440,16 @@ pub fn describe_rustls(cfg: &Config, url: &LdapUrl, err: &rustls::Error) -> Stri
             ),
             CertificateError::NotValidForNameContext { presented, .. } => {
                 let names: Vec<String> = presented.iter().map(|n| presented_name(n)).collect();
-                let names = if names.is_empty() {
-                    "no name (it has no subjectAltName)".to_owned()
-                } else {
-                    names.join(", ")
-                };
+                let names =
+                    if names.is_empty() { "no name (it has no subjectAltName)".to_owned() } else { names.join(", ") };
                 format!(
                     "{of} is for {names}, not {host}; use the name in the certificate in \
                      sasl_ldapdb_uri"
                 )
             }
-            CertificateError::NotValidForName => format!(
-                "{of} is not for {host}; use the name in the certificate in sasl_ldapdb_uri"
-            ),
+            CertificateError::NotValidForName => {
+                format!("{of} is not for {host}; use the name in the certificate in sasl_ldapdb_uri")
+            }
             CertificateError::ExpiredContext { time, not_after } => format!(
                 "{of} expired on {} (it is now {}); renew the server's certificate",
                 utc(*not_after),
@@ -568,16 +515,10 @@ pub fn describe_rustls(cfg: &Config, url: &LdapUrl, err: &rustls::Error) -> Stri
 /// `DnsName("ldap.example.org")` → `ldap.example.org`, `IpAddress(127.0.0.1)` → `127.0.0.1`
 /// (webpki reports the certificate's names in their `Debug` form).
 fn presented_name(name: &str) -> String {
-    if let Some(dns) = name
-        .strip_prefix("DnsName(\"")
-        .and_then(|n| n.strip_suffix("\")"))
-    {
+    if let Some(dns) = name.strip_prefix("DnsName(\"").and_then(|n| n.strip_suffix("\")")) {
         return dns.to_owned();
     }
-    if let Some(ip) = name
-        .strip_prefix("IpAddress(")
-        .and_then(|n| n.strip_suffix(')'))
-    {
+    if let Some(ip) = name.strip_prefix("IpAddress(").and_then(|n| n.strip_suffix(')')) {
         return ip.to_owned();
     }
     name.to_owned()
@@ -604,13 +545,7 @@ impl fmt::Display for Utc {
         let day = doy - (153 * mp + 2) / 5 + 1;
         let month = if mp < 10 { mp + 3 } else { mp - 9 };
         let year = yoe + era * 400 + u64::from(month <= 2);
-        write!(
-            f,
-            "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
-            secs / 3600,
-            secs / 60 % 60,
-            secs % 60
-        )
+        write!(f, "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC", secs / 3600, secs / 60 % 60, secs % 60)
     }
 }
 
@@ -672,16 +607,8 @@ mod tests {
     }
 
     fn openssl(dir: &Path, args: &[&str]) {
-        let out = Command::new("openssl")
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .expect("run openssl");
-        assert!(
-            out.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let out = Command::new("openssl").args(args).current_dir(dir).output().expect("run openssl");
+        assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     }
 
     impl Pki {
@@ -713,10 +640,7 @@ mod tests {
                     "keyUsage=critical,keyCertSign",
                 ],
             );
-            Pki {
-                dir,
-                n: std::cell::Cell::new(0),
-            }
+            Pki { dir, n: std::cell::Cell::new(0) }
         }
 
         fn ca(&self) -> Vec<u8> {
@@ -796,15 +720,8 @@ mod tests {
             self.options.get(key).cloned()
         }
         fn read_file(&self, path: &Path) -> io::Result<FileData> {
-            let contents = self
-                .files
-                .get(path)
-                .cloned()
-                .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?;
-            Ok(FileData {
-                contents,
-                mode: 0o600,
-            })
+            let contents = self.files.get(path).cloned().ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?;
+            Ok(FileData { contents, mode: 0o600 })
         }
     }
 
@@ -813,9 +730,8 @@ mod tests {
     }
 
     fn store_with(pem: &[u8]) -> impl FnOnce() -> rustls_native_certs::CertificateResult {
-        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(pem)
-            .collect::<Result<_, _>>()
-            .unwrap();
+        let certs: Vec<CertificateDer<'static>> =
+            CertificateDer::pem_slice_iter(pem).collect::<Result<_, _>>().unwrap();
         move || {
             let mut r = rustls_native_certs::CertificateResult::default();
             r.certs = certs;
@@ -824,32 +740,19 @@ mod tests {
     }
 
     fn build(src: &Src) -> Arc<ClientConfig> {
-        client_config_with(&src.config(), no_system_store)
-            .unwrap()
-            .unwrap()
-            .config
+        client_config_with(&src.config(), no_system_store).unwrap().unwrap().config
     }
 
-    fn errors(
-        cfg: &Config,
-        store: impl FnOnce() -> rustls_native_certs::CertificateResult,
-    ) -> Vec<String> {
-        client_config_with(cfg, store)
-            .unwrap_err()
-            .iter()
-            .map(ToString::to_string)
-            .collect()
+    fn errors(cfg: &Config, store: impl FnOnce() -> rustls_native_certs::CertificateResult) -> Vec<String> {
+        client_config_with(cfg, store).unwrap_err().iter().map(ToString::to_string).collect()
     }
 
     fn server_config(cert: &[u8], key: &[u8], client_ca: Option<&[u8]>) -> Arc<ServerConfig> {
-        let chain = CertificateDer::pem_slice_iter(cert)
-            .collect::<Result<Vec<_>, _>>()
-            .unwrap();
+        let chain = CertificateDer::pem_slice_iter(cert).collect::<Result<Vec<_>, _>>().unwrap();
         let key = PrivateKeyDer::from_pem_slice(key).unwrap();
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let builder = ServerConfig::builder_with_provider(Arc::clone(&provider))
-            .with_safe_default_protocol_versions()
-            .unwrap();
+        let builder =
+            ServerConfig::builder_with_provider(Arc::clone(&provider)).with_safe_default_protocol_versions().unwrap();
         let builder = match client_ca {
             Some(ca) => {
                 let mut roots = RootCertStore::empty();
@@ -857,9 +760,7 @@ mod tests {
                     roots.add(c.unwrap()).unwrap();
                 }
                 builder.with_client_cert_verifier(
-                    WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
-                        .build()
-                        .unwrap(),
+                    WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider).build().unwrap(),
                 )
             }
             None => builder.with_no_client_auth(),
@@ -868,11 +769,7 @@ mod tests {
     }
 
     /// A complete handshake in memory; the first error of either side.
-    fn handshake(
-        client: Arc<ClientConfig>,
-        server: Arc<ServerConfig>,
-        name: &str,
-    ) -> Result<(), rustls::Error> {
+    fn handshake(client: Arc<ClientConfig>, server: Arc<ServerConfig>, name: &str) -> Result<(), rustls::Error> {
         let mut c = ClientConnection::new(client, ServerName::try_from(name).unwrap().to_owned())?;
         let mut s = ServerConnection::new(server)?;
         for _ in 0..20 {
@@ -907,10 +804,7 @@ mod tests {
 
     #[test]
     fn no_tls_builds_nothing_and_reads_no_store() {
-        for src in [
-            Src::new("ldap://127.0.0.1:389/dc=x"),
-            Src::new("ldapi:///dc=x").set("ldapdb_starttls", "demand"),
-        ] {
+        for src in [Src::new("ldap://127.0.0.1:389/dc=x"), Src::new("ldapi:///dc=x").set("ldapdb_starttls", "demand")] {
             let cfg = src.config();
             assert!(!uses_tls(&cfg));
             assert!(client_config_with(&cfg, no_system_store).unwrap().is_none());
@@ -919,40 +813,20 @@ mod tests {
         assert_eq!(Mode::of(&cfg.urls[0], cfg.starttls), Mode::Plain);
         assert_eq!(Mode::of(&cfg.urls[1], cfg.starttls), Mode::Ldaps);
         assert!(uses_tls(&cfg));
-        let cfg = Src::new("ldap://h/dc=x")
-            .set("ldapdb_starttls", "try")
-            .config();
-        assert_eq!(
-            Mode::of(url(&cfg), cfg.starttls),
-            Mode::StartTls { demand: false }
-        );
-        assert_eq!(
-            Mode::StartTls { demand: true }.step(),
-            "connect and StartTLS"
-        );
+        let cfg = Src::new("ldap://h/dc=x").set("ldapdb_starttls", "try").config();
+        assert_eq!(Mode::of(url(&cfg), cfg.starttls), Mode::StartTls { demand: false });
+        assert_eq!(Mode::StartTls { demand: true }.step(), "connect and StartTLS");
         assert_eq!(Mode::Ldaps.step(), "connect and TLS handshake");
     }
 
     #[test]
     fn the_ca_file_is_trusted_and_nothing_else() {
         let (ours, theirs) = (Pki::new(), Pki::new());
-        let src = Src::new("ldaps://127.0.0.1/dc=x")
-            .set("ldapdb_tls_cacert", "/ca.pem")
-            .file("/ca.pem", &ours.ca());
+        let src = Src::new("ldaps://127.0.0.1/dc=x").set("ldapdb_tls_cacert", "/ca.pem").file("/ca.pem", &ours.ca());
         let client = build(&src);
         let (cert, key) = ours.server("IP:127.0.0.1,DNS:localhost");
-        handshake(
-            Arc::clone(&client),
-            server_config(&cert, &key, None),
-            "127.0.0.1",
-        )
-        .unwrap();
-        handshake(
-            Arc::clone(&client),
-            server_config(&cert, &key, None),
-            "localhost",
-        )
-        .unwrap();
+        handshake(Arc::clone(&client), server_config(&cert, &key, None), "127.0.0.1").unwrap();
+        handshake(Arc::clone(&client), server_config(&cert, &key, None), "localhost").unwrap();
 
         let (cert, key) = theirs.server("IP:127.0.0.1");
         let err = handshake(client, server_config(&cert, &key, None), "127.0.0.1").unwrap_err();
@@ -966,20 +840,10 @@ mod tests {
     #[test]
     fn the_system_store_is_used_without_a_ca_file() {
         let pki = Pki::new();
-        let cfg = Src::new("ldap://127.0.0.1/dc=x")
-            .set("ldapdb_starttls", "demand")
-            .config();
-        let client = client_config_with(&cfg, store_with(&pki.ca()))
-            .unwrap()
-            .unwrap()
-            .config;
+        let cfg = Src::new("ldap://127.0.0.1/dc=x").set("ldapdb_starttls", "demand").config();
+        let client = client_config_with(&cfg, store_with(&pki.ca())).unwrap().unwrap().config;
         let (cert, key) = pki.server("IP:127.0.0.1");
-        handshake(
-            Arc::clone(&client),
-            server_config(&cert, &key, None),
-            "127.0.0.1",
-        )
-        .unwrap();
+        handshake(Arc::clone(&client), server_config(&cert, &key, None), "127.0.0.1").unwrap();
 
         let other = Pki::new();
         let (cert, key) = other.server("IP:127.0.0.1");
@@ -992,24 +856,20 @@ mod tests {
 
         assert_eq!(
             errors(&cfg, rustls_native_certs::CertificateResult::default),
-            [
-                "sasl_ldapdb_tls_cacert is not set and the system certificate store has no usable \
+            ["sasl_ldapdb_tls_cacert is not set and the system certificate store has no usable \
               certificate (found 0 unusable and no usable certificate); set sasl_ldapdb_tls_cacert \
-              to the CA file that signed the LDAP server's certificate (or install ca-certificates)"
-            ]
+              to the CA file that signed the LDAP server's certificate (or install ca-certificates)"]
         );
     }
 
     #[test]
     fn a_certificate_for_another_name_is_refused_with_its_names() {
         let pki = Pki::new();
-        let src = Src::new("ldaps://127.0.0.1:6360/dc=x")
-            .set("ldapdb_tls_cacert", "/ca.pem")
-            .file("/ca.pem", &pki.ca());
+        let src =
+            Src::new("ldaps://127.0.0.1:6360/dc=x").set("ldapdb_tls_cacert", "/ca.pem").file("/ca.pem", &pki.ca());
         let cfg = src.config();
         let (cert, key) = pki.server("DNS:ldap.example.org,DNS:ldap2.example.org,IP:10.0.0.7");
-        let err =
-            handshake(build(&src), server_config(&cert, &key, None), "127.0.0.1").unwrap_err();
+        let err = handshake(build(&src), server_config(&cert, &key, None), "127.0.0.1").unwrap_err();
         assert_eq!(
             describe_rustls(&cfg, url(&cfg), &err),
             "certificate of LDAP server 127.0.0.1:6360 is for ldap.example.org, ldap2.example.org, \
@@ -1017,27 +877,18 @@ mod tests {
         );
         // A client certificate is not a server certificate.
         let (cert, key) = pki.leaf("IP:127.0.0.1", "clientAuth");
-        let err =
-            handshake(build(&src), server_config(&cert, &key, None), "127.0.0.1").unwrap_err();
-        assert!(
-            describe_rustls(&cfg, url(&cfg), &err).contains("is not for TLS servers"),
-            "{err}"
-        );
+        let err = handshake(build(&src), server_config(&cert, &key, None), "127.0.0.1").unwrap_err();
+        assert!(describe_rustls(&cfg, url(&cfg), &err).contains("is not for TLS servers"), "{err}");
     }
 
     #[test]
     fn tls_reqcert_never_accepts_any_certificate() {
         let pki = Pki::new();
-        let src = Src::new("ldaps://127.0.0.1/dc=x")
-            .set("ldapdb_rc", "/ldaprc")
-            .file("/ldaprc", b"TLS_REQCERT never\n");
+        let src =
+            Src::new("ldaps://127.0.0.1/dc=x").set("ldapdb_rc", "/ldaprc").file("/ldaprc", b"TLS_REQCERT never\n");
         let cfg = src.config();
         assert_eq!(cfg.tls_reqcert, TlsReqCert::Never);
-        assert!(
-            cfg.warnings
-                .iter()
-                .any(|w| w.contains("will not verify the LDAP server's certificate"))
-        );
+        assert!(cfg.warnings.iter().any(|w| w.contains("will not verify the LDAP server's certificate")));
         // Neither the system store nor any CA is consulted.
         let client = build(&src);
         let (cert, key) = pki.server("DNS:somewhere.else");
@@ -1048,12 +899,8 @@ mod tests {
             .set("ldapdb_tls_cacert", "/ca.pem")
             .file("/ca.pem", &Pki::new().ca());
         let cfg = src.config();
-        let err =
-            handshake(build(&src), server_config(&cert, &key, None), "127.0.0.1").unwrap_err();
-        assert!(
-            describe_rustls(&cfg, url(&cfg), &err).contains("is not signed by a trusted CA"),
-            "{err:?}"
-        );
+        let err = handshake(build(&src), server_config(&cert, &key, None), "127.0.0.1").unwrap_err();
+        assert!(describe_rustls(&cfg, url(&cfg), &err).contains("is not signed by a trusted CA"), "{err:?}");
         // Two CAs with one name: the signature check is what fails.
         let same_name = rustls::Error::InvalidCertificate(CertificateError::BadSignature);
         assert_eq!(
@@ -1077,24 +924,10 @@ mod tests {
             .file("/c.pem", &client_cert)
             .file("/k.pem", &client_key);
         let (cert, key) = pki.server("IP:127.0.0.1");
-        handshake(
-            build(&src),
-            server_config(&cert, &key, Some(&pki.ca())),
-            "127.0.0.1",
-        )
-        .unwrap();
+        handshake(build(&src), server_config(&cert, &key, Some(&pki.ca())), "127.0.0.1").unwrap();
         // Without it, a server that requires one refuses the handshake.
-        let bare = Src::new("ldaps://127.0.0.1/dc=x")
-            .set("ldapdb_tls_cacert", "/ca.pem")
-            .file("/ca.pem", &pki.ca());
-        assert!(
-            handshake(
-                build(&bare),
-                server_config(&cert, &key, Some(&pki.ca())),
-                "127.0.0.1"
-            )
-            .is_err()
-        );
+        let bare = Src::new("ldaps://127.0.0.1/dc=x").set("ldapdb_tls_cacert", "/ca.pem").file("/ca.pem", &pki.ca());
+        assert!(handshake(build(&bare), server_config(&cert, &key, Some(&pki.ca())), "127.0.0.1").is_err());
     }
 
     #[test]
@@ -1113,35 +946,29 @@ mod tests {
         let cfg = base().file("/k.pem", &other_key).config();
         assert_eq!(
             errors(&cfg, no_system_store),
-            [
-                "sasl_ldapdb_tls_key: /k.pem is not the key of the certificate in sasl_ldapdb_tls_cert \
-              (/c.pem); set both to the two halves of one key pair"
-            ]
+            ["sasl_ldapdb_tls_key: /k.pem is not the key of the certificate in sasl_ldapdb_tls_cert \
+              (/c.pem); set both to the two halves of one key pair"]
         );
-        let encrypted =
-            b"-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIB\n-----END ENCRYPTED PRIVATE KEY-----\n";
+        let encrypted = b"-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIB\n-----END ENCRYPTED PRIVATE KEY-----\n";
         let cfg = base().file("/k.pem", encrypted).config();
         assert_eq!(
             errors(&cfg, no_system_store),
-            [
-                "sasl_ldapdb_tls_key: /k.pem: no unencrypted private key block; write the private key \
+            ["sasl_ldapdb_tls_key: /k.pem: no unencrypted private key block; write the private key \
               unencrypted as PEM (`BEGIN PRIVATE KEY`, `BEGIN RSA PRIVATE KEY` or `BEGIN EC PRIVATE \
-              KEY`; `openssl pkey -in KEY -out KEY.pem` decrypts one)"
-            ]
+              KEY`; `openssl pkey -in KEY -out KEY.pem` decrypts one)"]
         );
     }
 
     #[test]
     fn an_unusable_ca_file_names_the_option() {
         let garbage = b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
-        let cfg = Src::new("ldaps://h/dc=x")
-            .set("ldapdb_tls_cacert", "/ca.pem")
-            .file("/ca.pem", garbage)
-            .config();
+        let cfg = Src::new("ldaps://h/dc=x").set("ldapdb_tls_cacert", "/ca.pem").file("/ca.pem", garbage).config();
         let e = errors(&cfg, no_system_store);
         assert_eq!(e.len(), 1);
         assert!(
-            e[0].starts_with("sasl_ldapdb_tls_cacert: /ca.pem holds no CA certificate rustls can use (certificate #1: "),
+            e[0].starts_with(
+                "sasl_ldapdb_tls_cacert: /ca.pem holds no CA certificate rustls can use (certificate #1: "
+            ),
             "{e:?}"
         );
         assert!(e[0].ends_with(
@@ -1152,15 +979,13 @@ mod tests {
         let pki = Pki::new();
         let mut mixed = garbage.to_vec();
         mixed.extend(pki.ca());
-        let cfg = Src::new("ldaps://h/dc=x")
-            .set("ldapdb_tls_cacert", "/ca.pem")
-            .file("/ca.pem", &mixed)
-            .config();
+        let cfg = Src::new("ldaps://h/dc=x").set("ldapdb_tls_cacert", "/ca.pem").file("/ca.pem", &mixed).config();
         let setup = client_config_with(&cfg, no_system_store).unwrap().unwrap();
         assert_eq!(setup.warnings.len(), 1);
-        assert!(setup.warnings[0].starts_with(
-            "sasl_ldapdb_tls_cacert: /ca.pem: ignoring what rustls cannot use (certificate #1: "
-        ));
+        assert!(
+            setup.warnings[0]
+                .starts_with("sasl_ldapdb_tls_cacert: /ca.pem: ignoring what rustls cannot use (certificate #1: ")
+        );
         assert!(setup.warnings[0].ends_with("the other 1 certificate(s) are trusted"));
     }
 
@@ -1199,25 +1024,14 @@ mod tests {
     fn only_tls_failures_are_described() {
         let cfg = Src::new("ldaps://127.0.0.1:1636/dc=x").config();
         let inner = rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer);
-        let io_err = LdapError::Io {
-            source: io::Error::new(io::ErrorKind::InvalidData, inner),
-        };
+        let io_err = LdapError::Io { source: io::Error::new(io::ErrorKind::InvalidData, inner) };
         let line = describe_failure(&cfg, url(&cfg), Mode::Ldaps, &io_err).unwrap();
-        assert!(
-            line.starts_with(
-                "certificate of LDAP server 127.0.0.1:1636 is not signed by a trusted CA"
-            ),
-            "{line}"
-        );
+        assert!(line.starts_with("certificate of LDAP server 127.0.0.1:1636 is not signed by a trusted CA"), "{line}");
         // The same error on a plain connection is not about TLS.
         assert!(describe_failure(&cfg, url(&cfg), Mode::Plain, &io_err).is_none());
-        let refused = LdapError::Io {
-            source: io::Error::from(io::ErrorKind::ConnectionRefused),
-        };
+        let refused = LdapError::Io { source: io::Error::from(io::ErrorKind::ConnectionRefused) };
         assert!(describe_failure(&cfg, url(&cfg), Mode::Ldaps, &refused).is_none());
-        let eof = LdapError::Io {
-            source: io::Error::new(io::ErrorKind::UnexpectedEof, "tls handshake eof"),
-        };
+        let eof = LdapError::Io { source: io::Error::new(io::ErrorKind::UnexpectedEof, "tls handshake eof") };
         assert_eq!(
             describe_failure(&cfg, url(&cfg), Mode::Ldaps, &eof).unwrap(),
             "LDAP server 127.0.0.1:1636 closed the connection during the TLS handshake; check that \
@@ -1233,9 +1047,7 @@ mod tests {
 
     #[test]
     fn starttls_refusal_lines() {
-        let cfg = Src::new("ldap://127.0.0.1:3389/dc=x")
-            .set("ldapdb_starttls", "demand")
-            .config();
+        let cfg = Src::new("ldap://127.0.0.1:3389/dc=x").set("ldapdb_starttls", "demand").config();
         let result = LdapResult {
             rc: 52,
             matched: String::new(),
@@ -1251,14 +1063,7 @@ mod tests {
              its ldaps:// URL"
         );
         assert_eq!(
-            starttls_fallback(
-                url(&cfg),
-                &LdapResult {
-                    rc: 2,
-                    text: String::new(),
-                    ..result
-                }
-            ),
+            starttls_fallback(url(&cfg), &LdapResult { rc: 2, text: String::new(), ..result }),
             "LDAP server 127.0.0.1:3389 does not offer StartTLS (2 protocolError); continuing \
              WITHOUT TLS because sasl_ldapdb_starttls is try, so passwords cross the network in \
              clear; enable TLS on the server and set sasl_ldapdb_starttls: demand"
@@ -1295,15 +1100,9 @@ mod tests {
 
     #[test]
     fn presented_names_are_shown_plainly() {
-        assert_eq!(
-            presented_name("DnsName(\"ldap.example.org\")"),
-            "ldap.example.org"
-        );
+        assert_eq!(presented_name("DnsName(\"ldap.example.org\")"), "ldap.example.org");
         assert_eq!(presented_name("IpAddress(127.0.0.1)"), "127.0.0.1");
         assert_eq!(presented_name("IpAddress(::1)"), "::1");
-        assert_eq!(
-            presented_name("UniformResourceIdentifier(\"x\")"),
-            "UniformResourceIdentifier(\"x\")"
-        );
+        assert_eq!(presented_name("UniformResourceIdentifier(\"x\")"), "UniformResourceIdentifier(\"x\")");
     }
 }

@@ -128,12 +128,7 @@ impl LdapUrl {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UriWarning {
     /// A `%XX` in the DN decoded to a letter or digit: the seed's `%44`, meant as a comma.
-    AlnumEscape {
-        url: String,
-        escape: String,
-        decoded: char,
-        suggestion: String,
-    },
+    AlnumEscape { url: String, escape: String, decoded: char, suggestion: String },
     /// `ldap://host/dc=x/`: the trailing `/` was dropped rather than kept inside the last value.
     TrailingSlash { url: String, dn: String },
 }
@@ -141,12 +136,7 @@ pub enum UriWarning {
 impl fmt::Display for UriWarning {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            UriWarning::AlnumEscape {
-                url,
-                escape,
-                decoded,
-                suggestion,
-            } => write!(
+            UriWarning::AlnumEscape { url, escape, decoded, suggestion } => write!(
                 f,
                 "{OPTION}: `{escape}` in the base DN of `{url}` decodes to `{decoded}`, not a comma; \
                  write a comma as `%2C` or just `,` ({suggestion}), or write `{decoded}` itself if \
@@ -322,20 +312,13 @@ pub enum UriError {
         "{OPTION}: `{url}` names no host; write the LDAP server's host name, e.g. \
          {scheme}://localhost:{port}/{rest}"
     )]
-    MissingHost {
-        url: String,
-        scheme: Scheme,
-        port: u16,
-        rest: String,
-    },
+    MissingHost { url: String, scheme: Scheme, port: u16, rest: String },
     #[error(
         "{OPTION}: `{host}` in `{url}` is not a host name; use letters, digits, `-` and `.`, or an \
          IP address (IPv6 in brackets: ldap://[::1]:389)"
     )]
     BadHost { url: String, host: String },
-    #[error(
-        "{OPTION}: `{host}` in `{url}` is not an IPv6 address; write it like ldap://[2001:db8::1]:389"
-    )]
+    #[error("{OPTION}: `{host}` in `{url}` is not an IPv6 address; write it like ldap://[2001:db8::1]:389")]
     BadIpv6 { url: String, host: String },
     #[error(
         "{OPTION}: `{url}` has an unbracketed IPv6 address or more than one `:`; write IPv6 \
@@ -362,13 +345,9 @@ pub enum UriError {
          write a comma as `%2C` or `,`, and a literal `%` as `%25`"
     )]
     BadPercent { url: String, escape: String },
-    #[error(
-        "{OPTION}: `{url}` decodes to bytes that are not UTF-8 text (or to a NUL); check its `%XX` escapes"
-    )]
+    #[error("{OPTION}: `{url}` decodes to bytes that are not UTF-8 text (or to a NUL); check its `%XX` escapes")]
     NotUtf8 { url: String },
-    #[error(
-        "{OPTION}: the base DN `{dn}` in `{url}` is not a valid DN: {kind} (at character {position}){hint}"
-    )]
+    #[error("{OPTION}: the base DN `{dn}` in `{url}` is not a valid DN: {kind} (at character {position}){hint}")]
     BadDn {
         url: String,
         dn: String,
@@ -382,14 +361,8 @@ pub enum UriError {
         part.what(),
         part.fix()
     )]
-    QueryPart {
-        url: String,
-        part: QueryPart,
-        value: String,
-    },
-    #[error(
-        "{OPTION}: `{url}` has more than four `?`-separated parts; write only ldap://HOST:PORT/BASE-DN"
-    )]
+    QueryPart { url: String, part: QueryPart, value: String },
+    #[error("{OPTION}: `{url}` has more than four `?`-separated parts; write only ldap://HOST:PORT/BASE-DN")]
     TooManyQueryParts { url: String },
 }
 
@@ -403,10 +376,7 @@ pub struct UriList {
 /// Parse `sasl_ldapdb_uri`: URLs separated by ASCII white space (never by commas, which belong
 /// to DNs). Stops at the first bad URL.
 pub fn parse_uri_list(s: &str) -> Result<UriList, UriError> {
-    let mut list = UriList {
-        urls: Vec::new(),
-        warnings: Vec::new(),
-    };
+    let mut list = UriList { urls: Vec::new(), warnings: Vec::new() };
     let tokens: Vec<&str> = s.split_ascii_whitespace().collect();
     for (i, token) in tokens.iter().enumerate() {
         if let Some(next) = tokens.get(i + 1)
@@ -415,9 +385,7 @@ pub fn parse_uri_list(s: &str) -> Result<UriList, UriError> {
             && next.contains('=')
         {
             // `ldap://h/dc=users, dc=local`: the admin's DN, cut in two by the list splitter.
-            return Err(UriError::SpaceInDn {
-                url: redact(&format!("{token} {next}")),
-            });
+            return Err(UriError::SpaceInDn { url: redact(&format!("{token} {next}")) });
         }
         let url = parse_one(token, &mut list.warnings)?;
         list.urls.push(url);
@@ -455,10 +423,7 @@ fn parse_one(token: &str, warnings: &mut Vec<UriWarning>) -> Result<LdapUrl, Uri
     };
     let scheme_text = &token[..sep];
     let Some(scheme) = Scheme::parse(scheme_text) else {
-        return Err(UriError::BadScheme {
-            url,
-            scheme: scheme_text.to_string(),
-        });
+        return Err(UriError::BadScheme { url, scheme: scheme_text.to_string() });
     };
     let rest = &token[sep + 3..];
 
@@ -485,11 +450,7 @@ fn parse_one(token: &str, warnings: &mut Vec<UriWarning>) -> Result<LdapUrl, Uri
         }
         // An empty trailing `?` (or `???`) asks for nothing and is tolerated.
         if let Some((i, value)) = parts.iter().enumerate().find(|(_, p)| !p.is_empty()) {
-            return Err(UriError::QueryPart {
-                url,
-                part: QueryPart::from_index(i),
-                value: (*value).to_string(),
-            });
+            return Err(UriError::QueryPart { url, part: QueryPart::from_index(i), value: (*value).to_string() });
         }
     }
 
@@ -513,41 +474,25 @@ fn parse_one(token: &str, warnings: &mut Vec<UriWarning>) -> Result<LdapUrl, Uri
     };
 
     let base_dn = parse_dn_part(raw_dn, token, &url, warnings)?;
-    Ok(LdapUrl {
-        scheme,
-        host,
-        port,
-        port_is_default,
-        base_dn,
-        original: token.to_string(),
-    })
+    Ok(LdapUrl { scheme, host, port, port_is_default, base_dn, original: token.to_string() })
 }
 
 /// `host`, `host:port`, `[v6]`, `[v6]:port`. Returns the host without brackets.
 fn parse_host_port(authority: &str, url: &str) -> Result<(String, Option<u16>), UriError> {
     let (host, port_text) = if let Some(inner) = authority.strip_prefix('[') {
         let Some(close) = inner.find(']') else {
-            return Err(UriError::BadIpv6 {
-                url: url.to_string(),
-                host: authority.to_string(),
-            });
+            return Err(UriError::BadIpv6 { url: url.to_string(), host: authority.to_string() });
         };
         let addr = &inner[..close];
         if addr.parse::<Ipv6Addr>().is_err() {
-            return Err(UriError::BadIpv6 {
-                url: url.to_string(),
-                host: addr.to_string(),
-            });
+            return Err(UriError::BadIpv6 { url: url.to_string(), host: addr.to_string() });
         }
         let after = &inner[close + 1..];
         let port_text = match after.strip_prefix(':') {
             Some(p) => Some(p),
             None if after.is_empty() => None,
             None => {
-                return Err(UriError::BadHost {
-                    url: url.to_string(),
-                    host: authority.to_string(),
-                });
+                return Err(UriError::BadHost { url: url.to_string(), host: authority.to_string() });
             }
         };
         (addr.to_string(), port_text)
@@ -559,24 +504,16 @@ fn parse_host_port(authority: &str, url: &str) -> Result<(String, Option<u16>), 
                 None => (authority.to_string(), None),
             },
             _ => {
-                return Err(UriError::UnbracketedIpv6 {
-                    url: url.to_string(),
-                });
+                return Err(UriError::UnbracketedIpv6 { url: url.to_string() });
             }
         }
     };
     if !host.contains(':') && !is_host_name(&host) {
-        return Err(UriError::BadHost {
-            url: url.to_string(),
-            host,
-        });
+        return Err(UriError::BadHost { url: url.to_string(), host });
     }
     let port = match port_text {
         None => None,
-        Some(p) => Some(parse_port(p).ok_or_else(|| UriError::BadPort {
-            url: url.to_string(),
-            port: p.to_string(),
-        })?),
+        Some(p) => Some(parse_port(p).ok_or_else(|| UriError::BadPort { url: url.to_string(), port: p.to_string() })?),
     };
     Ok((host, port))
 }
@@ -584,9 +521,7 @@ fn parse_host_port(authority: &str, url: &str) -> Result<(String, Option<u16>), 
 /// Empty (reported by the caller as a missing host), or DNS-ish labels / IPv4 dotted quads.
 fn is_host_name(h: &str) -> bool {
     h.is_empty()
-        || (h
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_')
+        || (h.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_')
             && !h.starts_with(['-', '.'])
             && !h.contains(".."))
 }
@@ -600,19 +535,14 @@ fn parse_port(p: &str) -> Option<u16> {
 
 fn parse_ldapi_path(authority: &str, url: &str) -> Result<String, UriError> {
     if authority.contains(':') {
-        return Err(UriError::LdapiPort {
-            url: url.to_string(),
-        });
+        return Err(UriError::LdapiPort { url: url.to_string() });
     }
     if authority.is_empty() {
         return Ok(DEFAULT_LDAPI_PATH.to_string());
     }
     let decoded = percent_decode(authority, url)?;
     if !decoded.text.starts_with('/') {
-        return Err(UriError::LdapiRelative {
-            url: url.to_string(),
-            path: decoded.text,
-        });
+        return Err(UriError::LdapiRelative { url: url.to_string(), path: decoded.text });
     }
     Ok(decoded.text)
 }
@@ -652,20 +582,11 @@ fn parse_dn_part(
             ),
             None => String::new(),
         };
-        return Err(UriError::BadDn {
-            url: url.to_string(),
-            dn: e.dn,
-            position: e.position,
-            kind: e.kind,
-            hint,
-        });
+        return Err(UriError::BadDn { url: url.to_string(), dn: e.dn, position: e.position, kind: e.kind, hint });
     }
     warnings.extend(alnum_warnings);
     if trailing_slash {
-        warnings.push(UriWarning::TrailingSlash {
-            url: url.to_string(),
-            dn: decoded.text.clone(),
-        });
+        warnings.push(UriWarning::TrailingSlash { url: url.to_string(), dn: decoded.text.clone() });
     }
     if decoded.text.is_empty() {
         return Ok(None);
@@ -696,24 +617,15 @@ fn percent_decode(s: &str, url: &str) -> Result<Decoded, UriError> {
     let mut i = 0;
     while i < b.len() {
         if b[i] == b'%' {
-            let pair = (
-                b.get(i + 1).copied().and_then(hex_val),
-                b.get(i + 2).copied().and_then(hex_val),
-            );
+            let pair = (b.get(i + 1).copied().and_then(hex_val), b.get(i + 2).copied().and_then(hex_val));
             let (Some(hi), Some(lo)) = pair else {
                 let end = (i + 3).min(b.len());
                 let escape = String::from_utf8_lossy(&b[i..end]).into_owned();
-                return Err(UriError::BadPercent {
-                    url: url.to_string(),
-                    escape,
-                });
+                return Err(UriError::BadPercent { url: url.to_string(), escape });
             };
             let v = hi * 16 + lo;
             if v.is_ascii_alphanumeric() {
-                alnum_escapes.push((
-                    String::from_utf8_lossy(&b[i..i + 3]).into_owned(),
-                    v as char,
-                ));
+                alnum_escapes.push((String::from_utf8_lossy(&b[i..i + 3]).into_owned(), v as char));
             }
             out.push(v);
             i += 3;
@@ -723,17 +635,10 @@ fn percent_decode(s: &str, url: &str) -> Result<Decoded, UriError> {
         }
     }
     if out.contains(&0) {
-        return Err(UriError::NotUtf8 {
-            url: url.to_string(),
-        });
+        return Err(UriError::NotUtf8 { url: url.to_string() });
     }
-    let text = String::from_utf8(out).map_err(|_| UriError::NotUtf8 {
-        url: url.to_string(),
-    })?;
-    Ok(Decoded {
-        text,
-        alnum_escapes,
-    })
+    let text = String::from_utf8(out).map_err(|_| UriError::NotUtf8 { url: url.to_string() })?;
+    Ok(Decoded { text, alnum_escapes })
 }
 
 /// Percent-encode everything except RFC 3986 unreserved characters.
@@ -757,12 +662,7 @@ pub fn validate_dn(s: &str) -> Result<(), DnError> {
     if s.is_empty() {
         return Ok(());
     }
-    DnParser {
-        s,
-        b: s.as_bytes(),
-        i: 0,
-    }
-    .parse()
+    DnParser { s, b: s.as_bytes(), i: 0 }.parse()
 }
 
 struct DnParser<'a> {
@@ -774,11 +674,7 @@ struct DnParser<'a> {
 impl DnParser<'_> {
     fn err(&self, pos: usize, kind: DnErrorKind) -> DnError {
         let position = self.s.get(..pos).map_or(pos, |p| p.chars().count()) + 1;
-        DnError {
-            dn: self.s.to_string(),
-            position,
-            kind,
-        }
+        DnError { dn: self.s.to_string(), position, kind }
     }
 
     fn peek(&self) -> Option<u8> {
@@ -813,18 +709,13 @@ impl DnParser<'_> {
 
     fn ava(&mut self, first_in_rdn: bool) -> Result<(), DnError> {
         let start = self.i;
-        while self
-            .peek()
-            .is_some_and(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'.')
-        {
+        while self.peek().is_some_and(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'.') {
             self.i += 1;
         }
         let attr = &self.s[start..self.i];
         if attr.is_empty() {
             return Err(match self.peek() {
-                None | Some(b',') | Some(b'+') if first_in_rdn => {
-                    self.err(self.i, DnErrorKind::EmptyRdn)
-                }
+                None | Some(b',') | Some(b'+') if first_in_rdn => self.err(self.i, DnErrorKind::EmptyRdn),
                 None | Some(b',') | Some(b'+') => self.err(self.i, DnErrorKind::EmptyAva),
                 Some(b'=') => self.err(self.i, DnErrorKind::MissingAttributeType),
                 Some(b' ') => self.err(self.i, DnErrorKind::Space),
@@ -842,13 +733,8 @@ impl DnParser<'_> {
             Some(b' ') => return Err(self.err(self.i, DnErrorKind::Space)),
             Some(_) => {
                 // e.g. `d_c=x`: report the whole would-be type.
-                let end = self.s[self.i..]
-                    .find(['=', ',', '+'])
-                    .map_or(self.b.len(), |k| self.i + k);
-                return Err(self.err(
-                    start,
-                    DnErrorKind::BadAttributeType(self.s[start..end].to_string()),
-                ));
+                let end = self.s[self.i..].find(['=', ',', '+']).map_or(self.b.len(), |k| self.i + k);
+                return Err(self.err(start, DnErrorKind::BadAttributeType(self.s[start..end].to_string())));
             }
         }
         self.value(attr)
@@ -880,10 +766,7 @@ impl DnParser<'_> {
                     let esc = self.i;
                     self.i += 1;
                     match self.peek() {
-                        Some(
-                            e @ (b'\\' | b',' | b'+' | b'"' | b';' | b'<' | b'>' | b' ' | b'#'
-                            | b'='),
-                        ) => {
+                        Some(e @ (b'\\' | b',' | b'+' | b'"' | b';' | b'<' | b'>' | b' ' | b'#' | b'=')) => {
                             bytes.push(e);
                             self.i += 1;
                         }
@@ -932,16 +815,12 @@ impl DnParser<'_> {
 pub fn is_attribute_type(s: &str) -> bool {
     let b = s.as_bytes();
     match b.first() {
-        Some(c) if c.is_ascii_alphabetic() => {
-            b.iter().all(|&c| c.is_ascii_alphanumeric() || c == b'-')
-        }
+        Some(c) if c.is_ascii_alphabetic() => b.iter().all(|&c| c.is_ascii_alphanumeric() || c == b'-'),
         Some(c) if c.is_ascii_digit() => {
             let parts: Vec<&str> = s.split('.').collect();
             parts.len() >= 2
                 && parts.iter().all(|p| {
-                    !p.is_empty()
-                        && p.bytes().all(|c| c.is_ascii_digit())
-                        && (p.len() == 1 || !p.starts_with('0'))
+                    !p.is_empty() && p.bytes().all(|c| c.is_ascii_digit()) && (p.len() == 1 || !p.starts_with('0'))
                 })
         }
         _ => false,
@@ -976,10 +855,7 @@ mod tests {
         assert_eq!(u.original, "ldap://glauth/dc=users,dc=local");
         assert_eq!(u.connect_url(), "ldap://glauth:389");
         assert_eq!(u.endpoint(), "glauth:389");
-        assert_eq!(
-            u.port_text(),
-            "port 389 (the default, no port in sasl_ldapdb_uri)"
-        );
+        assert_eq!(u.port_text(), "port 389 (the default, no port in sasl_ldapdb_uri)");
     }
 
     #[test]
@@ -994,10 +870,7 @@ mod tests {
     #[test]
     fn ldaps_default_and_explicit_port() {
         let u = one("ldaps://ldap.example.org/dc=example,dc=org");
-        assert_eq!(
-            (u.scheme, u.port, u.port_is_default),
-            (Scheme::Ldaps, 636, true)
-        );
+        assert_eq!((u.scheme, u.port, u.port_is_default), (Scheme::Ldaps, 636, true));
         assert_eq!(u.connect_url(), "ldaps://ldap.example.org:636");
         let u = one("ldaps://ldap.example.org:1636");
         assert_eq!((u.port, u.port_is_default), (1636, false));
@@ -1024,10 +897,7 @@ mod tests {
         assert!(matches!(err("ldap://[::g]/"), UriError::BadIpv6 { .. }));
         assert!(matches!(err("ldap://[::1/"), UriError::BadIpv6 { .. }));
         assert!(matches!(err("ldap://[::1]x/"), UriError::BadHost { .. }));
-        assert!(matches!(
-            err("ldap://::1/"),
-            UriError::UnbracketedIpv6 { .. }
-        ));
+        assert!(matches!(err("ldap://::1/"), UriError::UnbracketedIpv6 { .. }));
     }
 
     #[test]
@@ -1060,14 +930,8 @@ mod tests {
 
     #[test]
     fn ldapi_errors() {
-        assert!(matches!(
-            err("ldapi://host:389/"),
-            UriError::LdapiPort { .. }
-        ));
-        assert!(matches!(
-            err("ldapi://relative%2Fs"),
-            UriError::LdapiRelative { .. }
-        ));
+        assert!(matches!(err("ldapi://host:389/"), UriError::LdapiPort { .. }));
+        assert!(matches!(err("ldapi://relative%2Fs"), UriError::LdapiRelative { .. }));
         assert!(matches!(err("ldapi://%2Fa%00b"), UriError::NotUtf8 { .. }));
     }
 
@@ -1075,15 +939,9 @@ mod tests {
     fn ports() {
         assert_eq!(one("ldap://h:1").port, 1);
         assert_eq!(one("ldap://h:65535").port, 65535);
-        for bad in [
-            "ldap://h:0",
-            "ldap://h:65536",
-            "ldap://h:",
-            "ldap://h:x",
-            "ldap://h:-1",
-            "ldap://h:999999",
-            "ldap://h:+1",
-        ] {
+        for bad in
+            ["ldap://h:0", "ldap://h:65536", "ldap://h:", "ldap://h:x", "ldap://h:-1", "ldap://h:999999", "ldap://h:+1"]
+        {
             let e = err(bad);
             assert!(matches!(e, UriError::BadPort { .. }), "{bad}: {e:?}");
         }
@@ -1103,10 +961,7 @@ mod tests {
             "sasl_ldapdb_uri: `ldap:///dc=x` names no host; write the LDAP server's host name, \
              e.g. ldap://localhost:389/dc=x"
         );
-        assert!(matches!(
-            err("ldaps://:1636"),
-            UriError::MissingHost { port: 1636, .. }
-        ));
+        assert!(matches!(err("ldaps://:1636"), UriError::MissingHost { port: 1636, .. }));
     }
 
     #[test]
@@ -1142,30 +997,10 @@ mod tests {
     #[test]
     fn raw_commas_and_percent_2c() {
         let expect = Some("dc=users,dc=local");
-        assert_eq!(
-            one("ldap://glauth:3893/dc=users,dc=local")
-                .base_dn
-                .as_deref(),
-            expect
-        );
-        assert_eq!(
-            one("ldap://glauth:3893/dc=users%2Cdc=local")
-                .base_dn
-                .as_deref(),
-            expect
-        );
-        assert_eq!(
-            one("ldap://glauth:3893/dc=users%2cdc=local")
-                .base_dn
-                .as_deref(),
-            expect
-        );
-        assert!(
-            parse_uri_list("ldap://glauth:3893/dc=users%2Cdc=local")
-                .unwrap()
-                .warnings
-                .is_empty()
-        );
+        assert_eq!(one("ldap://glauth:3893/dc=users,dc=local").base_dn.as_deref(), expect);
+        assert_eq!(one("ldap://glauth:3893/dc=users%2Cdc=local").base_dn.as_deref(), expect);
+        assert_eq!(one("ldap://glauth:3893/dc=users%2cdc=local").base_dn.as_deref(), expect);
+        assert!(parse_uri_list("ldap://glauth:3893/dc=users%2Cdc=local").unwrap().warnings.is_empty());
     }
 
     #[test]
@@ -1199,9 +1034,7 @@ mod tests {
             let text = e.to_string();
             assert!(matches!(e, UriError::BadDn { .. }), "{e:?}");
             assert!(
-                text.contains(
-                    "note: `%44` decodes to `D`, not a comma; write a comma as `%2C` or just `,`"
-                ),
+                text.contains("note: `%44` decodes to `D`, not a comma; write a comma as `%2C` or just `,`"),
                 "{text}"
             );
         }
@@ -1219,10 +1052,7 @@ mod tests {
     fn other_alnum_escapes_warn() {
         let list = parse_uri_list("ldap://h/%64c=x").unwrap();
         assert_eq!(list.urls[0].base_dn.as_deref(), Some("dc=x"));
-        assert!(matches!(
-            &list.warnings[0],
-            UriWarning::AlnumEscape { decoded: 'd', .. }
-        ));
+        assert!(matches!(&list.warnings[0], UriWarning::AlnumEscape { decoded: 'd', .. }));
     }
 
     #[test]
@@ -1278,11 +1108,7 @@ mod tests {
                 dn: "dc=users,dc=local".into()
             }]
         );
-        assert!(
-            list.warnings[0]
-                .to_string()
-                .contains("remove the trailing `/`")
-        );
+        assert!(list.warnings[0].to_string().contains("remove the trailing `/`"));
         // An empty DN after the authority's '/' is simply "no base", no warning.
         let list = parse_uri_list("ldap://glauth/").unwrap();
         assert_eq!(list.urls[0].base_dn, None);
@@ -1291,43 +1117,21 @@ mod tests {
         assert_eq!(list.urls[0].base_dn, None);
         assert_eq!(list.warnings.len(), 1);
         // An encoded slash is data, kept.
-        assert_eq!(
-            one("ldap://h/cn=a%2F,dc=x").base_dn.as_deref(),
-            Some("cn=a/,dc=x")
-        );
+        assert_eq!(one("ldap://h/cn=a%2F,dc=x").base_dn.as_deref(), Some("cn=a/,dc=x"));
     }
 
     #[test]
     fn query_parts_name_the_option_to_use() {
         let cases = [
-            (
-                "ldap://h/dc=x?uid",
-                QueryPart::Attributes,
-                "sasl_ldapdb_attr_map",
-            ),
+            ("ldap://h/dc=x?uid", QueryPart::Attributes, "sasl_ldapdb_attr_map"),
             ("ldap://h/dc=x??sub", QueryPart::Scope, "sasl_ldapdb_scope"),
-            (
-                "ldap://h/dc=x???(uid=*)",
-                QueryPart::Filter,
-                "sasl_ldapdb_filter",
-            ),
-            (
-                "ldap://h/dc=x????!x-ext",
-                QueryPart::Extensions,
-                "not supported",
-            ),
-            (
-                "ldap://h?uid",
-                QueryPart::Attributes,
-                "sasl_ldapdb_attr_map",
-            ),
+            ("ldap://h/dc=x???(uid=*)", QueryPart::Filter, "sasl_ldapdb_filter"),
+            ("ldap://h/dc=x????!x-ext", QueryPart::Extensions, "not supported"),
+            ("ldap://h?uid", QueryPart::Attributes, "sasl_ldapdb_attr_map"),
         ];
         for (s, part, needle) in cases {
             let e = err(s);
-            assert!(
-                matches!(&e, UriError::QueryPart { part: p, .. } if *p == part),
-                "{s}: {e:?}"
-            );
+            assert!(matches!(&e, UriError::QueryPart { part: p, .. } if *p == part), "{s}: {e:?}");
             assert!(e.to_string().contains(needle), "{e}");
         }
         assert_eq!(
@@ -1335,10 +1139,7 @@ mod tests {
             "sasl_ldapdb_uri: `ldap://h/dc=x??one` has a scope part `one` after `?`; remove it and \
              set sasl_ldapdb_scope (base, one or sub)"
         );
-        assert!(matches!(
-            err("ldap://h/dc=x?????"),
-            UriError::TooManyQueryParts { .. }
-        ));
+        assert!(matches!(err("ldap://h/dc=x?????"), UriError::TooManyQueryParts { .. }));
         // Empty trailing parts are tolerated.
         assert_eq!(one("ldap://h/dc=x?").base_dn.as_deref(), Some("dc=x"));
         assert_eq!(one("ldap://h/dc=x????").base_dn.as_deref(), Some("dc=x"));
@@ -1354,32 +1155,19 @@ mod tests {
         // Other errors quoting the URL redact too.
         let text = err("http://u:s3cret@h/").to_string();
         assert!(!text.contains("s3cret"), "{text}");
-        assert!(matches!(
-            err("ldap://h/dc=x#frag"),
-            UriError::Fragment { .. }
-        ));
+        assert!(matches!(err("ldap://h/dc=x#frag"), UriError::Fragment { .. }));
     }
 
     // ---- lists -----------------------------------------------------------------------------
 
     #[test]
     fn lists_split_on_white_space_never_on_commas() {
-        let list = parse_uri_list(
-            " ldap://a:3893/dc=users,dc=local\tldaps://[::1]\n\r ldapi:///dc=users,dc=local  ",
-        )
-        .unwrap();
-        let got: Vec<(Scheme, &str, u16)> = list
-            .urls
-            .iter()
-            .map(|u| (u.scheme, u.host.as_str(), u.port))
-            .collect();
+        let list =
+            parse_uri_list(" ldap://a:3893/dc=users,dc=local\tldaps://[::1]\n\r ldapi:///dc=users,dc=local  ").unwrap();
+        let got: Vec<(Scheme, &str, u16)> = list.urls.iter().map(|u| (u.scheme, u.host.as_str(), u.port)).collect();
         assert_eq!(
             got,
-            vec![
-                (Scheme::Ldap, "a", 3893),
-                (Scheme::Ldaps, "::1", 636),
-                (Scheme::Ldapi, DEFAULT_LDAPI_PATH, 0)
-            ]
+            vec![(Scheme::Ldap, "a", 3893), (Scheme::Ldaps, "::1", 636), (Scheme::Ldapi, DEFAULT_LDAPI_PATH, 0)]
         );
         assert_eq!(list.urls[0].base_dn.as_deref(), Some("dc=users,dc=local"));
     }
@@ -1401,10 +1189,7 @@ mod tests {
 
     #[test]
     fn first_bad_url_in_a_list_fails_the_list() {
-        assert!(matches!(
-            err("ldap://a ldap://b:0"),
-            UriError::BadPort { .. }
-        ));
+        assert!(matches!(err("ldap://a ldap://b:0"), UriError::BadPort { .. }));
     }
 
     // ---- validate_dn -----------------------------------------------------------------------
@@ -1465,11 +1250,7 @@ mod tests {
             ("cn=#zz", DnErrorKind::BadHexString, 4),
             ("1cn=x", DnErrorKind::BadAttributeType("1cn".into()), 1),
             ("d_c=x", DnErrorKind::BadAttributeType("d_c".into()), 1),
-            (
-                "OID.2.5.4.3=x",
-                DnErrorKind::BadAttributeType("OID.2.5.4.3".into()),
-                1,
-            ),
+            ("OID.2.5.4.3=x", DnErrorKind::BadAttributeType("OID.2.5.4.3".into()), 1),
             ("ö=x", DnErrorKind::Unexpected('ö'), 1),
         ];
         for (dn, kind, pos) in cases {

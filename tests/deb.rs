@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::imapd::{self, Imapd, ImapdOptions, Plugins, PASSWORD, USER};
+use common::imapd::{self, Imapd, ImapdOptions, PASSWORD, Plugins, USER};
 use common::slapd::{self, Slapd};
 
 const PLUGIN: &str = "/usr/lib/x86_64-linux-gnu/sasl2/libldapbind.so";
@@ -134,7 +134,8 @@ fn the_deb_installs_the_plugin_where_libsasl2_and_cyrus_find_it_and_removes_it()
     let depends = info.lines().find(|l| l.trim_start().starts_with("Depends:")).unwrap_or_default();
     assert!(depends.contains("libsasl2-2"), "{info}");
     let contents = run("dpkg-deb", &["--contents", deb.to_str().expect("UTF-8 path")]);
-    for path in [PLUGIN, "/usr/bin/ldapbind-check", &format!("{DOCS}/sasl2.conf.example"), &format!("{DOCS}/README.md")] {
+    for path in [PLUGIN, "/usr/bin/ldapbind-check", &format!("{DOCS}/sasl2.conf.example"), &format!("{DOCS}/README.md")]
+    {
         assert!(contents.contains(&format!(".{path}")), "{path} not in the package:\n{contents}");
     }
 
@@ -187,9 +188,8 @@ dpkg-query -W -f='${{db:Status-Status}}\n' ldapbind 2>&1 || true
     let slapd = Slapd::start();
     let ovl = work.path().join("overlay-imapd");
     fs::create_dir(&ovl).expect("create the overlay mount point");
-    let mut opts = ImapdOptions::for_slapd(&slapd)
-        .set("sasl_canon_user_plugin", "ldapbind")
-        .set("sasl_ldapdb_canon_attr", "uid");
+    let mut opts =
+        ImapdOptions::for_slapd(&slapd).set("sasl_canon_user_plugin", "ldapbind").set("sasl_ldapdb_canon_attr", "uid");
     opts.plugins = Plugins::System;
     opts.namespace_setup = Some(format!("{}dpkg -i \"{d}\" >/dev/null\n", overlay_setup(&ovl)));
     let imapd = Imapd::start(opts);

@@ -107,7 +107,10 @@ fn a_wrong_password_an_unknown_user_and_a_hashed_password_are_refused() {
     }
     let mark = imapd.mark();
     assert_refused("AUTHENTICATE LOGIN", &imapd.authenticate_login(USER, "wrong"));
-    imapd.expect_log(mark, &format!("badlogin: localhost [127.0.0.1] LOGIN ({USER}) [SASL(-13): authentication failure"));
+    imapd.expect_log(
+        mark,
+        &format!("badlogin: localhost [127.0.0.1] LOGIN ({USER}) [SASL(-13): authentication failure"),
+    );
 
     // Unknown user: ldapbind says so, with the filter and the base it searched.
     for mech in ["PLAIN", "SCRAM-SHA-256", "login"] {
@@ -129,7 +132,8 @@ fn a_wrong_password_an_unknown_user_and_a_hashed_password_are_refused() {
     let mark = imapd.mark();
     let ssha = slapd::SSHA_USER;
     assert_refused("{SSHA} user", &imapd.login_command(ssha.mail, ssha.pw()));
-    let line = imapd.expect_log(mark, &format!("ldapbind: userPassword of {} ({}) is stored as {{SSHA}}", ssha.mail, ssha.dn));
+    let line =
+        imapd.expect_log(mark, &format!("ldapbind: userPassword of {} ({}) is stored as {{SSHA}}", ssha.mail, ssha.dn));
     assert!(line.text.contains("sasl_pwcheck_method: saslauthd"), "{line}");
 }
 
@@ -158,7 +162,11 @@ fn the_url_without_its_port_is_explained_in_imapds_syslog() {
         &["ldapbind: cannot connect to LDAP server 127.0.0.1:389", "badlogin: localhost [127.0.0.1] PLAIN"],
     );
     let line = lines.iter().find(|l| l.text.contains("cannot connect")).expect("found above");
-    for part in ["(the default port: sasl_ldapdb_uri names none)", "connection refused", "check host and port in sasl_ldapdb_uri"] {
+    for part in [
+        "(the default port: sasl_ldapdb_uri names none)",
+        "connection refused",
+        "check host and port in sasl_ldapdb_uri",
+    ] {
         assert!(line.text.contains(part), "{part:?} missing in {line}");
     }
 }
@@ -253,7 +261,9 @@ fn syslog_datagrams_and_base64_are_decoded() {
     assert!(l.is_ldapbind());
     let l = LogLine::parse(b"<23>Nov  8 04:01:02 master[1]: ready for work");
     assert_eq!((l.tag.as_str(), l.text.as_str()), ("master[1]", "ready for work"));
-    for (i, o) in [("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"), ("foob", "Zm9vYg=="), ("fooba", "Zm9vYmE=")] {
+    for (i, o) in
+        [("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"), ("foob", "Zm9vYg=="), ("fooba", "Zm9vYmE=")]
+    {
         assert_eq!(imapd::base64(i.as_bytes()), o);
     }
 }

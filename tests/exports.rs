@@ -11,7 +11,11 @@ fn plugin() -> PathBuf {
 }
 
 fn run(cmd: &str, args: &[&str]) -> String {
-    let out = Command::new(cmd).args(args).arg(plugin()).output().unwrap_or_else(|e| panic!("{cmd}: {e} (apt-get install binutils)"));
+    let out = Command::new(cmd)
+        .args(args)
+        .arg(plugin())
+        .output()
+        .unwrap_or_else(|e| panic!("{cmd}: {e} (apt-get install binutils)"));
     assert!(out.status.success(), "{cmd} failed: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap()
 }

@@ -55,7 +55,13 @@ macro_rules! check {
     }};
 }
 
-fn check_size(c: &BTreeMap<(String, String), (usize, usize)>, errs: &mut Vec<String>, name: &str, size: usize, align: usize) {
+fn check_size(
+    c: &BTreeMap<(String, String), (usize, usize)>,
+    errs: &mut Vec<String>,
+    name: &str,
+    size: usize,
+    align: usize,
+) {
     match c.get(&(name.to_owned(), "sizeof".to_owned())) {
         Some(&(s, a)) if s == size && a == align => {}
         Some(&(s, a)) => errs.push(format!("{name}: C sizeof {s} align {a}, Rust {size} align {align}")),
@@ -67,38 +73,166 @@ fn check_size(c: &BTreeMap<(String, String), (usize, usize)>, errs: &mut Vec<Str
 fn mirrors_match_the_installed_headers() {
     let c = probe();
     let mut errs = Vec::new();
-    check!(c, errs, "sasl_utils_t", sasl_utils_t, [
-        version, conn, rpool, getopt_context, getopt, malloc, calloc, realloc, free, mutex_alloc,
-        mutex_lock, mutex_unlock, mutex_free, MD5Init, MD5Update, MD5Final, hmac_md5, hmac_md5_init,
-        hmac_md5_final, hmac_md5_precalc, hmac_md5_import, mkchal, utf8verify, rand, churn, checkpass,
-        decode64, encode64, erasebuffer, getprop, setprop, getcallback, log, seterror, spare_fptr,
-        prop_new, prop_dup, prop_request, prop_get, prop_getnames, prop_clear, prop_dispose,
-        prop_format, prop_set, prop_setvals, prop_erase, auxprop_store, spare_fptr1, spare_fptr2,
-    ]);
+    check!(
+        c,
+        errs,
+        "sasl_utils_t",
+        sasl_utils_t,
+        [
+            version,
+            conn,
+            rpool,
+            getopt_context,
+            getopt,
+            malloc,
+            calloc,
+            realloc,
+            free,
+            mutex_alloc,
+            mutex_lock,
+            mutex_unlock,
+            mutex_free,
+            MD5Init,
+            MD5Update,
+            MD5Final,
+            hmac_md5,
+            hmac_md5_init,
+            hmac_md5_final,
+            hmac_md5_precalc,
+            hmac_md5_import,
+            mkchal,
+            utf8verify,
+            rand,
+            churn,
+            checkpass,
+            decode64,
+            encode64,
+            erasebuffer,
+            getprop,
+            setprop,
+            getcallback,
+            log,
+            seterror,
+            spare_fptr,
+            prop_new,
+            prop_dup,
+            prop_request,
+            prop_get,
+            prop_getnames,
+            prop_clear,
+            prop_dispose,
+            prop_format,
+            prop_set,
+            prop_setvals,
+            prop_erase,
+            auxprop_store,
+            spare_fptr1,
+            spare_fptr2,
+        ]
+    );
     check_size(&c, &mut errs, "sasl_utils_t", size_of::<sasl_utils_t>(), align_of::<sasl_utils_t>());
-    check!(c, errs, "sasl_security_properties_t", sasl_security_properties_t, [
-        min_ssf, max_ssf, maxbufsize, security_flags, property_names, property_values,
-    ]);
-    check_size(&c, &mut errs, "sasl_security_properties_t", size_of::<sasl_security_properties_t>(), align_of::<sasl_security_properties_t>());
-    check!(c, errs, "sasl_server_params_t", sasl_server_params_t, [
-        service, appname, serverFQDN, user_realm, iplocalport, ipremoteport, servicelen, applen,
-        slen, urlen, iploclen, ipremlen, log_level, utils, callbacks, props, external_ssf,
-        transition, canon_user, propctx, gss_creds, cbinding, http_request, spare_ptr4,
-        spare_fptr1, spare_fptr2, spare_int1, spare_int2, spare_int3, flags, param_version,
-    ]);
-    check_size(&c, &mut errs, "sasl_server_params_t", size_of::<sasl_server_params_t>(), align_of::<sasl_server_params_t>());
+    check!(
+        c,
+        errs,
+        "sasl_security_properties_t",
+        sasl_security_properties_t,
+        [min_ssf, max_ssf, maxbufsize, security_flags, property_names, property_values,]
+    );
+    check_size(
+        &c,
+        &mut errs,
+        "sasl_security_properties_t",
+        size_of::<sasl_security_properties_t>(),
+        align_of::<sasl_security_properties_t>(),
+    );
+    check!(
+        c,
+        errs,
+        "sasl_server_params_t",
+        sasl_server_params_t,
+        [
+            service,
+            appname,
+            serverFQDN,
+            user_realm,
+            iplocalport,
+            ipremoteport,
+            servicelen,
+            applen,
+            slen,
+            urlen,
+            iploclen,
+            ipremlen,
+            log_level,
+            utils,
+            callbacks,
+            props,
+            external_ssf,
+            transition,
+            canon_user,
+            propctx,
+            gss_creds,
+            cbinding,
+            http_request,
+            spare_ptr4,
+            spare_fptr1,
+            spare_fptr2,
+            spare_int1,
+            spare_int2,
+            spare_int3,
+            flags,
+            param_version,
+        ]
+    );
+    check_size(
+        &c,
+        &mut errs,
+        "sasl_server_params_t",
+        size_of::<sasl_server_params_t>(),
+        align_of::<sasl_server_params_t>(),
+    );
     check!(c, errs, "sasl_client_params_t", sasl_client_params_t, [service, serverFQDN, clientFQDN, utils]);
     check!(c, errs, "struct propval", propval, [name, values, nvalues, valsize]);
     check_size(&c, &mut errs, "struct propval", size_of::<propval>(), align_of::<propval>());
-    check!(c, errs, "sasl_auxprop_plug_t", sasl_auxprop_plug_t, [
-        features, spare_int1, glob_context, auxprop_free, auxprop_lookup, name, auxprop_store,
-    ]);
-    check_size(&c, &mut errs, "sasl_auxprop_plug_t", size_of::<sasl_auxprop_plug_t>(), align_of::<sasl_auxprop_plug_t>());
-    check!(c, errs, "sasl_canonuser_plug_t", sasl_canonuser_plug_t, [
-        features, spare_int1, glob_context, name, canon_user_free, canon_user_server,
-        canon_user_client, spare_fptr1, spare_fptr2, spare_fptr3,
-    ]);
-    check_size(&c, &mut errs, "sasl_canonuser_plug_t", size_of::<sasl_canonuser_plug_t>(), align_of::<sasl_canonuser_plug_t>());
+    check!(
+        c,
+        errs,
+        "sasl_auxprop_plug_t",
+        sasl_auxprop_plug_t,
+        [features, spare_int1, glob_context, auxprop_free, auxprop_lookup, name, auxprop_store,]
+    );
+    check_size(
+        &c,
+        &mut errs,
+        "sasl_auxprop_plug_t",
+        size_of::<sasl_auxprop_plug_t>(),
+        align_of::<sasl_auxprop_plug_t>(),
+    );
+    check!(
+        c,
+        errs,
+        "sasl_canonuser_plug_t",
+        sasl_canonuser_plug_t,
+        [
+            features,
+            spare_int1,
+            glob_context,
+            name,
+            canon_user_free,
+            canon_user_server,
+            canon_user_client,
+            spare_fptr1,
+            spare_fptr2,
+            spare_fptr3,
+        ]
+    );
+    check_size(
+        &c,
+        &mut errs,
+        "sasl_canonuser_plug_t",
+        size_of::<sasl_canonuser_plug_t>(),
+        align_of::<sasl_canonuser_plug_t>(),
+    );
 
     for (name, value) in [
         ("SASL_AUXPROP_PLUG_VERSION", SASL_AUXPROP_PLUG_VERSION as usize),

@@ -4,7 +4,9 @@
 
 mod common;
 
-use common::sasl::{PluginDir, SASL_LOG_DEBUG, SASL_LOG_ERR, SASL_LOG_NOTE, SASL_LOG_WARN, SASL_NOUSER, SASL_OK, Server};
+use common::sasl::{
+    PluginDir, SASL_LOG_DEBUG, SASL_LOG_ERR, SASL_LOG_NOTE, SASL_LOG_WARN, SASL_NOUSER, SASL_OK, Server,
+};
 
 const APP: &str = "ldapbind-config";
 

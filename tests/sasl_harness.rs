@@ -4,22 +4,13 @@
 
 mod common;
 
-use common::sasl::{
-    self, PluginDir, SASL_BADAUTH, SASL_BADPARAM, SASL_LOG_FAIL, SASL_NOUSER, SASL_OK, Server,
-};
+use common::sasl::{self, PluginDir, SASL_BADAUTH, SASL_BADPARAM, SASL_LOG_FAIL, SASL_NOUSER, SASL_OK, Server};
 use std::path::PathBuf;
 
 const APP: &str = "ldapbind-harness";
 const USER: &str = "alice";
 const PASS: &str = "s3cret-Pw";
-const MECHS: [&str; 6] = [
-    "PLAIN",
-    "LOGIN",
-    "CRAM-MD5",
-    "DIGEST-MD5",
-    "SCRAM-SHA-1",
-    "SCRAM-SHA-256",
-];
+const MECHS: [&str; 6] = ["PLAIN", "LOGIN", "CRAM-MD5", "DIGEST-MD5", "SCRAM-SHA-1", "SCRAM-SHA-256"];
 
 /// A sasldb holding `alice@localhost` (realm = the harness's serverFQDN) and the options that
 /// make libsasl2 use it.
@@ -39,10 +30,7 @@ impl Fixture {
     fn options(&self) -> Vec<(&'static str, String)> {
         vec![
             ("auxprop_plugin", "sasldb".to_owned()),
-            (
-                "sasldb_path",
-                self.db.to_str().expect("utf-8 path").to_owned(),
-            ),
+            ("sasldb_path", self.db.to_str().expect("utf-8 path").to_owned()),
             ("pwcheck_method", "auxprop".to_owned()),
             ("mech_list", MECHS.join(" ")),
         ]
@@ -50,11 +38,8 @@ impl Fixture {
 
     fn server_with(&self, dir: &PluginDir, skip: &[&str]) -> Server {
         let opts = self.options();
-        let opts: Vec<(&str, &str)> = opts
-            .iter()
-            .filter(|(k, _)| !skip.contains(k))
-            .map(|(k, v)| (*k, v.as_str()))
-            .collect();
+        let opts: Vec<(&str, &str)> =
+            opts.iter().filter(|(k, _)| !skip.contains(k)).map(|(k, v)| (*k, v.as_str())).collect();
         Server::init(APP, dir.path(), &opts)
     }
 
@@ -69,27 +54,15 @@ fn checkpass_ok_badauth_nouser() {
     let dir = PluginDir::without_ldapbind();
     let server = fx.server(&dir);
     let conn = server.new_conn("imap");
-    assert_eq!(
-        conn.checkpass(USER.as_bytes(), PASS.as_bytes()),
-        SASL_OK,
-        "{}",
-        conn.errdetail()
-    );
+    assert_eq!(conn.checkpass(USER.as_bytes(), PASS.as_bytes()), SASL_OK, "{}", conn.errdetail());
     assert_eq!(conn.username().as_deref(), Some(USER));
     let rc = conn.checkpass(USER.as_bytes(), b"wrong");
     assert_eq!(rc, SASL_BADAUTH, "errdetail: {}", conn.errdetail());
-    assert!(
-        conn.errdetail().contains("checkpass failed"),
-        "{}",
-        conn.errdetail()
-    );
+    assert!(conn.errdetail().contains("checkpass failed"), "{}", conn.errdetail());
     let rc = conn.checkpass(b"nobody", PASS.as_bytes());
     assert_eq!(rc, SASL_NOUSER, "errdetail: {}", conn.errdetail());
     // A prefix of the right password must not pass (lengths are honoured).
-    assert_eq!(
-        conn.checkpass(USER.as_bytes(), &PASS.as_bytes()[..4]),
-        SASL_BADAUTH
-    );
+    assert_eq!(conn.checkpass(USER.as_bytes(), &PASS.as_bytes()[..4]), SASL_BADAUTH);
     drop(conn);
     server.done();
 }
@@ -167,18 +140,13 @@ fn exchange_on_a_prepared_conn() {
     let fx = Fixture::new();
     let dir = PluginDir::without_ldapbind();
     let server = fx.server(&dir);
-    let conn = server
-        .new_conn_with("imap", "localhost", Some("localhost"))
-        .expect("server_new");
+    let conn = server.new_conn_with("imap", "localhost", Some("localhost")).expect("server_new");
     assert_eq!((conn.service(), conn.server_fqdn()), ("imap", "localhost"));
     let r = sasl::exchange_on(&conn, "DIGEST-MD5", USER, None, PASS);
     assert_eq!(r.code, SASL_OK, "{r:?}");
     // INTERNAL canon appends @user_realm when one is set.
     assert_eq!(r.username.as_deref(), Some("alice@localhost"));
-    assert_eq!(
-        conn.getprop_str(sasl::SASL_MECHNAME).as_deref(),
-        Some("DIGEST-MD5")
-    );
+    assert_eq!(conn.getprop_str(sasl::SASL_MECHNAME).as_deref(), Some("DIGEST-MD5"));
 }
 
 #[test]
@@ -193,10 +161,7 @@ fn logs_are_captured() {
     assert!(!logs.is_empty(), "no logs captured");
     // plain.c seterror()s "Password verification failed", which also logs at LOG_FAIL.
     let hits = Server::logs_containing("Password verification failed");
-    assert!(
-        hits.iter().any(|(l, _)| *l == SASL_LOG_FAIL),
-        "logs: {logs:#?}"
-    );
+    assert!(hits.iter().any(|(l, _)| *l == SASL_LOG_FAIL), "logs: {logs:#?}");
     Server::clear_logs();
     assert!(Server::logs().is_empty());
 }
@@ -206,34 +171,16 @@ fn getopt_queries_are_recorded() {
     let fx = Fixture::new();
     let dir = PluginDir::without_ldapbind();
     let server = fx.server(&dir);
-    assert_eq!(
-        sasl::exchange(&server, "DIGEST-MD5", USER, None, PASS).code,
-        SASL_OK
-    );
-    assert_eq!(
-        server
-            .new_conn("imap")
-            .checkpass(USER.as_bytes(), PASS.as_bytes()),
-        SASL_OK
-    );
+    assert_eq!(sasl::exchange(&server, "DIGEST-MD5", USER, None, PASS).code, SASL_OK);
+    assert_eq!(server.new_conn("imap").checkpass(USER.as_bytes(), PASS.as_bytes()), SASL_OK);
     let q = Server::getopt_queries();
-    let has =
-        |plugin: Option<&str>, opt: &str| q.iter().any(|(p, o)| p.as_deref() == plugin && o == opt);
+    let has = |plugin: Option<&str>, opt: &str| q.iter().any(|(p, o)| p.as_deref() == plugin && o == opt);
     // The library asks its own options with plugin_name NULL ...
-    for opt in [
-        "mech_list",
-        "pwcheck_method",
-        "auxprop_plugin",
-        "canon_user_plugin",
-        "log_level",
-    ] {
+    for opt in ["mech_list", "pwcheck_method", "auxprop_plugin", "canon_user_plugin", "log_level"] {
         assert!(has(None, opt), "no (None, {opt:?}) in {q:#?}");
     }
     // ... mechanisms pass their own name.
-    assert!(
-        q.iter().any(|(p, _)| p.as_deref() == Some("DIGEST-MD5")),
-        "{q:#?}"
-    );
+    assert!(q.iter().any(|(p, _)| p.as_deref() == Some("DIGEST-MD5")), "{q:#?}");
     // sasldb reads its path (it passes plugin_name NULL, not "sasldb").
     assert!(q.iter().any(|(_, o)| o == "sasldb_path"), "{q:#?}");
     Server::clear_getopt_queries();
@@ -283,41 +230,24 @@ fn auxprop_request_values_and_set_prop() {
     let dir = PluginDir::without_ldapbind();
     let server = fx.server(&dir);
     let conn = server.new_conn("imap");
-    assert_eq!(
-        conn.auxprop_values("*userPassword"),
-        None,
-        "not requested yet"
-    );
+    assert_eq!(conn.auxprop_values("*userPassword"), None, "not requested yet");
     // prop_set on a name that was never requested is refused.
     assert_eq!(conn.set_prop_value("*userPassword", b"x"), SASL_BADPARAM);
     assert_eq!(conn.auxprop_request(&["*userPassword", "mail"]), SASL_OK);
-    assert_eq!(
-        conn.auxprop_values("*userPassword"),
-        None,
-        "requested, no value yet"
-    );
+    assert_eq!(conn.auxprop_values("*userPassword"), None, "requested, no value yet");
     assert_eq!(conn.set_prop_value("*userPassword", b"one"), SASL_OK);
     assert_eq!(conn.set_prop_value("*userPassword", b"two"), SASL_OK);
-    assert_eq!(
-        conn.auxprop_values("*userPassword"),
-        Some(vec![b"one".to_vec(), b"two".to_vec()])
-    );
+    assert_eq!(conn.auxprop_values("*userPassword"), Some(vec![b"one".to_vec(), b"two".to_vec()]));
     assert_eq!(conn.auxprop_values("mail"), None);
     assert_eq!(conn.set_prop_value("mail", b""), SASL_OK);
     assert_eq!(conn.auxprop_values("mail"), Some(vec![Vec::new()]));
     assert_eq!(conn.set_prop_value("mail", b"a@example.org"), SASL_OK);
-    assert_eq!(
-        conn.auxprop_values("mail"),
-        Some(vec![Vec::new(), b"a@example.org".to_vec()])
-    );
+    assert_eq!(conn.auxprop_values("mail"), Some(vec![Vec::new(), b"a@example.org".to_vec()]));
 
     // checkpw clears values, requests *userPassword and the sasldb lookup fills it; on the
     // plaintext-match path it is left in place.
     assert_eq!(conn.checkpass(USER.as_bytes(), PASS.as_bytes()), SASL_OK);
-    assert_eq!(
-        conn.auxprop_values("*userPassword"),
-        Some(vec![PASS.as_bytes().to_vec()])
-    );
+    assert_eq!(conn.auxprop_values("*userPassword"), Some(vec![PASS.as_bytes().to_vec()]));
     assert!(!conn.raw().is_null());
 }
 
@@ -345,11 +275,7 @@ fn concurrent_exchanges_with_real_mutexes() {
 fn second_init_in_one_process_panics() {
     let dir = PluginDir::without_ldapbind();
     let first = Server::init_result(APP, dir.path(), &[]);
-    assert!(
-        first.is_ok(),
-        "first init failed: {first:?}",
-        first = first.as_ref().err()
-    );
+    assert!(first.is_ok(), "first init failed: {first:?}", first = first.as_ref().err());
     let _second = Server::init(APP, dir.path(), &[]);
 }
 
@@ -364,38 +290,14 @@ fn init_result_reports_ok() {
 fn plugin_dir_contents() {
     let dir = PluginDir::without_ldapbind();
     let entries = dir.entries();
-    for must in [
-        "libplain.so",
-        "liblogin.so",
-        "libcrammd5.so",
-        "libdigestmd5.so",
-        "libscram.so",
-        "libsasldb.so",
-    ] {
-        assert!(
-            entries.iter().any(|e| e == must),
-            "{must} missing from {entries:?}"
-        );
+    for must in ["libplain.so", "liblogin.so", "libcrammd5.so", "libdigestmd5.so", "libscram.so", "libsasldb.so"] {
+        assert!(entries.iter().any(|e| e == must), "{must} missing from {entries:?}");
     }
-    assert!(
-        !entries
-            .iter()
-            .any(|e| e == "libldapdb.so" || e == "libldapbind.so"),
-        "{entries:?}"
-    );
-    assert!(
-        entries
-            .iter()
-            .all(|e| e.starts_with("lib") && e.ends_with(".so")),
-        "{entries:?}"
-    );
+    assert!(!entries.iter().any(|e| e == "libldapdb.so" || e == "libldapbind.so"), "{entries:?}");
+    assert!(entries.iter().all(|e| e.starts_with("lib") && e.ends_with(".so")), "{entries:?}");
     for e in &entries {
         let target = std::fs::read_link(dir.path().join(e)).expect("symlink");
-        assert!(
-            target.starts_with(sasl::SYSTEM_PLUGIN_DIR),
-            "{e} -> {}",
-            target.display()
-        );
+        assert!(target.starts_with(sasl::SYSTEM_PLUGIN_DIR), "{e} -> {}", target.display());
     }
     dir.remove("libsasldb.so");
     assert!(!dir.entries().iter().any(|e| e == "libsasldb.so"));
@@ -417,27 +319,16 @@ fn unloadable_plugin_is_logged() {
     let server = fx.server(&dir);
     // libsasl2 logs with conn == NULL at init, which bypasses SASL_CB_LOG and goes to syslog;
     // the harness interposes __syslog_chk to capture it.
+    assert!(Server::logs_containing("bogus").is_empty(), "{:#?}", Server::logs());
+    let hits: Vec<_> = Server::syslog_logs().into_iter().filter(|(_, m)| m.contains("libbogus.so")).collect();
     assert!(
-        Server::logs_containing("bogus").is_empty(),
-        "{:#?}",
-        Server::logs()
-    );
-    let hits: Vec<_> = Server::syslog_logs()
-        .into_iter()
-        .filter(|(_, m)| m.contains("libbogus.so"))
-        .collect();
-    assert!(
-        hits.iter()
-            .any(|(prio, m)| *prio == 3 && m.contains("unable to dlopen")),
+        hits.iter().any(|(prio, m)| *prio == 3 && m.contains("unable to dlopen")),
         "syslog_logs: {:#?}",
         Server::syslog_logs()
     );
     assert!(!Server::any_log_containing("unable to dlopen").is_empty());
     // Loading went on past the broken file.
-    assert_eq!(
-        sasl::exchange(&server, "PLAIN", USER, None, PASS).code,
-        SASL_OK
-    );
+    assert_eq!(sasl::exchange(&server, "PLAIN", USER, None, PASS).code, SASL_OK);
     Server::clear_logs();
     assert!(Server::syslog_logs().is_empty());
 }
@@ -452,18 +343,11 @@ fn with_ldapbind_if_built() {
     };
     let fx = Fixture::new();
     let dir = PluginDir::with_ldapbind();
-    assert!(
-        dir.entries().iter().any(|e| e == "libldapbind.so"),
-        "{:?}",
-        dir.entries()
-    );
+    assert!(dir.entries().iter().any(|e| e == "libldapbind.so"), "{:?}", dir.entries());
     assert_eq!(sasl::built_plugin(), so);
     let server = fx.server(&dir);
     let r = sasl::exchange(&server, "PLAIN", USER, None, PASS);
     assert_eq!(r.code, SASL_OK, "{r:?}\nlogs: {:#?}", Server::logs());
-    let ours: Vec<_> = Server::getopt_queries()
-        .into_iter()
-        .filter(|(p, _)| p.as_deref() == Some("ldapbind"))
-        .collect();
+    let ours: Vec<_> = Server::getopt_queries().into_iter().filter(|(p, _)| p.as_deref() == Some("ldapbind")).collect();
     eprintln!("NOTE: ldapbind getopt queries: {ours:?}");
 }

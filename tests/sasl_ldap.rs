@@ -3,9 +3,7 @@
 
 mod common;
 
-use common::sasl::{
-    self, PluginDir, SASL_BADAUTH, SASL_LOG_ERR, SASL_LOG_FAIL, SASL_NOUSER, SASL_OK, Server,
-};
+use common::sasl::{self, PluginDir, SASL_BADAUTH, SASL_LOG_ERR, SASL_LOG_FAIL, SASL_NOUSER, SASL_OK, Server};
 use common::slapd::{self, Slapd};
 
 const APP: &str = "ldapbind-test";
@@ -170,8 +168,13 @@ fn a_login_costs_one_search_and_no_bind() {
     let s = start(&[]);
     let john = slapd::JOHNDOE;
     let checkpass_ops = login_costs(&s, || assert_eq!(checkpass(&s, john.uid, john.pw()).0, SASL_OK));
-    assert_eq!((checkpass_ops.searches, checkpass_ops.binds, checkpass_ops.connections), (2, 0, 0), "{checkpass_ops:?}");
-    let cram_ops = login_costs(&s, || assert_eq!(sasl::exchange(&s.server, "CRAM-MD5", john.uid, None, john.pw()).code, SASL_OK));
+    assert_eq!(
+        (checkpass_ops.searches, checkpass_ops.binds, checkpass_ops.connections),
+        (2, 0, 0),
+        "{checkpass_ops:?}"
+    );
+    let cram_ops =
+        login_costs(&s, || assert_eq!(sasl::exchange(&s.server, "CRAM-MD5", john.uid, None, john.pw()).code, SASL_OK));
     assert_eq!((cram_ops.searches, cram_ops.binds, cram_ops.connections), (2, 0, 0), "{cram_ops:?}");
 }
 
@@ -182,7 +185,8 @@ fn with_ldapbind_canonicalising_every_mechanism_costs_one_search() {
     let ops = login_costs(&s, || assert_eq!(checkpass(&s, john.mail, john.pw()).0, SASL_OK));
     assert_eq!((ops.searches, ops.binds), (2, 0), "checkpass: {ops:?}");
     for mech in MECHS {
-        let ops = login_costs(&s, || assert_eq!(sasl::exchange(&s.server, mech, john.mail, None, john.pw()).code, SASL_OK));
+        let ops =
+            login_costs(&s, || assert_eq!(sasl::exchange(&s.server, mech, john.mail, None, john.pw()).code, SASL_OK));
         assert_eq!((ops.searches, ops.binds), (2, 0), "{mech}: {ops:?}");
     }
 }
@@ -193,9 +197,12 @@ fn a_refused_service_bind_names_the_options() {
     let john = slapd::JOHNDOE;
     assert_ne!(checkpass(&s, john.uid, john.pw()).0, SASL_OK);
     let lines = lines_at(SASL_LOG_ERR, "invalidCredentials");
-    assert!(lines.iter().any(|l| l.contains("sasl_ldapdb_id") && l.contains("sasl_ldapdb_pw")), "{:#?}", Server::logs());
+    assert!(
+        lines.iter().any(|l| l.contains("sasl_ldapdb_id") && l.contains("sasl_ldapdb_pw")),
+        "{:#?}",
+        Server::logs()
+    );
     assert!(lines.iter().all(|l| !l.contains("not-the-password")), "the password is never logged");
-
 }
 
 #[test]
@@ -229,4 +236,3 @@ fn anonymous_search_refused_is_explained() {
     let lines = lines_at(SASL_LOG_ERR, "anonymous");
     assert!(lines.iter().any(|l| l.contains("sasl_ldapdb_id")), "{:#?}", Server::logs());
 }
-

@@ -12,15 +12,8 @@ use std::time::{Duration, Instant};
 use common::slapd::*;
 use ldap3::{LdapConn, LdapError, Scope, SearchEntry};
 
-fn search(
-    conn: &mut LdapConn,
-    filter: &str,
-    attrs: &[&str],
-) -> Result<Vec<SearchEntry>, LdapError> {
-    let (entries, _) = conn
-        .with_timeout(OP_TIMEOUT)
-        .search(BASE_DN, Scope::Subtree, filter, attrs)?
-        .success()?;
+fn search(conn: &mut LdapConn, filter: &str, attrs: &[&str]) -> Result<Vec<SearchEntry>, LdapError> {
+    let (entries, _) = conn.with_timeout(OP_TIMEOUT).search(BASE_DN, Scope::Subtree, filter, attrs)?.success()?;
     Ok(entries.into_iter().map(SearchEntry::construct).collect())
 }
 
@@ -53,12 +46,7 @@ fn process_gone(pid: u32, within: Duration) -> bool {
 fn service_bind_and_search_by_mail_reads_the_cleartext_password() {
     let slapd = Slapd::start();
     let mut conn = slapd.service_conn();
-    let found = search(
-        &mut conn,
-        &format!("(mail={})", JOHNDOE.mail),
-        &["uid", "userPassword"],
-    )
-    .unwrap();
+    let found = search(&mut conn, &format!("(mail={})", JOHNDOE.mail), &["uid", "userPassword"]).unwrap();
     assert_eq!(found.len(), 1);
     assert_eq!(found[0].dn, JOHNDOE.dn);
     assert_eq!(found[0].attrs["uid"], [JOHNDOE.uid]);
@@ -69,30 +57,18 @@ fn service_bind_and_search_by_mail_reads_the_cleartext_password() {
 fn every_test_user_matches_its_const() {
     let slapd = Slapd::start();
     let mut conn = slapd.service_conn();
-    let all = search(
-        &mut conn,
-        "(objectClass=inetOrgPerson)",
-        &["uid", "mail", "userPassword"],
-    )
-    .unwrap();
+    let all = search(&mut conn, "(objectClass=inetOrgPerson)", &["uid", "mail", "userPassword"]).unwrap();
     let by_dn: HashMap<&str, &SearchEntry> = all.iter().map(|e| (e.dn.as_str(), e)).collect();
     assert_eq!(by_dn.len(), ALL_USERS.len(), "{:?}", by_dn.keys());
     for user in ALL_USERS {
-        let entry = by_dn
-            .get(user.dn)
-            .unwrap_or_else(|| panic!("{} missing", user.dn));
+        let entry = by_dn.get(user.dn).unwrap_or_else(|| panic!("{} missing", user.dn));
         assert_eq!(entry.attrs["uid"], [user.uid]);
         assert_eq!(entry.attrs["mail"], [user.mail]);
         assert_eq!(password_of(entry), user.stored, "{}", user.dn);
         // Each typed password really is the user's password, hashed or not.
         if let Some(pw) = user.password {
             let mut as_user = slapd.connect();
-            as_user
-                .with_timeout(OP_TIMEOUT)
-                .simple_bind(user.dn, pw)
-                .unwrap()
-                .success()
-                .unwrap();
+            as_user.with_timeout(OP_TIMEOUT).simple_bind(user.dn, pw).unwrap().success().unwrap();
         }
     }
     assert!(SSHA_USER.stored.unwrap().starts_with("{SSHA}"));
@@ -118,24 +94,10 @@ fn ambiguous_mail_and_special_characters() {
 fn anonymous_may_bind_but_not_search() {
     let slapd = Slapd::start();
     let mut conn = slapd.connect();
-    conn.with_timeout(OP_TIMEOUT)
-        .simple_bind("", "")
-        .unwrap()
-        .success()
-        .unwrap();
+    conn.with_timeout(OP_TIMEOUT).simple_bind("", "").unwrap().success().unwrap();
     // insufficientAccess, like glauth's "Anonymous BindDN not allowed".
-    assert_eq!(
-        rc(search(
-            &mut conn,
-            &format!("(mail={})", JOHNDOE.mail),
-            &["*"]
-        )),
-        50
-    );
-    assert_eq!(
-        rc(search(&mut conn, "(objectClass=*)", &["userPassword"])),
-        50
-    );
+    assert_eq!(rc(search(&mut conn, &format!("(mail={})", JOHNDOE.mail), &["*"])), 50);
+    assert_eq!(rc(search(&mut conn, "(objectClass=*)", &["userPassword"])), 50);
 
     // Without any bind at all it is the same.
     let mut unbound = slapd.connect();
@@ -143,11 +105,7 @@ fn anonymous_may_bind_but_not_search() {
 
     // A user bound as itself is no service account either.
     let mut user = slapd.connect();
-    user.with_timeout(OP_TIMEOUT)
-        .simple_bind(ALICE.dn, ALICE.pw())
-        .unwrap()
-        .success()
-        .unwrap();
+    user.with_timeout(OP_TIMEOUT).simple_bind(ALICE.dn, ALICE.pw()).unwrap().success().unwrap();
     assert_eq!(rc(search(&mut user, "(uid=*)", &["uid"])), 50);
 }
 
@@ -157,20 +115,12 @@ fn root_dse_is_public_and_offers_no_sasl_mechanism() {
     let mut conn = slapd.connect();
     let (entries, _) = conn
         .with_timeout(OP_TIMEOUT)
-        .search(
-            "",
-            Scope::Base,
-            "(objectClass=*)",
-            vec!["supportedSASLMechanisms", "namingContexts"],
-        )
+        .search("", Scope::Base, "(objectClass=*)", vec!["supportedSASLMechanisms", "namingContexts"])
         .unwrap()
         .success()
         .unwrap();
     let dse = SearchEntry::construct(entries.into_iter().next().expect("a root DSE"));
-    assert_eq!(
-        dse.attrs.get("namingContexts").map(Vec::as_slice),
-        Some(&[BASE_DN.to_owned()][..])
-    );
+    assert_eq!(dse.attrs.get("namingContexts").map(Vec::as_slice), Some(&[BASE_DN.to_owned()][..]));
     assert_eq!(dse.attrs.get("supportedSASLMechanisms"), None, "{dse:?}");
 }
 
@@ -184,24 +134,9 @@ fn sasl_binds_are_refused() {
     // libldap's own client, as the C ldapdb plugin would use it. It sends the bind even though
     // the root DSE lists nothing (-Y forces the mechanism), so slapd itself must refuse.
     let mut bound_by_sasl = Vec::new();
-    for mech in [
-        "DIGEST-MD5",
-        "CRAM-MD5",
-        "SCRAM-SHA-256",
-        "PLAIN",
-        "EXTERNAL",
-    ] {
+    for mech in ["DIGEST-MD5", "CRAM-MD5", "SCRAM-SHA-256", "PLAIN", "EXTERNAL"] {
         let out = Command::new("ldapwhoami")
-            .args([
-                "-H",
-                &slapd.url(),
-                "-Y",
-                mech,
-                "-U",
-                JOHNDOE.uid,
-                "-w",
-                JOHNDOE.pw(),
-            ])
+            .args(["-H", &slapd.url(), "-Y", mech, "-U", JOHNDOE.uid, "-w", JOHNDOE.pw()])
             .args(["-o", "nettimeout=5"])
             .env("LDAPNOINIT", "1")
             .output()
@@ -210,15 +145,9 @@ fn sasl_binds_are_refused() {
             bound_by_sasl.push(mech);
         }
     }
-    assert!(
-        bound_by_sasl.is_empty(),
-        "SASL binds succeeded: {bound_by_sasl:?}"
-    );
+    assert!(bound_by_sasl.is_empty(), "SASL binds succeeded: {bound_by_sasl:?}");
     let log = slapd.log_text();
-    assert!(
-        log.contains("method=163"),
-        "a SASL bind reached slapd:\n{log}"
-    );
+    assert!(log.contains("method=163"), "a SASL bind reached slapd:\n{log}");
     assert!(log.contains("no mechanism available"), "{log}");
 }
 
@@ -226,86 +155,35 @@ fn sasl_binds_are_refused() {
 fn wrong_service_password_is_invalid_credentials() {
     let slapd = Slapd::start();
     let mut conn = slapd.connect();
-    let result = conn
-        .with_timeout(OP_TIMEOUT)
-        .simple_bind(SERVICE_DN, "not-cyrus")
-        .unwrap();
+    let result = conn.with_timeout(OP_TIMEOUT).simple_bind(SERVICE_DN, "not-cyrus").unwrap();
     assert_eq!(result.rc, 49);
-    let result = conn
-        .with_timeout(OP_TIMEOUT)
-        .simple_bind(NOPASS.dn, "anything")
-        .unwrap();
+    let result = conn.with_timeout(OP_TIMEOUT).simple_bind(NOPASS.dn, "anything").unwrap();
     assert_eq!(result.rc, 49);
 }
 
 #[test]
 fn stats_count_one_bind_and_one_search_per_connection() {
     let slapd = Slapd::start();
-    assert_eq!(
-        slapd.count_ops(),
-        OpCounts::default(),
-        "the readiness probe is not counted"
-    );
+    assert_eq!(slapd.count_ops(), OpCounts::default(), "the readiness probe is not counted");
 
     let mark = slapd.mark();
     let mut conn = slapd.service_conn();
-    search(
-        &mut conn,
-        &format!("(uid={})", JOHNDOE.uid),
-        &["userPassword"],
-    )
-    .unwrap();
-    let expected = OpCounts {
-        connections: 1,
-        binds: 1,
-        searches: 1,
-        ..OpCounts::default()
-    };
+    search(&mut conn, &format!("(uid={})", JOHNDOE.uid), &["userPassword"]).unwrap();
+    let expected = OpCounts { connections: 1, binds: 1, searches: 1, ..OpCounts::default() };
     assert_eq!(slapd.ops_since(&mark), expected);
     assert_eq!(slapd.count_ops(), expected);
 
     // A second search on the same connection: no new bind, no new connection.
     let mark = slapd.mark();
-    search(
-        &mut conn,
-        &format!("(uid={})", ALICE.uid),
-        &["userPassword"],
-    )
-    .unwrap();
-    assert_eq!(
-        slapd.ops_since(&mark),
-        OpCounts {
-            searches: 1,
-            ..OpCounts::default()
-        }
-    );
+    search(&mut conn, &format!("(uid={})", ALICE.uid), &["userPassword"]).unwrap();
+    assert_eq!(slapd.ops_since(&mark), OpCounts { searches: 1, ..OpCounts::default() });
 
     // A refused bind counts as a bind and as a failed one.
     let mark = slapd.mark();
     let mut other = slapd.connect();
-    other
-        .with_timeout(OP_TIMEOUT)
-        .simple_bind(SERVICE_DN, "wrong")
-        .unwrap();
-    assert_eq!(
-        slapd.ops_since(&mark),
-        OpCounts {
-            connections: 1,
-            binds: 1,
-            failed_binds: 1,
-            ..OpCounts::default()
-        }
-    );
-    assert_eq!(
-        slapd.count_ops(),
-        OpCounts {
-            connections: 2,
-            binds: 2,
-            failed_binds: 1,
-            searches: 2,
-            other_ops: 0
-        }
-    );
+    other.with_timeout(OP_TIMEOUT).simple_bind(SERVICE_DN, "wrong").unwrap();
+    assert_eq!(slapd.ops_since(&mark), OpCounts { connections: 1, binds: 1, failed_binds: 1, ..OpCounts::default() });
+    assert_eq!(slapd.count_ops(), OpCounts { connections: 2, binds: 2, failed_binds: 1, searches: 2, other_ops: 0 });
 }
 
 #[test]
@@ -329,16 +207,7 @@ fn parse_stats_reads_slapd_2_5_lines() {
 6b0adc5d.0afd9a37 0x7ff4fd7fe6c0 conn=1006 fd=11 closed
 6b0adc5d.0afd9a37 0x7ff4fd7fe6c0 conn=1007 op=0 SRCH base=\"\" scope=0 deref=0 filter=\"(objectClass=*)\"";
     // The last line has no newline yet: a line slapd is still writing is not counted.
-    assert_eq!(
-        parse_stats(log),
-        OpCounts {
-            connections: 1,
-            binds: 2,
-            failed_binds: 1,
-            searches: 1,
-            other_ops: 1
-        }
-    );
+    assert_eq!(parse_stats(log), OpCounts { connections: 1, binds: 2, failed_binds: 1, searches: 1, other_ops: 1 });
 }
 
 #[test]
@@ -348,34 +217,17 @@ fn restart_keeps_port_and_data() {
     slapd.restart();
     assert_eq!(slapd.port(), port);
     assert_ne!(slapd.pid(), first_pid);
-    assert!(
-        process_gone(first_pid, Duration::ZERO),
-        "the first slapd was reaped"
-    );
+    assert!(process_gone(first_pid, Duration::ZERO), "the first slapd was reaped");
     assert!(slapd.url().ends_with(&format!(":{port}")));
     let mut conn = slapd.service_conn();
-    let found = search(
-        &mut conn,
-        &format!("(mail={})", ALICE.mail),
-        &["userPassword"],
-    )
-    .unwrap();
+    let found = search(&mut conn, &format!("(mail={})", ALICE.mail), &["userPassword"]).unwrap();
     assert_eq!(password_of(&found[0]), ALICE.stored);
     assert_eq!(
         slapd.count_ops(),
-        OpCounts {
-            connections: 1,
-            binds: 1,
-            searches: 1,
-            ..OpCounts::default()
-        },
+        OpCounts { connections: 1, binds: 1, searches: 1, ..OpCounts::default() },
         "counts start again at the restart"
     );
-    assert_eq!(
-        slapd.log_text().matches("slapd starting").count(),
-        2,
-        "one log across restarts"
-    );
+    assert_eq!(slapd.log_text().matches("slapd starting").count(), 2, "one log across restarts");
 }
 
 #[test]
@@ -384,13 +236,8 @@ fn freeze_stalls_answers_and_thaw_resumes() {
     let mut conn = slapd.service_conn();
     slapd.freeze();
     let started = Instant::now();
-    let stalled = conn
-        .with_timeout(Duration::from_millis(300))
-        .simple_bind(SERVICE_DN, SERVICE_PW);
-    assert!(
-        matches!(stalled, Err(LdapError::Timeout { .. })),
-        "{stalled:?}"
-    );
+    let stalled = conn.with_timeout(Duration::from_millis(300)).simple_bind(SERVICE_DN, SERVICE_PW);
+    assert!(matches!(stalled, Err(LdapError::Timeout { .. })), "{stalled:?}");
     assert!(started.elapsed() < Duration::from_secs(3));
     slapd.thaw();
     let mut fresh = slapd.service_conn();
@@ -404,14 +251,8 @@ fn drop_leaves_no_process_even_when_frozen() {
     slapd.freeze();
     let started = Instant::now();
     drop(slapd);
-    assert!(
-        process_gone(pid, Duration::ZERO),
-        "slapd {pid} survived Drop"
-    );
-    assert!(
-        started.elapsed() < STOP_TIMEOUT,
-        "SIGTERM, not the SIGKILL fallback, ended it"
-    );
+    assert!(process_gone(pid, Duration::ZERO), "slapd {pid} survived Drop");
+    assert!(started.elapsed() < STOP_TIMEOUT, "SIGTERM, not the SIGKILL fallback, ended it");
 }
 
 #[test]
@@ -425,10 +266,7 @@ fn a_panicking_test_leaves_no_process() {
     assert!(result.is_err());
     let pid = pid.load(Ordering::SeqCst);
     assert_ne!(pid, 0);
-    assert!(
-        process_gone(pid, Duration::ZERO),
-        "slapd {pid} survived the panic"
-    );
+    assert!(process_gone(pid, Duration::ZERO), "slapd {pid} survived the panic");
 }
 
 #[test]
@@ -439,31 +277,17 @@ fn extra_ldif_adds_entries_with_the_test_schema() {
          authPassword: SCRAM-SHA-256$4096:c2FsdA==$c3RvcmVk:c2VydmVy\n\
          cmusaslsecretCRAM-MD5: opaque\n"
     );
-    let slapd = Slapd::start_with(SlapdOptions {
-        extra_ldif: Some(extra),
-        ..SlapdOptions::default()
-    });
+    let slapd = Slapd::start_with(SlapdOptions { extra_ldif: Some(extra), ..SlapdOptions::default() });
     let mut conn = slapd.service_conn();
-    let found = search(
-        &mut conn,
-        "(uid=scram)",
-        &["authPassword", "cmusaslsecretCRAM-MD5"],
-    )
-    .unwrap();
+    let found = search(&mut conn, "(uid=scram)", &["authPassword", "cmusaslsecretCRAM-MD5"]).unwrap();
     assert_eq!(found.len(), 1);
-    assert_eq!(
-        found[0].attrs["authPassword"],
-        ["SCRAM-SHA-256$4096:c2FsdA==$c3RvcmVk:c2VydmVy"]
-    );
+    assert_eq!(found[0].attrs["authPassword"], ["SCRAM-SHA-256$4096:c2FsdA==$c3RvcmVk:c2VydmVy"]);
     assert_eq!(found[0].attrs["cmusaslsecretCRAM-MD5"], ["opaque"]);
 }
 
 #[test]
 fn without_stats_log_nothing_is_counted() {
-    let slapd = Slapd::start_with(SlapdOptions {
-        stats_log: false,
-        ..SlapdOptions::default()
-    });
+    let slapd = Slapd::start_with(SlapdOptions { stats_log: false, ..SlapdOptions::default() });
     let mut conn = slapd.service_conn();
     search(&mut conn, &format!("(uid={})", JOHNDOE.uid), &["uid"]).unwrap();
     assert_eq!(slapd.count_ops(), OpCounts::default());

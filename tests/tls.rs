@@ -53,10 +53,7 @@ fn host(uri: &str, extra: &[(&str, &str)]) -> Host {
 }
 
 fn tls_slapd(files: TlsFiles) -> Slapd {
-    Slapd::start_with(SlapdOptions {
-        tls: Some(files),
-        ..SlapdOptions::default()
-    })
+    Slapd::start_with(SlapdOptions { tls: Some(files), ..SlapdOptions::default() })
 }
 
 /// Pins what rustls-native-certs reads as the system store to `ca`'s certificate.
@@ -74,18 +71,12 @@ fn path(p: &Path) -> &str {
 
 fn login(h: &Host) -> i32 {
     let john = slapd::JOHNDOE;
-    h.server
-        .new_conn("imap")
-        .checkpass(john.uid.as_bytes(), john.pw().as_bytes())
+    h.server.new_conn("imap").checkpass(john.uid.as_bytes(), john.pw().as_bytes())
 }
 
 /// Messages logged at `level` (with a connection) that contain `needle`.
 fn lines_at(level: i32, needle: &str) -> Vec<String> {
-    Server::logs()
-        .into_iter()
-        .filter(|(l, m)| *l == level && m.contains(needle))
-        .map(|(_, m)| m)
-        .collect()
+    Server::logs().into_iter().filter(|(l, m)| *l == level && m.contains(needle)).map(|(_, m)| m).collect()
 }
 
 /// A failed login logged exactly `ldapbind: <line>` at ERR.
@@ -94,9 +85,7 @@ fn assert_login_fails_with(h: &Host, line: &str) {
     assert_ne!(login(h), SASL_OK, "the login succeeded");
     let want = format!("ldapbind: {line}");
     assert!(
-        Server::logs()
-            .iter()
-            .any(|(l, m)| *l == SASL_LOG_ERR && *m == want),
+        Server::logs().iter().any(|(l, m)| *l == SASL_LOG_ERR && *m == want),
         "no ERR line {want:?} in {:#?}",
         Server::logs()
     );
@@ -108,13 +97,7 @@ fn assert_logins_work(h: &Host) {
     assert_eq!(login(h), SASL_OK, "checkpass: {:#?}", Server::logs());
     for mech in ["SCRAM-SHA-256", "PLAIN"] {
         let r = sasl::exchange(&h.server, mech, john.uid, None, john.pw());
-        assert_eq!(
-            r.code,
-            SASL_OK,
-            "{mech}: {} / {:#?}",
-            r.errdetail,
-            Server::logs()
-        );
+        assert_eq!(r.code, SASL_OK, "{mech}: {} / {:#?}", r.errdetail, Server::logs());
         assert_eq!(r.username.as_deref(), Some(john.uid));
     }
 }
@@ -125,10 +108,7 @@ const STARTTLS_OID: &str = "EXT oid=1.3.6.1.4.1.1466.20037";
 fn ldaps_with_the_ca_logs_in() {
     let ca = TestCa::new("ldapbind test CA");
     let slapd = tls_slapd(ca.server(&NAMES));
-    let h = host(
-        &slapd.ldaps_url(),
-        &[("ldapdb_tls_cacert", path(&ca.cert_path()))],
-    );
+    let h = host(&slapd.ldaps_url(), &[("ldapdb_tls_cacert", path(&ca.cert_path()))]);
     let mark = slapd.mark();
     assert_logins_work(&h);
     let log = slapd.log_since(&mark);
@@ -140,10 +120,7 @@ fn ldaps_with_the_ca_logs_in() {
 fn ldaps_by_host_name_logs_in() {
     let ca = TestCa::new("ldapbind test CA");
     let slapd = tls_slapd(ca.server(&NAMES));
-    let h = host(
-        &format!("ldaps://localhost:{}", slapd.ldaps_port()),
-        &[("ldapdb_tls_cacert", path(&ca.cert_path()))],
-    );
+    let h = host(&format!("ldaps://localhost:{}", slapd.ldaps_port()), &[("ldapdb_tls_cacert", path(&ca.cert_path()))]);
     assert_logins_work(&h);
 }
 
@@ -151,20 +128,11 @@ fn ldaps_by_host_name_logs_in() {
 fn starttls_demand_with_the_ca_logs_in() {
     let ca = TestCa::new("ldapbind test CA");
     let slapd = tls_slapd(ca.server(&NAMES));
-    let h = host(
-        &slapd.url(),
-        &[
-            ("ldapdb_starttls", "demand"),
-            ("ldapdb_tls_cacert", path(&ca.cert_path())),
-        ],
-    );
+    let h = host(&slapd.url(), &[("ldapdb_starttls", "demand"), ("ldapdb_tls_cacert", path(&ca.cert_path()))]);
     let mark = slapd.mark();
     assert_logins_work(&h);
     let log = slapd.log_since(&mark);
-    assert!(
-        log.contains(STARTTLS_OID) && log.contains("TLS established"),
-        "{log}"
-    );
+    assert!(log.contains(STARTTLS_OID) && log.contains("TLS established"), "{log}");
 }
 
 #[test]
@@ -183,11 +151,7 @@ fn ldaps_without_the_ca_names_the_fix() {
             slapd.ldaps_port()
         ),
     );
-    assert_eq!(
-        slapd.ops_since(&mark).binds,
-        0,
-        "the service password was sent"
-    );
+    assert_eq!(slapd.ops_since(&mark).binds, 0, "the service password was sent");
 }
 
 #[test]
@@ -207,11 +171,7 @@ fn starttls_demand_without_the_ca_names_the_fix() {
         ),
     );
     let ops = slapd.ops_since(&mark);
-    assert_eq!(
-        (ops.other_ops, ops.binds),
-        (1, 0),
-        "StartTLS and nothing after it: {ops:?}"
-    );
+    assert_eq!((ops.other_ops, ops.binds), (1, 0), "StartTLS and nothing after it: {ops:?}");
 }
 
 #[test]
@@ -219,10 +179,7 @@ fn ldaps_with_another_ca_file_names_that_file() {
     let ca = TestCa::new("ldapbind test CA");
     let other = TestCa::new("another CA");
     let slapd = tls_slapd(ca.server(&NAMES));
-    let h = host(
-        &slapd.ldaps_url(),
-        &[("ldapdb_tls_cacert", path(&other.cert_path()))],
-    );
+    let h = host(&slapd.ldaps_url(), &[("ldapdb_tls_cacert", path(&other.cert_path()))]);
     assert_login_fails_with(
         &h,
         &format!(
@@ -238,10 +195,7 @@ fn ldaps_with_another_ca_file_names_that_file() {
 fn ldaps_with_a_wrong_host_name_names_both() {
     let ca = TestCa::new("ldapbind test CA");
     let slapd = tls_slapd(ca.server(&["ldap.example.org"]));
-    let h = host(
-        &slapd.ldaps_url(),
-        &[("ldapdb_tls_cacert", path(&ca.cert_path()))],
-    );
+    let h = host(&slapd.ldaps_url(), &[("ldapdb_tls_cacert", path(&ca.cert_path()))]);
     assert_login_fails_with(
         &h,
         &format!(
@@ -258,10 +212,7 @@ fn starttls_demand_with_a_wrong_host_name_names_both() {
     let slapd = tls_slapd(ca.server(&["127.0.0.1"]));
     let h = host(
         &format!("ldap://localhost:{}", slapd.port()),
-        &[
-            ("ldapdb_starttls", "demand"),
-            ("ldapdb_tls_cacert", path(&ca.cert_path())),
-        ],
+        &[("ldapdb_starttls", "demand"), ("ldapdb_tls_cacert", path(&ca.cert_path()))],
     );
     assert_login_fails_with(
         &h,
@@ -277,10 +228,7 @@ fn starttls_demand_with_a_wrong_host_name_names_both() {
 fn an_expired_certificate_is_named() {
     let ca = TestCa::new("ldapbind test CA");
     let slapd = tls_slapd(ca.expired_server(&NAMES));
-    let h = host(
-        &slapd.ldaps_url(),
-        &[("ldapdb_tls_cacert", path(&ca.cert_path()))],
-    );
+    let h = host(&slapd.ldaps_url(), &[("ldapdb_tls_cacert", path(&ca.cert_path()))]);
     Server::clear_logs();
     assert_ne!(login(&h), SASL_OK);
     let want = format!(
@@ -289,10 +237,7 @@ fn an_expired_certificate_is_named() {
     );
     let lines = lines_at(SASL_LOG_ERR, &want);
     assert_eq!(lines.len(), 1, "{:#?}", Server::logs());
-    assert!(
-        lines[0].starts_with(&want) && lines[0].ends_with(" UTC); renew the server's certificate"),
-        "{lines:?}"
-    );
+    assert!(lines[0].starts_with(&want) && lines[0].ends_with(" UTC); renew the server's certificate"), "{lines:?}");
 }
 
 #[test]
@@ -305,19 +250,9 @@ fn starttls_try_without_tls_on_the_server_works_and_warns_each_time() {
          network in clear; enable TLS on the server and set sasl_ldapdb_starttls: demand",
         slapd.port()
     );
-    let warnings = || {
-        Server::logs()
-            .iter()
-            .filter(|(l, m)| *l == SASL_LOG_WARN && *m == warning)
-            .count()
-    };
+    let warnings = || Server::logs().iter().filter(|(l, m)| *l == SASL_LOG_WARN && *m == warning).count();
     assert_logins_work(&h);
-    assert_eq!(
-        warnings(),
-        1,
-        "one connection, one warning: {:#?}",
-        Server::logs()
-    );
+    assert_eq!(warnings(), 1, "one connection, one warning: {:#?}", Server::logs());
     // A new connection (the kept one died with the restart) warns again.
     slapd.restart();
     assert_eq!(login(&h), SASL_OK, "{:#?}", Server::logs());
@@ -329,13 +264,7 @@ fn starttls_try_never_falls_back_after_a_bad_certificate() {
     let ca = TestCa::new("ldapbind test CA");
     let other = TestCa::new("another CA");
     let slapd = tls_slapd(ca.server(&NAMES));
-    let h = host(
-        &slapd.url(),
-        &[
-            ("ldapdb_starttls", "try"),
-            ("ldapdb_tls_cacert", path(&other.cert_path())),
-        ],
-    );
+    let h = host(&slapd.url(), &[("ldapdb_starttls", "try"), ("ldapdb_tls_cacert", path(&other.cert_path()))]);
     let mark = slapd.mark();
     assert_login_fails_with(
         &h,
@@ -346,17 +275,9 @@ fn starttls_try_never_falls_back_after_a_bad_certificate() {
             other.cert_path().display()
         ),
     );
-    assert!(
-        Server::any_log_containing("does not offer StartTLS").is_empty(),
-        "{:#?}",
-        Server::logs()
-    );
+    assert!(Server::any_log_containing("does not offer StartTLS").is_empty(), "{:#?}", Server::logs());
     let ops = slapd.ops_since(&mark);
-    assert_eq!(
-        (ops.binds, ops.searches),
-        (0, 0),
-        "fell back to cleartext: {ops:?}"
-    );
+    assert_eq!((ops.binds, ops.searches), (0, 0), "fell back to cleartext: {ops:?}");
 }
 
 #[test]
@@ -374,11 +295,7 @@ fn starttls_demand_without_tls_on_the_server_fails_closed() {
             slapd.port()
         ),
     );
-    assert_eq!(
-        slapd.ops_since(&mark).binds,
-        0,
-        "the service password was sent in clear"
-    );
+    assert_eq!(slapd.ops_since(&mark).binds, 0, "the service password was sent in clear");
 }
 
 #[test]
@@ -396,9 +313,7 @@ fn tls_reqcert_never_from_the_rc_file_accepts_an_untrusted_certificate() {
                    LDAP server's certificate, so anyone on the network path can read the bind \
                    password and user passwords; set TLS_REQCERT demand and sasl_ldapdb_tls_cacert";
     assert!(
-        Server::syslog_logs()
-            .iter()
-            .any(|(prio, m)| *prio == 4 && m == warning),
+        Server::syslog_logs().iter().any(|(prio, m)| *prio == 4 && m == warning),
         "no warning at init: {:#?}",
         Server::syslog_logs()
     );
@@ -425,33 +340,17 @@ fn external_bind_with_a_client_certificate() {
     assert_logins_work(&h);
     let log = slapd.log_since(&mark);
     assert!(log.contains("mech=EXTERNAL"), "{log}");
-    assert!(
-        log.contains("dn=\"cn=cyrus,ou=machines,dc=users,dc=local\" mech=EXTERNAL"),
-        "{log}"
-    );
+    assert!(log.contains("dn=\"cn=cyrus,ou=machines,dc=users,dc=local\" mech=EXTERNAL"), "{log}");
 }
 
 #[test]
 fn an_unusable_ca_file_is_an_init_error() {
     let dir = tempfile::tempdir().unwrap();
     let ca = dir.path().join("ca.pem");
-    std::fs::write(
-        &ca,
-        "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
-    )
-    .unwrap();
+    std::fs::write(&ca, "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n").unwrap();
     let h = host("ldaps://127.0.0.1:1", &[("ldapdb_tls_cacert", path(&ca))]);
-    let want = format!(
-        "ldapbind: sasl_ldapdb_tls_cacert: {} holds no CA certificate rustls can use (",
-        ca.display()
-    );
-    assert!(
-        Server::syslog_logs()
-            .iter()
-            .any(|(_, m)| m.starts_with(&want)),
-        "{:#?}",
-        Server::syslog_logs()
-    );
+    let want = format!("ldapbind: sasl_ldapdb_tls_cacert: {} holds no CA certificate rustls can use (", ca.display());
+    assert!(Server::syslog_logs().iter().any(|(_, m)| m.starts_with(&want)), "{:#?}", Server::syslog_logs());
     assert_ne!(login(&h), SASL_OK);
 }
 
@@ -494,20 +393,14 @@ fn a_silent_ldaps_listener_times_out_within_the_timeout() {
     let ca = TestCa::new("ldapbind test CA");
     let h = host(
         &format!("ldaps://127.0.0.1:{port}"),
-        &[
-            ("ldapdb_timeout", "1"),
-            ("ldapdb_tls_cacert", path(&ca.cert_path())),
-        ],
+        &[("ldapdb_timeout", "1"), ("ldapdb_tls_cacert", path(&ca.cert_path()))],
     );
     for _ in 0..2 {
         Server::clear_logs();
         let started = Instant::now();
         assert_ne!(login(&h), SASL_OK);
         let took = started.elapsed();
-        assert!(
-            took < Duration::from_secs(2),
-            "login took {took:?} with ldapdb_timeout 1"
-        );
+        assert!(took < Duration::from_secs(2), "login took {took:?} with ldapdb_timeout 1");
         let lines = lines_at(
             SASL_LOG_ERR,
             &format!(

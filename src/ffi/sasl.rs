@@ -63,14 +63,14 @@ pub struct sasl_utils_t {
     pub decode64: opaque_fn,
     pub encode64: opaque_fn,
     pub erasebuffer: opaque_fn,
-    pub getprop: Option<unsafe extern "C" fn(conn: *mut sasl_conn_t, propnum: c_int, pvalue: *mut *const c_void) -> c_int>,
+    pub getprop:
+        Option<unsafe extern "C" fn(conn: *mut sasl_conn_t, propnum: c_int, pvalue: *mut *const c_void) -> c_int>,
     pub setprop: opaque_fn,
     pub getcallback: opaque_fn,
     /// C-variadic; we only ever pass the format `"%s"` and one string.
     pub log: Option<unsafe extern "C" fn(conn: *mut sasl_conn_t, level: c_int, fmt: *const c_char, ...)>,
     /// C-variadic; we only ever pass the format `"%s"` and one string.
-    pub seterror:
-        Option<unsafe extern "C" fn(conn: *mut sasl_conn_t, flags: c_uint, fmt: *const c_char, ...)>,
+    pub seterror: Option<unsafe extern "C" fn(conn: *mut sasl_conn_t, flags: c_uint, fmt: *const c_char, ...)>,
     pub spare_fptr: opaque_fn,
     pub prop_new: opaque_fn,
     pub prop_dup: opaque_fn,

@@ -5,9 +5,7 @@ use std::ptr;
 
 use libc::{c_char, c_int, c_uint, c_void};
 
-use super::sasl::{
-    SASL_AUTHUSER, SASL_LOG_ERR, SASL_NOLOG, SASL_OK, propval, sasl_server_params_t, sasl_utils_t,
-};
+use super::sasl::{SASL_AUTHUSER, SASL_LOG_ERR, SASL_NOLOG, SASL_OK, propval, sasl_server_params_t, sasl_utils_t};
 use crate::error::Error;
 use crate::host::{Host, Level, Requested};
 
@@ -53,7 +51,13 @@ impl<'a> Utils<'a> {
         let mut len: c_uint = 0;
         // SAFETY: getopt is libsasl2's; every pointer passed is valid for the call.
         let rc = unsafe {
-            getopt(self.raw.getopt_context, plugin.map_or(ptr::null(), CStr::as_ptr), key.as_ptr(), &mut result, &mut len)
+            getopt(
+                self.raw.getopt_context,
+                plugin.map_or(ptr::null(), CStr::as_ptr),
+                key.as_ptr(),
+                &mut result,
+                &mut len,
+            )
         };
         if rc != SASL_OK || result.is_null() {
             return None;

@@ -118,8 +118,7 @@ impl LdapDirectory {
     fn candidates(&self) -> Vec<usize> {
         let now = Instant::now();
         let backoff = lock(&self.backoff);
-        let ready: Vec<usize> =
-            (0..backoff.len()).filter(|&i| backoff[i].is_none_or(|until| until <= now)).collect();
+        let ready: Vec<usize> = (0..backoff.len()).filter(|&i| backoff[i].is_none_or(|until| until <= now)).collect();
         if !ready.is_empty() {
             return ready;
         }
@@ -189,9 +188,7 @@ impl LdapDirectory {
         let cfg = &*self.config;
         let result = match &cfg.bind {
             Bind::Anonymous => return Ok(()),
-            Bind::Simple { dn, password } => {
-                conn.with_timeout(cfg.timeout).simple_bind(dn, password.expose())
-            }
+            Bind::Simple { dn, password } => conn.with_timeout(cfg.timeout).simple_bind(dn, password.expose()),
             Bind::External => conn.with_timeout(cfg.timeout).sasl_external_bind(),
         };
         let result = result.map_err(|e| Failure::Transport(transport_error(url, "bind", cfg.timeout, e)))?;
@@ -271,7 +268,8 @@ impl Directory for LdapDirectory {
             let mut entries: Vec<Entry> = Vec::new();
             let mut cut_short = false;
             loop {
-                let next = stream.next().map_err(|e| Failure::Transport(transport_error(url, "search", cfg.timeout, e)))?;
+                let next =
+                    stream.next().map_err(|e| Failure::Transport(transport_error(url, "search", cfg.timeout, e)))?;
                 let Some(raw) = next else { break };
                 if raw.is_ref() || raw.is_intermediate() {
                     continue;
@@ -289,7 +287,9 @@ impl Directory for LdapDirectory {
                 let res = stream.result();
                 // 4 = sizeLimitExceeded: more than SIZE_LIMIT matched; what arrived is enough.
                 if res.rc != 0 && res.rc != 4 {
-                    return Err(Failure::Refused(Error::Directory(search_refused_message(&cfg, url, res.rc, &res.text))));
+                    return Err(Failure::Refused(Error::Directory(search_refused_message(
+                        &cfg, url, res.rc, &res.text,
+                    ))));
                 }
                 Keep::Yes
             };
@@ -463,10 +463,7 @@ fn search_refused_message(cfg: &Config, url: &LdapUrl, rc: u32, text: &str) -> S
             "LDAP server {server}: {who} may not search {base} (50 insufficientAccessRights{detail}); \
              grant the service account search and read access, or set sasl_ldapdb_id to an account that has it"
         ),
-        _ => format!(
-            "LDAP server {server}: user search under {base} failed ({rc} {}{detail})",
-            ldap_rc_name(rc)
-        ),
+        _ => format!("LDAP server {server}: user search under {base} failed ({rc} {}{detail})", ldap_rc_name(rc)),
     }
 }
 

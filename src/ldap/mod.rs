@@ -15,11 +15,7 @@ pub struct Entry {
 impl Entry {
     /// The values of `attr` (attribute names are case-insensitive), empty when absent.
     pub fn values(&self, attr: &str) -> &[Vec<u8>] {
-        self.attrs
-            .iter()
-            .find(|(name, _)| name.eq_ignore_ascii_case(attr))
-            .map(|(_, v)| v.as_slice())
-            .unwrap_or(&[])
+        self.attrs.iter().find(|(name, _)| name.eq_ignore_ascii_case(attr)).map(|(_, v)| v.as_slice()).unwrap_or(&[])
     }
 }
 

@@ -197,10 +197,7 @@ unsafe extern "C" fn auxprop_store(
     let host = unsafe { ServerHost::from_ptr(sparams) };
     boundary(host.as_ref().map(ServerHost::utils), || {
         if let (Some(host), false) = (host.as_ref(), ctx.is_null()) {
-            host.log(
-                Level::Note,
-                "ldapbind: does not store properties; change passwords in the directory itself",
-            );
+            host.log(Level::Note, "ldapbind: does not store properties; change passwords in the directory itself");
         }
         SASL_NOMECH
     })
@@ -296,11 +293,29 @@ mod tests {
         let mut out = [0x55u8; 6];
         let mut n: c_uint = 0;
         let code = unsafe {
-            canon_user_client(ptr::null_mut(), ptr::null_mut(), c"  bob ".as_ptr(), 0, 0, out.as_mut_ptr().cast(), 6, &mut n)
+            canon_user_client(
+                ptr::null_mut(),
+                ptr::null_mut(),
+                c"  bob ".as_ptr(),
+                0,
+                0,
+                out.as_mut_ptr().cast(),
+                6,
+                &mut n,
+            )
         };
         assert_eq!((code, n, &out[..4]), (SASL_OK, 3, &b"bob\0"[..]));
         let code = unsafe {
-            canon_user_client(ptr::null_mut(), ptr::null_mut(), c"abcdef".as_ptr(), 6, 0, out.as_mut_ptr().cast(), 6, &mut n)
+            canon_user_client(
+                ptr::null_mut(),
+                ptr::null_mut(),
+                c"abcdef".as_ptr(),
+                6,
+                0,
+                out.as_mut_ptr().cast(),
+                6,
+                &mut n,
+            )
         };
         assert_eq!(code, SASL_BUFOVER);
     }
@@ -314,6 +329,9 @@ mod tests {
             canon_user_server(ptr::null_mut(), ptr::null_mut(), c"x".as_ptr(), 1, 0, ptr::null_mut(), 0, &mut n)
         };
         assert_eq!(code, SASL_BADPARAM);
-        assert_eq!(unsafe { auxprop_store(ptr::null_mut(), ptr::null_mut(), ptr::null_mut(), ptr::null(), 0) }, SASL_NOMECH);
+        assert_eq!(
+            unsafe { auxprop_store(ptr::null_mut(), ptr::null_mut(), ptr::null_mut(), ptr::null(), 0) },
+            SASL_NOMECH
+        );
     }
 }

@@ -177,11 +177,7 @@ unsafe extern "C" {
         passlen: c_uint,
     ) -> c_int;
     fn sasl_errdetail(conn: *mut sasl_conn_t) -> *const c_char;
-    fn sasl_errstring(
-        code: c_int,
-        langlist: *const c_char,
-        outlang: *mut *const c_char,
-    ) -> *const c_char;
+    fn sasl_errstring(code: c_int, langlist: *const c_char, outlang: *mut *const c_char) -> *const c_char;
     fn sasl_getprop(conn: *mut sasl_conn_t, propnum: c_int, pvalue: *mut *const c_void) -> c_int;
     fn sasl_listmech(
         conn: *mut sasl_conn_t,
@@ -227,12 +223,7 @@ unsafe extern "C" {
     fn sasl_auxprop_request(conn: *mut sasl_conn_t, propnames: *const *const c_char) -> c_int;
     fn sasl_auxprop_getctx(conn: *mut sasl_conn_t) -> *mut propctx;
     fn prop_getnames(ctx: *mut propctx, names: *const *const c_char, vals: *mut propval) -> c_int;
-    fn prop_set(
-        ctx: *mut propctx,
-        name: *const c_char,
-        value: *const c_char,
-        vallen: c_int,
-    ) -> c_int;
+    fn prop_set(ctx: *mut propctx, name: *const c_char, value: *const c_char, vallen: c_int) -> c_int;
 }
 
 /// `sasl_errstring` for a result code, e.g. "authentication failure" for -13.
@@ -279,11 +270,7 @@ macro_rules! cb {
     };
 }
 
-const CB_END: sasl_callback_t = sasl_callback_t {
-    id: SASL_CB_LIST_END,
-    proc_: None,
-    context: ptr::null_mut(),
-};
+const CB_END: sasl_callback_t = sasl_callback_t { id: SASL_CB_LIST_END, proc_: None, context: ptr::null_mut() };
 
 // ---------------------------------------------------------------------------------------------
 // Plugin directory
@@ -312,10 +299,7 @@ impl PluginDir {
 
     /// System plugins only (no ldapdb, no ldapbind).
     pub fn without_ldapbind() -> Self {
-        let dir = tempfile::Builder::new()
-            .prefix("sasl-plugins-")
-            .tempdir()
-            .expect("create temp plugin dir");
+        let dir = tempfile::Builder::new().prefix("sasl-plugins-").tempdir().expect("create temp plugin dir");
         let d = PluginDir { dir };
         let entries = std::fs::read_dir(SYSTEM_PLUGIN_DIR)
             .unwrap_or_else(|e| panic!("read {SYSTEM_PLUGIN_DIR}: {e} (install libsasl2-modules)"));
@@ -329,10 +313,7 @@ impl PluginDir {
                 n += 1;
             }
         }
-        assert!(
-            n > 0,
-            "no lib*.so plugins in {SYSTEM_PLUGIN_DIR} (install libsasl2-modules)"
-        );
+        assert!(n > 0, "no lib*.so plugins in {SYSTEM_PLUGIN_DIR} (install libsasl2-modules)");
         d
     }
 
@@ -367,8 +348,7 @@ impl PluginDir {
     /// from the file name: drop the first 3 chars, cut at the first `.`.
     pub fn add_copy(&self, src: &Path, file_name: &str) {
         let dst = self.dir.path().join(file_name);
-        std::fs::copy(src, &dst)
-            .unwrap_or_else(|e| panic!("copy {} -> {}: {e}", src.display(), dst.display()));
+        std::fs::copy(src, &dst).unwrap_or_else(|e| panic!("copy {} -> {}: {e}", src.display(), dst.display()));
     }
 
     /// Adds a symlink `file_name` -> `src`.
@@ -424,12 +404,8 @@ pub fn built_plugin_if_exists() -> Option<PathBuf> {
 
 fn built_plugin_path() -> PathBuf {
     let exe = std::env::current_exe().expect("current_exe");
-    let deps_dir = exe
-        .parent()
-        .unwrap_or_else(|| panic!("unexpected test binary location {}", exe.display()));
-    let profile_dir = deps_dir
-        .parent()
-        .unwrap_or_else(|| panic!("unexpected test binary location {}", exe.display()));
+    let deps_dir = exe.parent().unwrap_or_else(|| panic!("unexpected test binary location {}", exe.display()));
+    let profile_dir = deps_dir.parent().unwrap_or_else(|| panic!("unexpected test binary location {}", exe.display()));
     let uplifted = profile_dir.join("libldapbind.so");
     // `cargo build` uplifts the cdylib to target/<profile>/, but `cargo test`/nextest only
     // leave it in deps/ (built together with this test binary, so never stale). Take the newer.
@@ -511,12 +487,7 @@ static SYSLOG_LOGS: Mutex<Vec<(i32, String)>> = Mutex::new(Vec::new());
 /// verbatim without reading any variadic argument.
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn __syslog_chk(
-    pri: c_int,
-    _flag: c_int,
-    fmt: *const c_char,
-    arg: *const c_char,
-) {
+pub unsafe extern "C" fn __syslog_chk(pri: c_int, _flag: c_int, fmt: *const c_char, arg: *const c_char) {
     let _ = std::panic::catch_unwind(|| {
         // SAFETY: `fmt` is the caller's NUL-terminated format string (or NULL).
         let fmt_s = unsafe { cstr_to_string(fmt) }.unwrap_or_default();
@@ -549,11 +520,7 @@ unsafe extern "C" fn cb_getopt(
             return SASL_BADPARAM;
         };
         lock(&GETOPT_QUERIES).push((plugin, opt.clone()));
-        let found = lock(&OPTIONS)
-            .iter()
-            .rev()
-            .find(|(k, _)| *k == opt)
-            .map(|(_, v)| *v);
+        let found = lock(&OPTIONS).iter().rev().find(|(k, _)| *k == opt).map(|(_, v)| *v);
         match found {
             Some(v) => {
                 if !result.is_null() {
@@ -600,8 +567,7 @@ unsafe extern "C" fn cb_getconfpath(ctx: *mut c_void, path: *mut *mut c_char) ->
 // the heap inside the mechanism plugins (SASL-ABI.md §8).
 unsafe extern "C" fn mutex_alloc() -> *mut c_void {
     // SAFETY: malloc of the right size; checked for NULL before init.
-    let m = unsafe { libc::malloc(std::mem::size_of::<libc::pthread_mutex_t>()) }
-        .cast::<libc::pthread_mutex_t>();
+    let m = unsafe { libc::malloc(std::mem::size_of::<libc::pthread_mutex_t>()) }.cast::<libc::pthread_mutex_t>();
     if m.is_null() {
         return ptr::null_mut();
     }
@@ -619,11 +585,7 @@ unsafe extern "C" fn mutex_lock(m: *mut c_void) -> c_int {
         return SASL_BADPARAM;
     }
     // SAFETY: `m` came from mutex_alloc.
-    if unsafe { libc::pthread_mutex_lock(m.cast()) } == 0 {
-        SASL_OK
-    } else {
-        SASL_FAIL
-    }
+    if unsafe { libc::pthread_mutex_lock(m.cast()) } == 0 { SASL_OK } else { SASL_FAIL }
 }
 
 unsafe extern "C" fn mutex_unlock(m: *mut c_void) -> c_int {
@@ -631,11 +593,7 @@ unsafe extern "C" fn mutex_unlock(m: *mut c_void) -> c_int {
         return SASL_BADPARAM;
     }
     // SAFETY: `m` came from mutex_alloc and is locked by this thread.
-    if unsafe { libc::pthread_mutex_unlock(m.cast()) } == 0 {
-        SASL_OK
-    } else {
-        SASL_FAIL
-    }
+    if unsafe { libc::pthread_mutex_unlock(m.cast()) } == 0 { SASL_OK } else { SASL_FAIL }
 }
 
 unsafe extern "C" fn mutex_free(m: *mut c_void) {
@@ -649,22 +607,14 @@ unsafe extern "C" fn mutex_free(m: *mut c_void) {
     }
 }
 
-type GetoptFn = unsafe extern "C" fn(
-    *mut c_void,
-    *const c_char,
-    *const c_char,
-    *mut *const c_char,
-    *mut c_uint,
-) -> c_int;
+type GetoptFn =
+    unsafe extern "C" fn(*mut c_void, *const c_char, *const c_char, *mut *const c_char, *mut c_uint) -> c_int;
 type LogFn = unsafe extern "C" fn(*mut c_void, c_int, *const c_char) -> c_int;
 type GetpathFn = unsafe extern "C" fn(*mut c_void, *mut *const c_char) -> c_int;
 type GetconfpathFn = unsafe extern "C" fn(*mut c_void, *mut *mut c_char) -> c_int;
-type GetsimpleFn =
-    unsafe extern "C" fn(*mut c_void, c_int, *mut *const c_char, *mut c_uint) -> c_int;
-type GetsecretFn =
-    unsafe extern "C" fn(*mut sasl_conn_t, *mut c_void, c_int, *mut *mut sasl_secret_t) -> c_int;
-type GetrealmFn =
-    unsafe extern "C" fn(*mut c_void, c_int, *const *const c_char, *mut *const c_char) -> c_int;
+type GetsimpleFn = unsafe extern "C" fn(*mut c_void, c_int, *mut *const c_char, *mut c_uint) -> c_int;
+type GetsecretFn = unsafe extern "C" fn(*mut sasl_conn_t, *mut c_void, c_int, *mut *mut sasl_secret_t) -> c_int;
+type GetrealmFn = unsafe extern "C" fn(*mut c_void, c_int, *const *const c_char, *mut *const c_char) -> c_int;
 
 // ---------------------------------------------------------------------------------------------
 // Server
@@ -686,21 +636,13 @@ impl Server {
     pub fn init(appname: &str, plugin_dir: &Path, options: &[(&str, &str)]) -> Server {
         match Self::init_result(appname, plugin_dir, options) {
             Ok(s) => s,
-            Err(code) => panic!(
-                "sasl init failed: {code} ({}); logs: {:#?}",
-                errstring(code),
-                Self::logs()
-            ),
+            Err(code) => panic!("sasl init failed: {code} ({}); logs: {:#?}", errstring(code), Self::logs()),
         }
     }
 
     /// Like [`Server::init`] but returns the first failing init's code (`sasl_server_init`, then
     /// `sasl_client_init`). Still panics on a second call in the same process.
-    pub fn init_result(
-        appname: &str,
-        plugin_dir: &Path,
-        options: &[(&str, &str)],
-    ) -> Result<Server, i32> {
+    pub fn init_result(appname: &str, plugin_dir: &Path, options: &[(&str, &str)]) -> Result<Server, i32> {
         if INITIALIZED.swap(true, Ordering::SeqCst) {
             panic!(
                 "libsasl2 already initialised in this process: sasl_server_init may run only \
@@ -728,14 +670,7 @@ impl Server {
             CB_END,
         ]));
         // SAFETY: the four functions implement sasl_mutex_*_t; called before any init, once.
-        unsafe {
-            sasl_set_mutex(
-                Some(mutex_alloc),
-                Some(mutex_lock),
-                Some(mutex_unlock),
-                Some(mutex_free),
-            )
-        };
+        unsafe { sasl_set_mutex(Some(mutex_alloc), Some(mutex_lock), Some(mutex_unlock), Some(mutex_free)) };
         // SAFETY: `callbacks` is a CB_END-terminated array valid for the process; appname leaked.
         let rc = unsafe { sasl_server_init(callbacks.as_ptr(), appname_c.as_ptr()) };
         if rc != SASL_OK {
@@ -746,9 +681,7 @@ impl Server {
         if rc != SASL_OK {
             return Err(rc);
         }
-        Ok(Server {
-            _not_constructible: (),
-        })
+        Ok(Server { _not_constructible: () })
     }
 
     /// Sets (or, with `None`, hides) an option after init. libsasl2 re-reads some options per
@@ -786,10 +719,7 @@ impl Server {
     /// (levels are not comparable between the two; use the specific getters for that).
     pub fn any_log_containing(s: &str) -> Vec<String> {
         let pick = |v: &[(i32, String)]| -> Vec<String> {
-            v.iter()
-                .filter(|(_, m)| m.contains(s))
-                .map(|(_, m)| m.clone())
-                .collect()
+            v.iter().filter(|(_, m)| m.contains(s)).map(|(_, m)| m.clone()).collect()
         };
         let mut out = pick(&lock(&LOGS));
         out.extend(pick(&lock(&SYSLOG_LOGS)));
@@ -798,11 +728,7 @@ impl Server {
 
     /// Log entries whose message contains `s`.
     pub fn logs_containing(s: &str) -> Vec<(i32, String)> {
-        lock(&LOGS)
-            .iter()
-            .filter(|(_, m)| m.contains(s))
-            .cloned()
-            .collect()
+        lock(&LOGS).iter().filter(|(_, m)| m.contains(s)).cloned().collect()
     }
 
     /// Every getopt query `(plugin_name, option)`, in order, found or not. The library asks its
@@ -822,12 +748,7 @@ impl Server {
     }
 
     /// `sasl_server_new` with an explicit serverFQDN and user_realm; returns its code on failure.
-    pub fn new_conn_with(
-        &self,
-        service: &str,
-        server_fqdn: &str,
-        user_realm: Option<&str>,
-    ) -> Result<Conn<'_>, i32> {
+    pub fn new_conn_with(&self, service: &str, server_fqdn: &str, user_realm: Option<&str>) -> Result<Conn<'_>, i32> {
         let service = cstring(service, "service");
         let fqdn = cstring(server_fqdn, "serverFQDN");
         let realm = user_realm.map(|r| cstring(r, "user_realm"));
@@ -853,12 +774,7 @@ impl Server {
             }
             return Err(if rc == SASL_OK { SASL_FAIL } else { rc });
         }
-        Ok(Conn {
-            raw,
-            service,
-            server_fqdn: fqdn,
-            _server: PhantomData,
-        })
+        Ok(Conn { raw, service, server_fqdn: fqdn, _server: PhantomData })
     }
 
     /// `sasl_done` (unloads plugins: auxprop_free, canon_user_free, dlclose). Once per process.
@@ -919,15 +835,7 @@ impl Conn<'_> {
         let ulen = c_uint::try_from(user.len()).expect("user longer than u32::MAX");
         let plen = c_uint::try_from(pass.len()).expect("password longer than u32::MAX");
         // SAFETY: pointers/lengths describe live, NUL-terminated buffers; conn is valid.
-        unsafe {
-            sasl_checkpass(
-                self.raw,
-                user_z.as_ptr().cast(),
-                ulen,
-                pass_z.as_ptr().cast(),
-                plen,
-            )
-        }
+        unsafe { sasl_checkpass(self.raw, user_z.as_ptr().cast(), ulen, pass_z.as_ptr().cast(), plen) }
     }
 
     /// `sasl_errdetail`.
@@ -971,12 +879,7 @@ impl Conn<'_> {
         let ctx = self.propctx();
         let name_c = cstring(name, "property name");
         let names = [name_c.as_ptr(), ptr::null()];
-        let mut vals = [propval {
-            name: ptr::null(),
-            values: ptr::null_mut(),
-            nvalues: 0,
-            valsize: 0,
-        }; 2];
+        let mut vals = [propval { name: ptr::null(), values: ptr::null_mut(), nvalues: 0, valsize: 0 }; 2];
         // SAFETY: ctx valid; `names` is NULL-terminated; `vals` is as long as `names`.
         let rc = unsafe { prop_getnames(ctx, names.as_ptr(), vals.as_mut_ptr()) };
         if rc < 0 || vals[0].name.is_null() || vals[0].values.is_null() {
@@ -1017,16 +920,12 @@ impl Conn<'_> {
 
     /// The service name given to `sasl_server_new`.
     pub fn service(&self) -> &str {
-        self.service
-            .to_str()
-            .expect("service was built from a &str")
+        self.service.to_str().expect("service was built from a &str")
     }
 
     /// The serverFQDN given to `sasl_server_new`.
     pub fn server_fqdn(&self) -> &str {
-        self.server_fqdn
-            .to_str()
-            .expect("serverFQDN was built from a &str")
+        self.server_fqdn.to_str().expect("serverFQDN was built from a &str")
     }
 
     /// The raw `sasl_conn_t*`.
@@ -1162,32 +1061,16 @@ unsafe extern "C" fn cb_client_realm(
     let creds = unsafe { &*ctx.cast::<ClientCreds>() };
     // Prefer the server's first offered realm (DIGEST-MD5), else the serverFQDN.
     // SAFETY: `availrealms` is NULL or a NULL-terminated array owned by the mechanism.
-    let first = if availrealms.is_null() {
-        ptr::null()
-    } else {
-        unsafe { *availrealms }
-    };
+    let first = if availrealms.is_null() { ptr::null() } else { unsafe { *availrealms } };
     // SAFETY: valid out-pointer.
-    unsafe {
-        *result = if first.is_null() {
-            creds.realm.as_ptr()
-        } else {
-            first
-        }
-    };
+    unsafe { *result = if first.is_null() { creds.realm.as_ptr() } else { first } };
     SASL_OK
 }
 
 /// A full in-process exchange on a fresh server conn (service `"test"`, serverFQDN
 /// `"localhost"`, no user_realm) with libsasl2's own client; see [`exchange_on`].
 /// `authzid: None` makes the client send no authzid (its `SASL_CB_USER` answers "").
-pub fn exchange(
-    server: &Server,
-    mech: &str,
-    authid: &str,
-    authzid: Option<&str>,
-    password: &str,
-) -> ExchangeResult {
+pub fn exchange(server: &Server, mech: &str, authid: &str, authzid: Option<&str>, password: &str) -> ExchangeResult {
     let conn = server.new_conn("test");
     exchange_on(&conn, mech, authid, authzid, password)
 }
@@ -1196,13 +1079,7 @@ pub fn exchange(
 /// flags 0, and AUTHNAME, USER, PASS and GETREALM callbacks) against the given server conn,
 /// forcing `mech`. Lets a test prepare the server conn first (service, realm, auxprop
 /// requests) and inspect it afterwards. At most [`MAX_EXCHANGE_STEPS`] server calls.
-pub fn exchange_on(
-    conn: &Conn<'_>,
-    mech: &str,
-    authid: &str,
-    authzid: Option<&str>,
-    password: &str,
-) -> ExchangeResult {
+pub fn exchange_on(conn: &Conn<'_>, mech: &str, authid: &str, authzid: Option<&str>, password: &str) -> ExchangeResult {
     let pw = password.as_bytes();
     let hdr = std::mem::offset_of!(sasl_secret_t, data);
     // SAFETY: malloc of header + password + NUL; checked for NULL below.
@@ -1221,9 +1098,7 @@ pub fn exchange_on(
         realm: conn.server_fqdn.clone(),
         secret,
     });
-    let ctx = std::ptr::from_ref::<ClientCreds>(&creds)
-        .cast_mut()
-        .cast::<c_void>();
+    let ctx = std::ptr::from_ref::<ClientCreds>(&creds).cast_mut().cast::<c_void>();
     let client_cbs = [
         cb!(SASL_CB_AUTHNAME, cb_client_simple, GetsimpleFn, ctx),
         cb!(SASL_CB_USER, cb_client_simple, GetsimpleFn, ctx),
@@ -1289,16 +1164,7 @@ unsafe fn run_exchange(conn: &Conn<'_>, client: *mut sasl_conn_t, mech: &CStr) -
     let mut coutlen: c_uint = 0;
     let mut chosen: *const c_char = ptr::null();
     // SAFETY: valid conn and out-pointers.
-    let crc = unsafe {
-        sasl_client_start(
-            client,
-            mech.as_ptr(),
-            &mut prompts,
-            &mut cout,
-            &mut coutlen,
-            &mut chosen,
-        )
-    };
+    let crc = unsafe { sasl_client_start(client, mech.as_ptr(), &mut prompts, &mut cout, &mut coutlen, &mut chosen) };
     res.client_code = crc;
     // SAFETY: `chosen` is NULL or a static mechanism name.
     res.mech = unsafe { cstr_to_string(chosen) }.unwrap_or_default();
@@ -1310,24 +1176,13 @@ unsafe fn run_exchange(conn: &Conn<'_>, client: *mut sasl_conn_t, mech: &CStr) -
     let mut sout: *const c_char = ptr::null();
     let mut soutlen: c_uint = 0;
     // SAFETY: `cout` is NULL or `coutlen` bytes owned by the client conn until its next call.
-    let mut src = unsafe {
-        sasl_server_start(
-            conn.raw,
-            mech.as_ptr(),
-            cout,
-            coutlen,
-            &mut sout,
-            &mut soutlen,
-        )
-    };
+    let mut src = unsafe { sasl_server_start(conn.raw, mech.as_ptr(), cout, coutlen, &mut sout, &mut soutlen) };
     res.steps = 1;
     while src == SASL_CONTINUE && res.steps < MAX_EXCHANGE_STEPS {
         cout = ptr::null();
         coutlen = 0;
         // SAFETY: `sout` is NULL or `soutlen` bytes owned by the server conn until its next call.
-        let crc = unsafe {
-            sasl_client_step(client, sout, soutlen, &mut prompts, &mut cout, &mut coutlen)
-        };
+        let crc = unsafe { sasl_client_step(client, sout, soutlen, &mut prompts, &mut cout, &mut coutlen) };
         res.client_code = crc;
         if crc != SASL_OK && crc != SASL_CONTINUE {
             client_fail(&mut res, crc, "sasl_client_step");
@@ -1354,9 +1209,7 @@ unsafe fn run_exchange(conn: &Conn<'_>, client: *mut sasl_conn_t, mech: &CStr) -
         // (e.g. SCRAM's server signature) so a bogus server proof is still caught.
         if res.client_code == SASL_CONTINUE && !sout.is_null() && soutlen > 0 {
             // SAFETY: as above.
-            let crc = unsafe {
-                sasl_client_step(client, sout, soutlen, &mut prompts, &mut cout, &mut coutlen)
-            };
+            let crc = unsafe { sasl_client_step(client, sout, soutlen, &mut prompts, &mut cout, &mut coutlen) };
             res.client_code = crc;
             if crc != SASL_OK {
                 client_fail(&mut res, crc, "verification of server success data");
@@ -1387,12 +1240,7 @@ pub fn create_sasldb(db: &Path, appname: &str, realm: &str, user: &str, password
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("spawn saslpasswd2 (install sasl2-bin)");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(password.as_bytes())
-        .expect("write password to saslpasswd2");
+    child.stdin.take().expect("stdin").write_all(password.as_bytes()).expect("write password to saslpasswd2");
     let out = child.wait_with_output().expect("wait saslpasswd2");
     assert!(
         out.status.success(),

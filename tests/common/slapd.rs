@@ -87,8 +87,7 @@ pub struct TestUser {
 impl TestUser {
     /// The typed password; panics for [`NOPASS`].
     pub fn pw(&self) -> &'static str {
-        self.password
-            .unwrap_or_else(|| panic!("test user {} has no password", self.uid))
+        self.password.unwrap_or_else(|| panic!("test user {} has no password", self.uid))
     }
 }
 
@@ -158,9 +157,7 @@ pub const NOPASS: TestUser = TestUser {
     password: None,
     stored: None,
 };
-pub const ALL_USERS: [TestUser; 8] = [
-    JOHNDOE, ALICE, OBRIEN, SSHA_USER, CRYPT_USER, TWIN_A, TWIN_B, NOPASS,
-];
+pub const ALL_USERS: [TestUser; 8] = [JOHNDOE, ALICE, OBRIEN, SSHA_USER, CRYPT_USER, TWIN_A, TWIN_B, NOPASS];
 
 /// Certificate files for a TLS-enabled slapd (see [`SlapdOptions::tls`]); [`TestCa::server`]
 /// makes them.
@@ -190,10 +187,7 @@ impl TestCa {
     /// names: a verifier that finds a trusted CA with the issuer's name reports a bad signature,
     /// not an unknown CA.
     pub fn new(name: &str) -> TestCa {
-        let dir = tempfile::Builder::new()
-            .prefix("ldapbind-ca-")
-            .tempdir()
-            .expect("create the CA temp dir");
+        let dir = tempfile::Builder::new().prefix("ldapbind-ca-").tempdir().expect("create the CA temp dir");
         let d = dir.path();
         openssl(
             d,
@@ -222,10 +216,7 @@ impl TestCa {
             dir = d.display()
         );
         fs::write(d.join("ca.cnf"), conf).expect("write ca.cnf");
-        TestCa {
-            dir,
-            issued: Cell::new(0),
-        }
+        TestCa { dir, issued: Cell::new(0) }
     }
 
     /// The CA certificate (PEM): what `sasl_ldapdb_tls_cacert` names.
@@ -260,11 +251,7 @@ impl TestCa {
         );
         let subject = format!("/CN={}", names.first().copied().unwrap_or("server"));
         let (cert, key) = self.issue(&subject, &ext, dates);
-        TlsFiles {
-            cert,
-            key,
-            ca: Some(self.cert_path()),
-        }
+        TlsFiles { cert, key, ca: Some(self.cert_path()) }
     }
 
     /// A client certificate (cert, key) whose subject is `subject` in openssl's
@@ -280,12 +267,8 @@ impl TestCa {
         let n = self.issued.get() + 1;
         self.issued.set(n);
         let d = self.dir.path();
-        let (key, csr, cert, extfile) = (
-            format!("leaf{n}.key"),
-            format!("leaf{n}.csr"),
-            format!("leaf{n}.pem"),
-            format!("leaf{n}.ext"),
-        );
+        let (key, csr, cert, extfile) =
+            (format!("leaf{n}.key"), format!("leaf{n}.csr"), format!("leaf{n}.pem"), format!("leaf{n}.ext"));
         fs::write(d.join(&extfile), ext).expect("write the extensions file");
         openssl(
             d,
@@ -355,12 +338,7 @@ pub struct SlapdOptions {
 
 impl Default for SlapdOptions {
     fn default() -> Self {
-        SlapdOptions {
-            stats_log: true,
-            tls: None,
-            extra_ldif: None,
-            ldapdb_compat: false,
-        }
+        SlapdOptions { stats_log: true, tls: None, extra_ldif: None, ldapdb_compat: false }
     }
 }
 
@@ -413,9 +391,7 @@ impl StatsLog {
                 continue;
             };
             let mut words = line[at + 1..].split(' ');
-            let conn = words
-                .next()
-                .and_then(|w| w.strip_prefix("conn=")?.parse::<u64>().ok());
+            let conn = words.next().and_then(|w| w.strip_prefix("conn=")?.parse::<u64>().ok());
             let (Some(conn), Some(second), Some(verb)) = (conn, words.next(), words.next()) else {
                 continue;
             };
@@ -427,10 +403,7 @@ impl StatsLog {
                 }
                 continue;
             }
-            let Some(op) = second
-                .strip_prefix("op=")
-                .and_then(|o| o.parse::<u64>().ok())
-            else {
+            let Some(op) = second.strip_prefix("op=").and_then(|o| o.parse::<u64>().ok()) else {
                 continue;
             };
             let request = match verb {
@@ -501,10 +474,7 @@ impl Slapd {
             Path::new(SLAPD).exists() && Path::new(SLAPADD).exists(),
             "{SLAPD} or {SLAPADD} is missing: run scripts/deps.sh (as root) first"
         );
-        let dir = tempfile::Builder::new()
-            .prefix("ldapbind-slapd-")
-            .tempdir()
-            .expect("create the slapd temp dir");
+        let dir = tempfile::Builder::new().prefix("ldapbind-slapd-").tempdir().expect("create the slapd temp dir");
         let mut slapd = Slapd {
             dir,
             opts,
@@ -532,15 +502,11 @@ impl Slapd {
                 Ok(()) => return slapd,
                 // Most likely someone took the port between our probe and slapd's bind().
                 Err(status) if attempt < ATTEMPTS => {
-                    eprintln!(
-                        "slapd exited ({status}) on port {}/{}; retrying",
-                        slapd.port, slapd.ldaps_port
-                    )
+                    eprintln!("slapd exited ({status}) on port {}/{}; retrying", slapd.port, slapd.ldaps_port)
                 }
-                Err(status) => panic!(
-                    "slapd exited ({status}) {ATTEMPTS} times while starting; last log:\n{}",
-                    slapd.log_text()
-                ),
+                Err(status) => {
+                    panic!("slapd exited ({status}) {ATTEMPTS} times while starting; last log:\n{}", slapd.log_text())
+                }
             }
         }
         unreachable!()
@@ -557,9 +523,7 @@ impl Slapd {
 
     /// `ldapi://<percent-encoded socket path>` with [`SlapdOptions::ldapdb_compat`], else `None`.
     pub fn ldapi_url(&self) -> Option<String> {
-        self.opts
-            .ldapdb_compat
-            .then(|| format!("ldapi://{}", percent_encode_path(&self.ldapi_path())))
+        self.opts.ldapdb_compat.then(|| format!("ldapi://{}", percent_encode_path(&self.ldapi_path())))
     }
 
     fn ldapi_path(&self) -> PathBuf {
@@ -574,10 +538,7 @@ impl Slapd {
 
     /// The ldaps:// port; panics when slapd runs without TLS.
     pub fn ldaps_port(&self) -> u16 {
-        assert!(
-            self.opts.tls.is_some(),
-            "this slapd has no TLS (SlapdOptions::tls)"
-        );
+        assert!(self.opts.tls.is_some(), "this slapd has no TLS (SlapdOptions::tls)");
         self.ldaps_port
     }
 
@@ -660,10 +621,7 @@ impl Slapd {
         let tasks = PathBuf::from(format!("/proc/{}/task", self.pid()));
         let deadline = Instant::now() + STOP_TIMEOUT;
         while !all_threads_stopped(&tasks) {
-            assert!(
-                Instant::now() < deadline,
-                "slapd did not stop after SIGSTOP"
-            );
+            assert!(Instant::now() < deadline, "slapd did not stop after SIGSTOP");
             thread::sleep(Duration::from_millis(1));
         }
     }
@@ -741,8 +699,7 @@ impl Slapd {
     /// `conn.with_timeout(OP_TIMEOUT)` on each operation (ldap3's timeouts are per call).
     pub fn connect(&self) -> LdapConn {
         let settings = LdapConnSettings::new().set_conn_timeout(OP_TIMEOUT);
-        LdapConn::with_settings(settings, &self.url())
-            .unwrap_or_else(|e| panic!("connect to {}: {e}", self.url()))
+        LdapConn::with_settings(settings, &self.url()).unwrap_or_else(|e| panic!("connect to {}: {e}", self.url()))
     }
 
     /// A connection bound as the service account.
@@ -811,22 +768,13 @@ impl Slapd {
             return ldif;
         };
         let path = |p: &Path| p.to_str().expect("TLS file path is UTF-8").to_owned();
-        let mut attrs = format!(
-            "olcTLSCertificateFile: {}\nolcTLSCertificateKeyFile: {}\n",
-            path(&tls.cert),
-            path(&tls.key)
-        );
+        let mut attrs =
+            format!("olcTLSCertificateFile: {}\nolcTLSCertificateKeyFile: {}\n", path(&tls.cert), path(&tls.key));
         if let Some(ca) = &tls.ca {
-            attrs.push_str(&format!(
-                "olcTLSCACertificateFile: {}\nolcTLSVerifyClient: allow\n",
-                path(ca)
-            ));
+            attrs.push_str(&format!("olcTLSCACertificateFile: {}\nolcTLSVerifyClient: allow\n", path(ca)));
         }
         let anchor = "olcLogLevel: 0\n";
-        assert!(
-            ldif.contains(anchor),
-            "slapd-config.ldif lost its `{anchor}` line"
-        );
+        assert!(ldif.contains(anchor), "slapd-config.ldif lost its `{anchor}` line");
         ldif.replacen(anchor, &format!("{anchor}{attrs}"), 1)
     }
 
@@ -848,11 +796,7 @@ impl Slapd {
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, self.port));
         let mut probed = false;
         loop {
-            if let Some(status) = self
-                .child
-                .as_mut()
-                .and_then(|c| c.try_wait().ok().flatten())
-            {
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
                 self.child = None;
                 return Err(status);
             }
@@ -872,9 +816,7 @@ impl Slapd {
             if Instant::now() >= deadline {
                 let log = self.log_text();
                 self.stop();
-                panic!(
-                    "slapd did not accept connections on {addr} within {START_TIMEOUT:?}; log:\n{log}"
-                );
+                panic!("slapd did not accept connections on {addr} within {START_TIMEOUT:?}; log:\n{log}");
             }
             thread::sleep(Duration::from_millis(10));
         }
@@ -895,20 +837,12 @@ impl Slapd {
     /// with [`SlapdOptions::ldapdb_compat`] (EXTERNAL is built into libsasl2).
     fn sasl_path(&self) -> PathBuf {
         let dir = self.dir.path();
-        if self.opts.ldapdb_compat {
-            dir.join(LDAPDB_SASL_DIR)
-        } else {
-            dir.join("sasl2-empty")
-        }
+        if self.opts.ldapdb_compat { dir.join(LDAPDB_SASL_DIR) } else { dir.join("sasl2-empty") }
     }
 
     fn spawn(&self) -> Child {
         let dir = self.dir.path();
-        let log = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.log_path())
-            .expect("open the slapd log");
+        let log = OpenOptions::new().create(true).append(true).open(self.log_path()).expect("open the slapd log");
         let mut cmd = Command::new(SLAPD);
         cmd.arg("-d")
             .arg(if self.opts.stats_log { "stats" } else { "0" })
@@ -949,10 +883,7 @@ impl Drop for Slapd {
         if thread::panicking() {
             let log = self.log_text();
             let tail: Vec<&str> = log.lines().rev().take(40).collect();
-            eprintln!(
-                "--- last lines of slapd's log ({}) ---",
-                self.log_path().display()
-            );
+            eprintln!("--- last lines of slapd's log ({}) ---", self.log_path().display());
             for line in tail.iter().rev() {
                 eprintln!("{line}");
             }
@@ -982,14 +913,10 @@ fn ldapdb_compat(dir: &Path) {
         }
         fs::write(file, text).expect("write an LDIF into the temp dir");
     }
-    assert!(
-        Path::new(DIGEST_MD5_PLUGIN).exists(),
-        "{DIGEST_MD5_PLUGIN} is missing (apt-get install libsasl2-modules)"
-    );
+    assert!(Path::new(DIGEST_MD5_PLUGIN).exists(), "{DIGEST_MD5_PLUGIN} is missing (apt-get install libsasl2-modules)");
     let sasl_dir = dir.join(LDAPDB_SASL_DIR);
     fs::create_dir(&sasl_dir).expect("create slapd's SASL plugin dir");
-    std::os::unix::fs::symlink(DIGEST_MD5_PLUGIN, sasl_dir.join("libdigestmd5.so"))
-        .expect("symlink libdigestmd5.so");
+    std::os::unix::fs::symlink(DIGEST_MD5_PLUGIN, sasl_dir.join("libdigestmd5.so")).expect("symlink libdigestmd5.so");
     // SAFETY: getuid/getgid cannot fail and touch no memory.
     let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
     let global = format!(
@@ -1038,10 +965,8 @@ fn all_threads_stopped(tasks: &Path) -> bool {
     };
     entries.flatten().all(|task| {
         // "<tid> (<comm>) <state> ...": comm may hold spaces, the state follows the last ')'.
-        fs::read_to_string(task.path().join("stat")).is_ok_and(|stat| {
-            stat.rsplit_once(") ")
-                .is_some_and(|(_, rest)| rest.starts_with('T'))
-        })
+        fs::read_to_string(task.path().join("stat"))
+            .is_ok_and(|stat| stat.rsplit_once(") ").is_some_and(|(_, rest)| rest.starts_with('T')))
     })
 }
 
@@ -1054,8 +979,5 @@ fn accepts_connections(addr: SocketAddr) -> bool {
 
 /// A port nobody listens on right now (bound to port 0, then released).
 fn free_port() -> u16 {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .and_then(|l| l.local_addr())
-        .expect("bind 127.0.0.1:0")
-        .port()
+    TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).and_then(|l| l.local_addr()).expect("bind 127.0.0.1:0").port()
 }
