@@ -42,7 +42,7 @@ struct Slot {
     filters: Vec<String>,
     /// Lower-cased attributes that were asked for (absent from the entry = the entry has none).
     attrs: BTreeSet<String>,
-    found: Found,
+    found: Arc<Found>,
     at: Instant,
     /// Made by ldapbind's canonicalisation at the start of a login; only then may the authid
     /// lookups of the same login use it (see [`Service::search`]).
@@ -62,6 +62,9 @@ pub struct Service<D> {
     config: Arc<Config>,
     dir: D,
     cache: Mutex<Vec<Slot>>,
+    /// Lower-cased attributes every search asks for: the prefetch set and the canonical-name
+    /// attribute, computed once.
+    base_attrs: BTreeSet<String>,
 }
 
 /// A name as it may be sent to the directory.
@@ -86,7 +89,12 @@ fn checked_name(input: &[u8]) -> Result<String, Error> {
 
 impl<D: Directory> Service<D> {
     pub fn new(config: Arc<Config>, dir: D) -> Self {
-        Service { config, dir, cache: Mutex::new(Vec::new()) }
+        let mut base_attrs: BTreeSet<String> =
+            PREFETCH.iter().map(|p| config.attribute_for(p).to_ascii_lowercase()).collect();
+        if let Some(canon) = &config.canon_attr {
+            base_attrs.insert(canon.to_ascii_lowercase());
+        }
+        Service { config, dir, cache: Mutex::new(Vec::new()), base_attrs }
     }
 
     pub fn config(&self) -> &Config {
@@ -100,14 +108,13 @@ impl<D: Directory> Service<D> {
     /// Lower-cased LDAP attributes to fetch: the prefetch set, every requested property's
     /// attribute, and the canonical-name attribute.
     fn wanted_attrs(&self, requested: &[Requested]) -> BTreeSet<String> {
-        let mut attrs: BTreeSet<String> =
-            PREFETCH.iter().map(|p| self.config.attribute_for(p).to_ascii_lowercase()).collect();
+        let mut attrs = self.base_attrs.clone();
         for r in requested {
             let prop = r.name.strip_prefix('*').unwrap_or(&r.name);
-            attrs.insert(self.config.attribute_for(prop).to_ascii_lowercase());
-        }
-        if let Some(canon) = &self.config.canon_attr {
-            attrs.insert(canon.to_ascii_lowercase());
+            let attr = self.config.attribute_for(prop);
+            if !attrs.contains(attr) {
+                attrs.insert(attr.to_ascii_lowercase());
+            }
         }
         attrs
     }
@@ -120,7 +127,7 @@ impl<D: Directory> Service<D> {
         name: &str,
         asker: Asker,
         attrs: &BTreeSet<String>,
-    ) -> Result<(Found, String, bool), Error> {
+    ) -> Result<(Arc<Found>, String, bool), Error> {
         let filter = self.config.filter.render(name, host.realm().as_deref());
         let conn = host.conn_id();
         // A kept result may answer only later calls of the same login. A login starts with
@@ -140,11 +147,11 @@ impl<D: Directory> Service<D> {
                     && attrs.is_subset(&s.attrs)
                     && (asker != Asker::AuthidLookup || s.by_canon)
             }) {
-                return Ok((slot.found.clone(), filter, false));
+                return Ok((Arc::clone(&slot.found), filter, false));
             }
         }
         let attr_list: Vec<String> = attrs.iter().cloned().collect();
-        let found = self.dir.find(&filter, &attr_list)?;
+        let found = Arc::new(self.dir.find(&filter, &attr_list)?);
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
         cache.retain(|s| s.conn != conn && s.at.elapsed() < CACHE_TTL);
         if cache.len() >= CACHE_SLOTS {
@@ -154,7 +161,7 @@ impl<D: Directory> Service<D> {
             conn,
             filters: vec![filter.clone()],
             attrs: attrs.clone(),
-            found: found.clone(),
+            found: Arc::clone(&found),
             at: Instant::now(),
             by_canon: asker == Asker::Canon,
         });
@@ -189,12 +196,12 @@ impl<D: Directory> Service<D> {
         };
         let attrs = self.wanted_attrs(&host.requested());
         let (found, filter, _) = self.search(host, &name, Asker::Canon, &attrs)?;
-        let entry = match found {
+        let entry = match &*found {
             Found::None => return Err(self.no_such_user(&name, filter)),
-            Found::Many(dns) => return Err(self.ambiguous(&name, filter, &dns)),
+            Found::Many(dns) => return Err(self.ambiguous(&name, filter, dns)),
             Found::One(entry) => entry,
         };
-        let canonical = pick_canonical(&entry, &canon_attr, &name)?;
+        let canonical = pick_canonical(entry, &canon_attr, &name)?;
         if canonical != name {
             self.alias(host, &filter, &canonical);
         }
@@ -225,7 +232,7 @@ impl<D: Directory> Service<D> {
         let asker = if flags.authzid { Asker::AuthzidLookup } else { Asker::AuthidLookup };
         let attrs = self.wanted_attrs(&requested);
         let (found, filter, fresh) = self.search(host, &name, asker, &attrs)?;
-        let entry = match found {
+        let entry = match &*found {
             // An authorization id need not be in the directory (sasldb answers OK too): the
             // proxy policy decides, and a NOUSER here would fail logins that never use it.
             Found::None if flags.authzid => return Ok(()),
@@ -239,14 +246,14 @@ impl<D: Directory> Service<D> {
                 if candidate.is_some() {
                     host.prop_erase("*userPassword");
                 }
-                return Err(self.ambiguous(&name, filter, &dns));
+                return Err(self.ambiguous(&name, filter, dns));
             }
             Found::One(entry) => entry,
         };
         for req in wanted {
             let prop = req.name.strip_prefix('*').unwrap_or(&req.name);
             if let (Some(cand), true) = (&candidate, req.name == "*userPassword") {
-                self.verify_by_bind(host, &name, &entry, cand)?;
+                self.verify_by_bind(host, &name, entry, cand)?;
                 continue;
             }
             let attr = self.config.attribute_for(prop).to_owned();

@@ -13,26 +13,6 @@ use crate::ldap::client::LdapDirectory;
 /// The plugin's name: in both plug tables, in option lookups, in `auxprop_plugin`.
 pub const PLUGIN_NAME: &str = "ldapbind";
 
-/// Every option ldapbind reads, for telling a changed configuration from a repeated init.
-pub const OPTION_KEYS: &[&str] = &[
-    "ldapdb_uri",
-    "ldapdb_id",
-    "ldapdb_pw",
-    "ldapdb_pw_file",
-    "ldapdb_mech",
-    "ldapdb_canon_attr",
-    "ldapdb_starttls",
-    "ldapdb_rc",
-    "ldapdb_search_base",
-    "ldapdb_scope",
-    "ldapdb_filter",
-    "ldapdb_attr_map",
-    "ldapdb_timeout",
-    "ldapdb_tls_cacert",
-    "ldapdb_tls_cert",
-    "ldapdb_tls_key",
-];
-
 /// Whether the host's configuration names ldapbind (read with the library's own option names).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Selection {
@@ -69,7 +49,6 @@ pub enum Setup {
 pub struct Plugin {
     pub selection: Selection,
     pub setup: Setup,
-    fingerprint: Vec<Option<String>>,
 }
 
 struct State {
@@ -95,32 +74,32 @@ pub fn register(
     library: &dyn Fn(&str) -> Option<String>,
     log: &dyn Fn(Level, &str),
 ) {
-    let fingerprint: Vec<Option<String>> = OPTION_KEYS.iter().map(|k| options(k)).collect();
-    let selection = Selection::read(library);
-    let configured = fingerprint[0].as_deref().is_some_and(|u| !u.trim().is_empty());
     let mut st = state();
     st.registrations += 1;
-    if let Some(existing) = &st.plugin {
-        // A repeated init (client after server, libldap's sasl_client_init) with the same or
-        // no options must neither rebuild the connections nor log the diagnostics again.
-        if existing.fingerprint == fingerprint || !configured {
-            return;
-        }
+    // libsasl2 runs our two inits in every sasl_server_init, and again in sasl_client_init
+    // (also libldap's own). Once a configuration was read, the later inits of the same
+    // registration cycle read nothing: no option lookups, no parse, no repeated diagnostics.
+    if st.plugin.as_ref().is_some_and(|p| !matches!(p.setup, Setup::Unconfigured)) {
+        return;
     }
-    let plugin = build(selection, fingerprint, configured, options, log);
+    let configured = options(crate::config::keys::URI).is_some_and(|u| !u.trim().is_empty());
+    // An init that sees no URI (a client init without the server's options) keeps what is there.
+    if st.plugin.is_some() && !configured {
+        return;
+    }
+    let plugin = build(Selection::read(library), configured, options, log);
     st.plugin = Some(Arc::new(plugin));
 }
 
 fn build(
     selection: Selection,
-    fingerprint: Vec<Option<String>>,
     configured: bool,
     options: &dyn Fn(&str) -> Option<String>,
     log: &dyn Fn(Level, &str),
 ) -> Plugin {
     let named = selection.auxprop_named || selection.canon_named;
     if !configured && !named {
-        return Plugin { selection, setup: Setup::Unconfigured, fingerprint };
+        return Plugin { selection, setup: Setup::Unconfigured };
     }
     // Loud when the admin chose ldapbind (by name, or by leaving auxprop_plugin unset and
     // configuring an URI); quiet when the options are meant for another plugin.
@@ -153,7 +132,7 @@ fn build(
                     for line in &lines {
                         say(Level::Err, line);
                     }
-                    return Plugin { selection, setup: Setup::Broken(lines.join(" / ")), fingerprint };
+                    return Plugin { selection, setup: Setup::Broken(lines.join(" / ")) };
                 }
             };
             let tls = tls.map(|setup| {
@@ -177,7 +156,7 @@ fn build(
             Setup::Ready(Service::new(Arc::clone(&config), LdapDirectory::new(config, tls)))
         }
     };
-    Plugin { selection, setup, fingerprint }
+    Plugin { selection, setup }
 }
 
 /// Combinations that work but not the way the admin probably expects.
