@@ -15,34 +15,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(
-    libsasl2-2 libsasl2-modules libsasl2-modules-db sasl2-bin
-    libldap-2.5-0 # what Debian's ldapdb links
-    slapd ldap-utils binutils
-)
-missing=()
-for pkg in "${packages[@]}"; do
-    status=$(dpkg-query -W -f='${db:Status-Status}' "$pkg" 2>/dev/null || true)
-    [ "$status" = installed ] || missing+=("$pkg")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-    if [ "$(id -u)" -ne 0 ]; then
-        echo "bench.sh: missing ${missing[*]}; run scripts/bench.sh as root to install them" >&2
-        exit 1
-    fi
-    echo "bench.sh: installing ${missing[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    echo 'slapd slapd/no_configuration boolean true' | debconf-set-selections
-    # Keep maintainer scripts from starting services: the benchmark runs its own slapd.
-    policy=/usr/sbin/policy-rc.d
-    if [ ! -e "$policy" ]; then
-        printf '#!/bin/sh\nexit 101\n' >"$policy"
-        chmod 755 "$policy"
-        trap 'rm -f "$policy"' EXIT
-    fi
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+# The same Debian packages as the tests (libsasl2, slapd, ...; libldap, which Debian's ldapdb
+# links, comes with ldap-utils), installed the same way: no prompt, no service started.
+scripts/deps.sh
 system_ldapdb=/usr/lib/x86_64-linux-gnu/sasl2/libldapdb.so
 if [ ! -e "$system_ldapdb" ] && [ -z "${LDAPBIND_BENCH_LDAPDB:-}" ]; then
     deps=$PWD/target/bench-deps
@@ -58,11 +33,6 @@ if [ ! -e "$system_ldapdb" ] && [ -z "${LDAPBIND_BENCH_LDAPDB:-}" ]; then
         dpkg-deb -x "$deps"/libsasl2-modules-ldap_*.deb "$deps/root"
     fi
     export LDAPBIND_BENCH_LDAPDB=$so
-fi
-
-if ! command -v cargo >/dev/null; then
-    echo "bench.sh: cargo not found; install a Rust toolchain (rustup) first" >&2
-    exit 1
 fi
 
 # The plugin as it is installed (target/release/libldapbind.so), then the benchmark, which
