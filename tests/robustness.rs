@@ -210,3 +210,44 @@ fn sasl_done_closes_the_kept_connection() {
         slapd.log_since(&mark)
     );
 }
+
+/// A server that answers every request with bytes that are not LDAP (here: an HTTP reply).
+fn garbage_server() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                use std::io::Write;
+                let mut buf = [0u8; 4096];
+                while matches!(stream.read(&mut buf), Ok(n) if n > 0) {
+                    let _ = stream
+                        .write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n\x30\x84\xff\xff\xff\xff");
+                }
+            });
+        }
+    });
+    port
+}
+
+#[test]
+fn a_server_answering_garbage_fails_the_login_cleanly() {
+    let port = garbage_server();
+    let dir = PluginDir::with_ldapbind();
+    let server = init(&dir, &options(&format!("ldap://127.0.0.1:{port}/dc=users,dc=local"), "1"));
+    for _ in 0..3 {
+        let started = Instant::now();
+        assert_ne!(login(&server), SASL_OK);
+        assert!(started.elapsed() < Duration::from_secs(2), "took {:?}", started.elapsed());
+    }
+    // ldap3 waits for a decodable message, so garbage ends as a timeout that names the server
+    // and says to check host and port (the usual cause: sasl_ldapdb_uri points at another service).
+    let lines = err_lines(&format!("LDAP server 127.0.0.1:{port} did not answer the bind within 1s"));
+    assert!(lines.iter().all(|l| l.contains("host and port in sasl_ldapdb_uri")), "{lines:#?}");
+    assert_eq!(lines.len(), 3, "{:#?}", Server::logs());
+    assert!(
+        !Server::logs().iter().any(|(_, m)| m.contains("internal error")),
+        "a malformed answer is a server problem, not a panic: {:#?}",
+        Server::logs()
+    );
+}
