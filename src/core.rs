@@ -3,6 +3,7 @@
 //! and ldap3 lives here and is tested with a scripted host and directory.
 
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -42,11 +43,18 @@ struct Slot {
     filters: Vec<String>,
     /// Lower-cased attributes that were asked for (absent from the entry = the entry has none).
     attrs: BTreeSet<String>,
-    found: Arc<Found>,
+    result: Arc<Searched>,
     at: Instant,
     /// Made by ldapbind's canonicalisation at the start of a login; only then may the authid
     /// lookups of the same login use it (see [`Service::search`]).
     by_canon: bool,
+}
+
+/// One search's answer, shared by the calls of one login.
+struct Searched {
+    found: Found,
+    /// The password problem of this entry (hashed, missing) was logged already.
+    password_reported: AtomicBool,
 }
 
 /// Who is asking for a search; decides whether a kept result may answer.
@@ -120,14 +128,14 @@ impl<D: Directory> Service<D> {
     }
 
     /// Find the entry for `name`, from this login's kept result when allowed, else by one search.
-    /// Returns the result, the rendered filter, and whether it came from the directory just now.
+    /// Returns the result (shared with the cache) and the rendered filter.
     fn search<H: Host>(
         &self,
         host: &H,
         name: &str,
         asker: Asker,
         attrs: &BTreeSet<String>,
-    ) -> Result<(Arc<Found>, String, bool), Error> {
+    ) -> Result<(Arc<Searched>, String), Error> {
         let filter = self.config.filter.render(name, host.realm().as_deref());
         let conn = host.conn_id();
         // A kept result may answer only later calls of the same login. A login starts with
@@ -147,11 +155,14 @@ impl<D: Directory> Service<D> {
                     && attrs.is_subset(&s.attrs)
                     && (asker != Asker::AuthidLookup || s.by_canon)
             }) {
-                return Ok((Arc::clone(&slot.found), filter, false));
+                return Ok((Arc::clone(&slot.result), filter));
             }
         }
         let attr_list: Vec<String> = attrs.iter().cloned().collect();
-        let found = Arc::new(self.dir.find(&filter, &attr_list)?);
+        let result = Arc::new(Searched {
+            found: self.dir.find(&filter, &attr_list)?,
+            password_reported: AtomicBool::new(false),
+        });
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
         cache.retain(|s| s.conn != conn && s.at.elapsed() < CACHE_TTL);
         if cache.len() >= CACHE_SLOTS {
@@ -161,11 +172,11 @@ impl<D: Directory> Service<D> {
             conn,
             filters: vec![filter.clone()],
             attrs: attrs.clone(),
-            found: Arc::clone(&found),
+            result: Arc::clone(&result),
             at: Instant::now(),
             by_canon: asker == Asker::Canon,
         });
-        Ok((found, filter, true))
+        Ok((result, filter))
     }
 
     /// Let the kept result of this login also answer searches for `canonical`.
@@ -195,8 +206,8 @@ impl<D: Directory> Service<D> {
             return Ok(name);
         };
         let attrs = self.wanted_attrs(&host.requested());
-        let (found, filter, _) = self.search(host, &name, Asker::Canon, &attrs)?;
-        let entry = match &*found {
+        let (result, filter) = self.search(host, &name, Asker::Canon, &attrs)?;
+        let entry = match &result.found {
             Found::None => return Err(self.no_such_user(&name, filter)),
             Found::Many(dns) => return Err(self.ambiguous(&name, filter, dns)),
             Found::One(entry) => entry,
@@ -231,8 +242,8 @@ impl<D: Directory> Service<D> {
         let name = checked_name(user)?;
         let asker = if flags.authzid { Asker::AuthzidLookup } else { Asker::AuthidLookup };
         let attrs = self.wanted_attrs(&requested);
-        let (found, filter, fresh) = self.search(host, &name, asker, &attrs)?;
-        let entry = match &*found {
+        let (result, filter) = self.search(host, &name, asker, &attrs)?;
+        let entry = match &result.found {
             // An authorization id need not be in the directory (sasldb answers OK too): the
             // proxy policy decides, and a NOUSER here would fail logins that never use it.
             Found::None if flags.authzid => return Ok(()),
@@ -261,7 +272,8 @@ impl<D: Directory> Service<D> {
             if prop.eq_ignore_ascii_case("userPassword") {
                 let (hashed, clear): (Vec<&Vec<u8>>, Vec<&Vec<u8>>) =
                     values.into_iter().partition(|v| hash_scheme(v).is_some());
-                if clear.is_empty() && fresh {
+                // Said once per search result, however many lookups of the login read it.
+                if clear.is_empty() && !result.password_reported.swap(true, Ordering::Relaxed) {
                     let saslauthd = host
                         .library_option("pwcheck_method")
                         .is_some_and(|m| m.split_ascii_whitespace().any(|v| v.eq_ignore_ascii_case("saslauthd")));
