@@ -179,6 +179,13 @@ fn selection_warnings(selection: &Selection, config: &Config) -> Vec<String> {
         }
         _ => {}
     }
+    if config.canon_attr.is_some() && !selection.canon_named {
+        out.push(
+            "sasl_ldapdb_canon_attr is set but sasl_canon_user_plugin is not ldapbind, so libsasl2 never asks \
+             ldapbind for the canonical name; set `sasl_canon_user_plugin: ldapbind` or remove sasl_ldapdb_canon_attr"
+                .to_owned(),
+        );
+    }
     out
 }
 

@@ -136,3 +136,19 @@ fn options_are_asked_for_with_the_plugin_name() {
         .count();
     assert_eq!(sockets, 0, "init must not connect");
 }
+
+#[test]
+fn a_canon_attr_without_the_canon_plugin_is_pointed_out() {
+    let (_dir, _server) = init(&[
+        ("auxprop_plugin", "ldapbind"),
+        ("log_level", "3"),
+        ("ldapdb_uri", "ldap://127.0.0.1:3893/dc=users,dc=local"),
+        ("ldapdb_id", "cn=cyrus,ou=machines,dc=users,dc=local"),
+        ("ldapdb_pw", "cyrus"),
+        ("ldapdb_canon_attr", "mail"),
+    ]);
+    let lines: Vec<_> = ldapbind_lines().into_iter().filter(|(_, m)| m.contains("sasl_ldapdb_canon_attr")).collect();
+    assert_eq!(lines.len(), 1, "{lines:#?}");
+    assert_eq!(lines[0].0, SASL_LOG_WARN);
+    assert!(lines[0].1.contains("sasl_canon_user_plugin: ldapbind"), "{lines:#?}");
+}

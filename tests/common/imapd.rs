@@ -127,6 +127,9 @@ impl ImapdOptions {
             ("sasl_ldapdb_id", slapd::SERVICE_DN),
             ("sasl_ldapdb_pw", slapd::SERVICE_PW),
             ("sasl_ldapdb_canon_attr", "mail"),
+            // What the seed's canon_attr was for: the directory's name for the user. ldapbind
+            // warns at start-up when canon_attr is set without this.
+            ("sasl_canon_user_plugin", "ldapbind"),
         ];
         ImapdOptions {
             conf: conf.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
