@@ -328,6 +328,8 @@ pub enum ConnectError {
     /// Anything else (refused, unreachable, timeout); `step` says what was under way, e.g.
     /// "connect and TLS handshake", for the caller's message.
     Ldap { step: &'static str, source: LdapError },
+    /// Resolving the host or the TCP connect failed, already phrased for the log.
+    Net(crate::error::Error),
 }
 
 /// Open a connection to `url` as the configuration says, within `cfg.timeout` (ldap3's
@@ -351,7 +353,7 @@ pub fn connect(cfg: &Config, url: &LdapUrl, tls: Option<&Arc<ClientConfig>>) -> 
         };
         settings = settings.set_config(Arc::clone(tls));
     }
-    let err = match LdapConn::with_settings(settings, &url.connect_url()) {
+    let err = match LdapConn::with_settings(with_socket(settings, cfg, url, started)?, &url.connect_url()) {
         Ok(conn) => return Ok(conn),
         Err(e) => e,
     };
@@ -365,8 +367,7 @@ pub fn connect(cfg: &Config, url: &LdapUrl, tls: Option<&Arc<ClientConfig>>) -> 
             log::warn!(target: "ldapbind", "{}", starttls_fallback(url, &result));
             // Same budget for both attempts: the refusal came quickly, but never wait longer
             // than the timeout in total.
-            let left = cfg.timeout.saturating_sub(started.elapsed()).max(Duration::from_millis(1));
-            let settings = LdapConnSettings::new().set_conn_timeout(left);
+            let settings = with_socket(LdapConnSettings::new(), cfg, url, started)?;
             LdapConn::with_settings(settings, &url.connect_url())
                 .map_err(|source| ConnectError::Ldap { step: "connect", source })
         }
@@ -375,6 +376,24 @@ pub fn connect(cfg: &Config, url: &LdapUrl, tls: Option<&Arc<ClientConfig>>) -> 
             None => ConnectError::Ldap { step: mode.step(), source: err },
         }),
     }
+}
+
+/// `settings` with a TCP socket ldapbind connected itself (resolution included, see
+/// [`crate::ldap::net`]) and ldap3's timeout set to what is left of the budget for the rest
+/// (StartTLS, TLS handshake). ldapi:// URLs are left to ldap3: a local socket path needs no lookup.
+#[allow(clippy::result_large_err, reason = "see connect")]
+fn with_socket(
+    settings: LdapConnSettings,
+    cfg: &Config,
+    url: &LdapUrl,
+    started: Instant,
+) -> Result<LdapConnSettings, ConnectError> {
+    let left = |started: Instant| cfg.timeout.saturating_sub(started.elapsed()).max(Duration::from_millis(1));
+    if url.scheme == crate::uri::Scheme::Ldapi {
+        return Ok(settings.set_conn_timeout(left(started)));
+    }
+    let stream = crate::ldap::net::connect(url, left(started), cfg.timeout).map_err(ConnectError::Net)?;
+    Ok(settings.set_std_stream(ldap3::StdStream::Tcp(stream)).set_conn_timeout(left(started)))
 }
 
 /// One line for a connection failure that is about TLS; `None` for anything else.

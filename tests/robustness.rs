@@ -5,6 +5,7 @@ mod common;
 
 use std::io::Read;
 use std::net::{TcpListener, TcpStream};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -250,4 +251,52 @@ fn a_server_answering_garbage_fails_the_login_cleanly() {
         "a malformed answer is a server problem, not a panic: {:#?}",
         Server::logs()
     );
+}
+
+const DNS_CHILD_ENV: &str = "LDAPBIND_DNS_CHILD";
+const HUNG_NAME: &str = "ldap.hang.test";
+
+#[test]
+#[ignore = "run by a_hung_resolver_costs_one_login_at_most_the_timeout, in a mount namespace"]
+fn dns_child_login() {
+    std::env::var(DNS_CHILD_ENV).expect("started by a_hung_resolver_costs_one_login_at_most_the_timeout");
+    let dir = PluginDir::with_ldapbind();
+    let server = init(&dir, &options(&format!("ldap://{HUNG_NAME}/dc=users,dc=local"), "1"));
+    for _ in 0..2 {
+        let started = Instant::now();
+        assert_ne!(login(&server), SASL_OK);
+        let took = started.elapsed();
+        assert!(took < Duration::from_secs(2), "login took {took:?} with a resolver that never answers");
+    }
+    let lines = err_lines(&format!("resolving {HUNG_NAME} from sasl_ldapdb_uri took longer than 1s"));
+    assert!(!lines.is_empty(), "{:#?}", Server::logs());
+}
+
+/// glibc waits 2 x 5 s for a DNS server that never answers; ldapbind must not wait with it.
+#[test]
+fn a_hung_resolver_costs_one_login_at_most_the_timeout() {
+    // A DNS server on a loopback address of its own that reads queries and never answers.
+    let dns = std::net::UdpSocket::bind("127.0.0.2:53").expect("bind a silent DNS server on 127.0.0.2:53 (root)");
+    let tmp = tempfile::tempdir().unwrap();
+    let resolv = tmp.path().join("resolv.conf");
+    std::fs::write(&resolv, "nameserver 127.0.0.2\noptions timeout:5 attempts:2\n").unwrap();
+    let script = format!(
+        "mount --bind '{}' /etc/resolv.conf && exec \"$0\" --ignored --exact dns_child_login --nocapture --test-threads=1",
+        resolv.display()
+    );
+    let started = Instant::now();
+    let out = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c", &script])
+        .arg(std::env::current_exe().unwrap())
+        .env(DNS_CHILD_ENV, "1")
+        .output()
+        .expect("unshare (util-linux) runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("1 passed"),
+        "child failed after {:?}:\n{stdout}\n{}",
+        started.elapsed(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    drop(dns);
 }

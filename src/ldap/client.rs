@@ -175,6 +175,7 @@ impl LdapDirectory {
             Failure::Transport(match e {
                 crate::tls::ConnectError::Tls(line) => Error::Unavailable(line),
                 crate::tls::ConnectError::Ldap { step, source } => transport_error(url, step, cfg.timeout, source),
+                crate::tls::ConnectError::Net(e) => e,
             })
         })?;
         if service_bind {

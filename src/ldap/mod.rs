@@ -2,6 +2,7 @@
 //! [`client::LdapDirectory`] is the ldap3 implementation; tests script a fake.
 
 pub mod client;
+pub mod net;
 pub mod probe;
 
 /// One entry, with only the attributes that were asked for.

@@ -102,6 +102,7 @@ pub fn probe(cfg: &Config, url: &LdapUrl, tls: Option<&Arc<ClientConfig>>) -> Pr
             let err = match e {
                 ConnectError::Tls(line) => Error::Unavailable(line),
                 ConnectError::Ldap { step, source } => transport_error(url, step, cfg.timeout, source),
+                ConnectError::Net(e) => e,
             };
             if mode.uses_tls() {
                 steps.push((ProbeStep::Tls, Outcome::Failed(err)));
