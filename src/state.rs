@@ -82,19 +82,20 @@ pub fn register(
     if st.plugin.as_ref().is_some_and(|p| !matches!(p.setup, Setup::Unconfigured)) {
         return;
     }
-    let configured = options(crate::config::keys::URI).is_some_and(|u| !u.trim().is_empty());
+    let sources = SystemSources(|key: &str| options(key));
+    let configured = crate::config::is_configured(&sources);
     // An init that sees no URI (a client init without the server's options) keeps what is there.
     if st.plugin.is_some() && !configured {
         return;
     }
-    let plugin = build(Selection::read(library), configured, options, log);
+    let plugin = build(Selection::read(library), configured, &sources, log);
     st.plugin = Some(Arc::new(plugin));
 }
 
 fn build(
     selection: Selection,
     configured: bool,
-    options: &dyn Fn(&str) -> Option<String>,
+    sources: &impl crate::config::Sources,
     log: &dyn Fn(Level, &str),
 ) -> Plugin {
     let named = selection.auxprop_named || selection.canon_named;
@@ -105,7 +106,7 @@ fn build(
     // configuring an URI); quiet when the options are meant for another plugin.
     let loud = named || selection.auxprop_unset;
     let say = |level: Level, msg: &str| log(if loud { level } else { Level::Debug }, &format!("ldapbind: {msg}"));
-    let setup = match Config::from_sources(&SystemSources(|k: &str| options(k))) {
+    let setup = match Config::from_sources(sources) {
         Err(errors) => {
             let lines: Vec<String> = errors.0.iter().map(ToString::to_string).collect();
             for line in &lines {
