@@ -159,6 +159,99 @@ pub const NOPASS: TestUser = TestUser {
 };
 pub const ALL_USERS: [TestUser; 8] = [JOHNDOE, ALICE, OBRIEN, SSHA_USER, CRYPT_USER, TWIN_A, TWIN_B, NOPASS];
 
+/// Entries whose stored values no login may use as they are, for [`SlapdOptions::extra_ldif`]
+/// (they are not in `users.ldif`, so [`ALL_USERS`] and the other tests never meet them). slapd
+/// stores each value as written (base64 LDIF for the NUL bytes, control and padding):
+///
+/// - [`EMPTY_PW`]: `userPassword`, `authPassword` and `cmusaslsecretPLAIN` are empty values;
+/// - [`NUL_PW`]: `userPassword` is `dogood\0xxx` (a C string compare stops at the NUL);
+/// - [`PADDED`]: `uid` is `"  padded  "`; [`NUL_UID`]: `uid` is `"nul\0admin"`; [`CTL_UID`]: `uid`
+///   is `"ctl\x01admin"` (canonical names taken from `uid` by `ldapdb_canon_attr: uid`).
+pub const ODD_VALUES_LDIF: &str = "\
+dn: cn=emptypw,ou=superheros,dc=users,dc=local
+objectClass: inetOrgPerson
+objectClass: ldapbindSecrets
+cn: emptypw
+sn: Empty
+uid: emptypw
+mail: emptypw@example.com
+userPassword:
+authPassword:
+cmusaslsecretPLAIN:
+
+dn: cn=nulpw,ou=superheros,dc=users,dc=local
+objectClass: inetOrgPerson
+cn: nulpw
+sn: Nul
+uid: nulpw
+mail: nulpw@example.com
+userPassword:: ZG9nb29kAHh4eA==
+
+dn: cn=padded,ou=superheros,dc=users,dc=local
+objectClass: inetOrgPerson
+cn: padded
+sn: Padded
+uid:: ICBwYWRkZWQgIA==
+mail: padded@example.com
+userPassword: padded-pw
+
+dn: cn=nuluid,ou=superheros,dc=users,dc=local
+objectClass: inetOrgPerson
+cn: nuluid
+sn: Nul
+uid:: bnVsAGFkbWlu
+mail: nuluid@example.com
+userPassword: nuluid-pw
+
+dn: cn=ctluid,ou=superheros,dc=users,dc=local
+objectClass: inetOrgPerson
+cn: ctluid
+sn: Control
+uid:: Y3RsAWFkbWlu
+mail: ctluid@example.com
+userPassword: ctluid-pw
+";
+/// Of [`ODD_VALUES_LDIF`]: empty `userPassword` (and `authPassword`, `cmusaslsecretPLAIN`).
+pub const EMPTY_PW: TestUser = TestUser {
+    uid: "emptypw",
+    mail: "emptypw@example.com",
+    dn: "cn=emptypw,ou=superheros,dc=users,dc=local",
+    password: None,
+    stored: Some(""),
+};
+/// Of [`ODD_VALUES_LDIF`]: `userPassword` `dogood\0xxx`; `password` is what libsasl2 would take.
+pub const NUL_PW: TestUser = TestUser {
+    uid: "nulpw",
+    mail: "nulpw@example.com",
+    dn: "cn=nulpw,ou=superheros,dc=users,dc=local",
+    password: Some("dogood"),
+    stored: Some("dogood\0xxx"),
+};
+/// Of [`ODD_VALUES_LDIF`]: `uid` `"  padded  "` (`uid` here is the trimmed name).
+pub const PADDED: TestUser = TestUser {
+    uid: "padded",
+    mail: "padded@example.com",
+    dn: "cn=padded,ou=superheros,dc=users,dc=local",
+    password: Some("padded-pw"),
+    stored: Some("padded-pw"),
+};
+/// Of [`ODD_VALUES_LDIF`]: `uid` `"nul\0admin"`.
+pub const NUL_UID: TestUser = TestUser {
+    uid: "nul\0admin",
+    mail: "nuluid@example.com",
+    dn: "cn=nuluid,ou=superheros,dc=users,dc=local",
+    password: Some("nuluid-pw"),
+    stored: Some("nuluid-pw"),
+};
+/// Of [`ODD_VALUES_LDIF`]: `uid` `"ctl\x01admin"`.
+pub const CTL_UID: TestUser = TestUser {
+    uid: "ctl\x01admin",
+    mail: "ctluid@example.com",
+    dn: "cn=ctluid,ou=superheros,dc=users,dc=local",
+    password: Some("ctluid-pw"),
+    stored: Some("ctluid-pw"),
+};
+
 /// Certificate files for a TLS-enabled slapd (see [`SlapdOptions::tls`]); [`TestCa::server`]
 /// makes them.
 #[derive(Debug, Clone)]
@@ -334,11 +427,24 @@ pub struct SlapdOptions {
     ///   `by anonymous auth` on entries (slapd's own auxprop reads the service secret for
     ///   DIGEST-MD5). The service account's simple bind and searches are unchanged.
     pub ldapdb_compat: bool,
+    /// A server-side limit on the entries one search returns (see [`SizeLimit`]); `None`: slapd's
+    /// default (500), which never cuts a user search short.
+    pub size_limit: Option<SizeLimit>,
+}
+
+/// Where [`SlapdOptions::size_limit`] applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SizeLimit {
+    /// `olcSizeLimit: N` on the users' database: every non-root search (`sizelimit N` in slapd.conf).
+    Database(u32),
+    /// `olcLimits: dn.exact="<SERVICE_DN>" size=N`: the service account's searches only
+    /// (`limits dn.exact=... size=N` in slapd.conf), a plausible hardening of that account.
+    ServiceAccount(u32),
 }
 
 impl Default for SlapdOptions {
     fn default() -> Self {
-        SlapdOptions { stats_log: true, tls: None, extra_ldif: None, ldapdb_compat: false }
+        SlapdOptions { stats_log: true, tls: None, extra_ldif: None, ldapdb_compat: false, size_limit: None }
     }
 }
 
@@ -761,9 +867,19 @@ impl Slapd {
         }
     }
 
-    /// cn=config with the TLS attributes of [`SlapdOptions::tls`] added to the `cn=config` entry.
+    /// cn=config with the TLS attributes of [`SlapdOptions::tls`] added to the `cn=config` entry
+    /// and the limit of [`SlapdOptions::size_limit`] to the users' database.
     fn config_ldif(&self, dir: &str) -> String {
-        let ldif = CONFIG_LDIF.replace("@DIR@", dir);
+        let mut ldif = CONFIG_LDIF.replace("@DIR@", dir);
+        if let Some(limit) = self.opts.size_limit {
+            let attr = match limit {
+                SizeLimit::Database(n) => format!("olcSizeLimit: {n}\n"),
+                SizeLimit::ServiceAccount(n) => format!("olcLimits: dn.exact=\"{SERVICE_DN}\" size={n}\n"),
+            };
+            let anchor = "olcDbMaxSize: 16777216\n";
+            assert!(ldif.contains(anchor), "slapd-config.ldif lost its `{anchor}` line");
+            ldif = ldif.replacen(anchor, &format!("{anchor}{attr}"), 1);
+        }
         let Some(tls) = &self.opts.tls else {
             return ldif;
         };
