@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use crate::config::{Config, FileData, Secret, Sources, SystemSources, keys};
-use crate::core::{LookupFlags, PREFETCH, Service};
+use crate::core::{LookupFlags, PREFETCH, Service, Unusable};
 use crate::error::Error;
 use crate::host::{Host, Level, Requested};
 use crate::ldap::client::LdapDirectory;
@@ -912,6 +912,8 @@ enum SearchOutcome {
     None,
     One { dn: String, formats: BTreeMap<String, Vec<String>> },
     Many(Vec<String>),
+    /// Cut short by the server's size limit before two entries (DNs of those that came).
+    Unsure(Vec<String>),
     Failed(String),
 }
 
@@ -949,8 +951,16 @@ impl Recorder {
     }
 }
 
+/// The [`Unusable`] a format of [`value_format`] stands for.
+fn unusable_format(format: &str) -> Option<Unusable> {
+    Unusable::ALL.into_iter().find(|u| u.format() == format)
+}
+
 /// How a password-like value is stored, never the value itself.
 fn value_format(prop: &str, value: &[u8]) -> String {
+    if let Some(why) = Unusable::of(value) {
+        return why.format().to_owned();
+    }
     if prop.eq_ignore_ascii_case("userPassword") {
         return hash_scheme(value).unwrap_or_else(|| "cleartext".to_owned());
     }
@@ -974,6 +984,7 @@ impl Directory for Recorder {
             Ok(Found::None) => SearchOutcome::None,
             Ok(Found::One(e)) => SearchOutcome::One { dn: e.dn.clone(), formats: self.formats(e) },
             Ok(Found::Many(dns)) => SearchOutcome::Many(dns.clone()),
+            Ok(Found::Unsure { dns, .. }) => SearchOutcome::Unsure(dns.clone()),
             Err(e) => SearchOutcome::Failed(e.to_string()),
         };
         self.searches
@@ -1011,7 +1022,10 @@ impl Secrets {
             return b.clone();
         }
         match self.user_password.first() {
-            Some(scheme) => format!("userPassword is {scheme}, a hash ldapbind never hands to libsasl2"),
+            Some(format) => match unusable_format(format) {
+                Some(why) => format!("userPassword {}", why.says()),
+                None => format!("userPassword is {format}, a hash ldapbind never hands to libsasl2"),
+            },
             None => "the entry has no userPassword the service account can read".to_owned(),
         }
     }
@@ -1292,6 +1306,12 @@ fn lookup(
                 secrets.blocked = Some(format!("the search for {} is ambiguous", input.user));
                 (dns.len(), dns.clone())
             }
+            SearchOutcome::Unsure(dns) => {
+                let msg = failure.map_or_else(|| "the server's size limit ended the search".to_owned(), ToString::to_string);
+                steps.push(Step::from_message(&msg, "raise the service account's size limit on the server to at least 2"));
+                secrets.blocked = Some(format!("the server's size limit cut the search for {} short", input.user));
+                (dns.len(), dns.clone())
+            }
             SearchOutcome::Failed(msg) => {
                 steps.push(Step::from_message(msg, "check the server and the service account's rights"));
                 secrets.blocked = Some("the user search failed (see above)".into());
@@ -1368,10 +1388,22 @@ fn lookup(
                 formats: found.clone(),
                 handed,
             });
+            // Empty values and values with a NUL byte are never handed to libsasl2: say so, and
+            // weigh only the others.
+            for why in Unusable::ALL.into_iter().filter(|u| found.iter().any(|f| f == u.format())) {
+                steps.push(Step::problem(
+                    format!("{label}: a value {}", why.says()),
+                    crate::core::unusable_secret_fix(config, attr),
+                ));
+            }
+            let usable: Vec<&String> = found.iter().filter(|f| unusable_format(f).is_none()).collect();
+            if usable.is_empty() {
+                continue;
+            }
             let shown = if *prop == "authPassword" {
-                found.iter().map(|f| format!("authPassword {f}")).collect::<Vec<_>>().join(", ")
+                usable.iter().map(|f| format!("authPassword {f}")).collect::<Vec<_>>().join(", ")
             } else {
-                found.join(", ")
+                usable.iter().map(|f| f.as_str()).collect::<Vec<_>>().join(", ")
             };
             match *prop {
                 "userPassword" => {

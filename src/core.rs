@@ -55,6 +55,8 @@ struct Searched {
     found: Found,
     /// The password problem of this entry (hashed, missing) was logged already.
     password_reported: AtomicBool,
+    /// Attributes whose unusable secret values (see [`Unusable`]) were logged already.
+    unusable_reported: Mutex<BTreeSet<String>>,
 }
 
 /// Who is asking for a search; decides whether a kept result may answer.
@@ -77,22 +79,80 @@ pub struct Service<D> {
 
 /// A name as it may be sent to the directory.
 fn checked_name(input: &[u8]) -> Result<String, Error> {
-    let shown = || format!("{:?}", String::from_utf8_lossy(&input[..input.len().min(64)]));
-    let text = std::str::from_utf8(input).map_err(|_| Error::BadName { shown: shown(), why: "not valid UTF-8" })?;
+    trimmed_name(input).map_err(|why| Error::BadName { shown: shown_name(input), why })
+}
+
+/// `input` trimmed, or why it can be no user name: the rule for typed names and for the
+/// values of `ldapdb_canon_attr` alike.
+fn trimmed_name(input: &[u8]) -> Result<String, &'static str> {
+    let text = std::str::from_utf8(input).map_err(|_| "not valid UTF-8")?;
     if text.contains('\0') {
-        return Err(Error::BadName { shown: shown(), why: "contains a NUL byte" });
+        return Err("contains a NUL byte");
     }
     let trimmed = text.trim_matches(|c: char| c.is_ascii_whitespace());
     if trimmed.is_empty() {
-        return Err(Error::BadName { shown: shown(), why: "all-whitespace username" });
+        return Err("all-whitespace username");
     }
     if trimmed.len() > MAX_NAME_LEN {
-        return Err(Error::BadName { shown: shown(), why: "longer than 512 bytes" });
+        return Err("longer than 512 bytes");
     }
     if trimmed.chars().any(char::is_control) {
-        return Err(Error::BadName { shown: shown(), why: "contains control characters" });
+        return Err("contains control characters");
     }
     Ok(trimmed.to_owned())
+}
+
+/// A refused name as a log line shows it: quoted and escaped, at most 64 bytes of it.
+fn shown_name(input: &[u8]) -> String {
+    format!("{:?}", String::from_utf8_lossy(&input[..input.len().min(64)]))
+}
+
+/// Why a value of a secret property (see [`is_secret`]) is never handed to libsasl2.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unusable {
+    /// Empty: every mechanism would accept the empty password (or derive its secrets from it).
+    Empty,
+    /// Holds a NUL byte: libsasl2 compares C strings, so the part before the NUL would pass.
+    Nul,
+}
+
+impl Unusable {
+    pub const ALL: [Unusable; 2] = [Unusable::Empty, Unusable::Nul];
+
+    pub fn of(value: &[u8]) -> Option<Unusable> {
+        if value.is_empty() {
+            Some(Unusable::Empty)
+        } else if value.contains(&0) {
+            Some(Unusable::Nul)
+        } else {
+            None
+        }
+    }
+
+    /// What the value is, as a format (`ldapbind-check` shows it instead of `cleartext`).
+    pub fn format(self) -> &'static str {
+        match self {
+            Unusable::Empty => "empty",
+            Unusable::Nul => "with a NUL byte",
+        }
+    }
+
+    /// "`<attribute>` ..." and why ldapbind leaves it out.
+    pub fn says(self) -> &'static str {
+        match self {
+            Unusable::Empty => "is empty, which ldapbind never hands to libsasl2 (an empty password would log in)",
+            Unusable::Nul => {
+                "holds a NUL byte, which ldapbind never hands to libsasl2 (it compares C strings, so the part \
+                 before the NUL would log in)"
+            }
+        }
+    }
+}
+
+/// Whether the SASL property `prop` holds a password or a secret made from one.
+pub fn is_secret(prop: &str) -> bool {
+    let p = prop.to_ascii_lowercase();
+    p == "userpassword" || p == "authpassword" || p.starts_with("cmusaslsecret")
 }
 
 impl<D: Directory> Service<D> {
@@ -162,6 +222,7 @@ impl<D: Directory> Service<D> {
         let result = Arc::new(Searched {
             found: self.dir.find(&filter, &attr_list)?,
             password_reported: AtomicBool::new(false),
+            unusable_reported: Mutex::new(BTreeSet::new()),
         });
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
         cache.retain(|s| s.conn != conn && s.at.elapsed() < CACHE_TTL);
@@ -199,6 +260,30 @@ impl<D: Directory> Service<D> {
         Error::Ambiguous { user: user.to_owned(), filter, base: self.config.search_base.clone(), dns: dns.join("; ") }
     }
 
+    /// The search was cut short by the server's own size limit: refuse, naming the limit.
+    fn unsure(&self, user: &str, filter: String, server: &str, dns: &[String]) -> Error {
+        let (who, slapd) = match &self.config.bind {
+            crate::config::Bind::Simple { dn, .. } => {
+                (format!("the service account {dn}"), format!("`limits dn.exact=\"{dn}\" size=unlimited`"))
+            }
+            crate::config::Bind::External => {
+                ("the service account (the EXTERNAL identity)".to_owned(), "`limits dn.exact=\"<its DN>\" size=unlimited`".to_owned())
+            }
+            crate::config::Bind::Anonymous => ("anonymous searches".to_owned(), "`limits anonymous size=unlimited`".to_owned()),
+        };
+        let read = match dns {
+            [] => "before any entry".to_owned(),
+            [dn] => format!("after 1 entry ({dn})"),
+            more => format!("after {} entries ({})", more.len(), more.join("; ")),
+        };
+        Error::Directory(format!(
+            "user {user} cannot be told apart: LDAP server {server} ended the search {filter} under {} at its own \
+             size limit {read} (4 sizeLimitExceeded), so more entries may match and ldapbind refuses; raise the \
+             size limit of {who} to at least 2 (slapd: {slapd}, olcLimits in cn=config, or sizelimit/olcSizeLimit)",
+            self.config.search_base
+        ))
+    }
+
     /// `canon_user_server`: the canonical name for `input`.
     pub fn canonicalize<H: Host>(&self, host: &H, input: &[u8]) -> Result<String, Error> {
         let name = checked_name(input)?;
@@ -210,6 +295,7 @@ impl<D: Directory> Service<D> {
         let entry = match &result.found {
             Found::None => return Err(self.no_such_user(&name, filter)),
             Found::Many(dns) => return Err(self.ambiguous(&name, filter, dns)),
+            Found::Unsure { server, dns } => return Err(self.unsure(&name, filter, server, dns)),
             Found::One(entry) => entry,
         };
         let canonical = pick_canonical(entry, &canon_attr, &name)?;
@@ -259,6 +345,12 @@ impl<D: Directory> Service<D> {
                 }
                 return Err(self.ambiguous(&name, filter, dns));
             }
+            Found::Unsure { server, dns } => {
+                if candidate.is_some() {
+                    host.prop_erase("*userPassword");
+                }
+                return Err(self.unsure(&name, filter, server, dns));
+            }
             Found::One(entry) => entry,
         };
         for req in wanted {
@@ -269,11 +361,22 @@ impl<D: Directory> Service<D> {
             }
             let attr = self.config.attribute_for(prop).to_owned();
             let mut values: Vec<&Vec<u8>> = entry.values(&attr).iter().collect();
+            let mut dropped = false;
+            if is_secret(prop) {
+                let count = values.len();
+                values.retain(|v| Unusable::of(v).is_none());
+                dropped = values.len() < count;
+                if dropped {
+                    self.report_unusable(host, &result, &name, entry, &attr);
+                }
+            }
             if prop.eq_ignore_ascii_case("userPassword") {
                 let (hashed, clear): (Vec<&Vec<u8>>, Vec<&Vec<u8>>) =
                     values.into_iter().partition(|v| hash_scheme(v).is_some());
                 // Said once per search result, however many lookups of the login read it.
-                if clear.is_empty() && !result.password_reported.swap(true, Ordering::Relaxed) {
+                // Values left out as unusable were reported as such, not as a missing password.
+                let missing = hashed.is_empty() && dropped;
+                if clear.is_empty() && !missing && !result.password_reported.swap(true, Ordering::Relaxed) {
                     let saslauthd = host
                         .library_option("pwcheck_method")
                         .is_some_and(|m| m.split_ascii_whitespace().any(|v| v.eq_ignore_ascii_case("saslauthd")));
@@ -313,6 +416,20 @@ impl<D: Directory> Service<D> {
         Ok(())
     }
 
+    /// One FAIL line per attribute and search result for the values of `attr` that are left out.
+    fn report_unusable<H: Host>(&self, host: &H, result: &Searched, name: &str, entry: &Entry, attr: &str) {
+        let first = result.unusable_reported.lock().unwrap_or_else(|p| p.into_inner()).insert(attr.to_ascii_lowercase());
+        if !first {
+            return;
+        }
+        let fix = unusable_secret_fix(&self.config, attr);
+        for why in Unusable::ALL {
+            if entry.values(attr).iter().any(|v| Unusable::of(v) == Some(why)) {
+                host.log(Level::Fail, &format!("ldapbind: {attr} of {name} ({}) {}; {fix}", entry.dn, why.says()));
+            }
+        }
+    }
+
     /// libsasl2 2.1.27's `auxprop-hashed` check: keep the candidate in `*userPassword` only
     /// when a bind as the user's DN accepts it.
     fn verify_by_bind<H: Host>(&self, host: &H, name: &str, entry: &Entry, candidate: &[u8]) -> Result<(), Error> {
@@ -343,6 +460,15 @@ impl<D: Directory> Service<D> {
     }
 }
 
+/// What to do about an [`Unusable`] value of the secret attribute `attr`.
+pub fn unusable_secret_fix(config: &Config, attr: &str) -> String {
+    if attr.eq_ignore_ascii_case(config.attribute_for("userPassword")) {
+        format!("store the user's password in {attr}, or delete that value")
+    } else {
+        format!("store a {attr} made from the user's password, or delete that value")
+    }
+}
+
 fn hashed_password_message(user: &str, dn: &str, attr: &str, scheme: &str) -> String {
     format!(
         "ldapbind: {attr} of {user} ({dn}) is stored as {scheme}, which libsasl2's pwcheck_method auxprop \
@@ -352,9 +478,24 @@ fn hashed_password_message(user: &str, dn: &str, attr: &str, scheme: &str) -> St
     )
 }
 
-/// The value of `attr` that names this entry: the only one, or the one equal to what was typed.
+/// The value of `attr` that names this entry: the only one, or the one equal to what was typed;
+/// trimmed and checked like a typed name, and refused when any value could be no name.
 fn pick_canonical(entry: &Entry, attr: &str, typed: &str) -> Result<String, Error> {
-    let values: Vec<&str> = entry.values(attr).iter().filter_map(|v| std::str::from_utf8(v).ok()).collect();
+    let values = entry
+        .values(attr)
+        .iter()
+        .map(|v| {
+            trimmed_name(v).map_err(|why| Error::Canon {
+                what: format!(
+                    "entry {} has a {attr} (sasl_ldapdb_canon_attr) value that cannot be a user name: {} ({why}); \
+                     correct that value in the directory, or set sasl_ldapdb_canon_attr to an attribute that holds \
+                     plain names",
+                    entry.dn,
+                    shown_name(v)
+                ),
+            })
+        })
+        .collect::<Result<Vec<String>, Error>>()?;
     match values.as_slice() {
         [] => Err(Error::Canon {
             what: format!(

@@ -4,7 +4,7 @@
 mod common;
 
 use common::sasl::{self, PluginDir, SASL_BADAUTH, SASL_LOG_ERR, SASL_LOG_FAIL, SASL_NOUSER, SASL_OK, Server};
-use common::slapd::{self, Slapd};
+use common::slapd::{self, SizeLimit, Slapd, SlapdOptions};
 
 const APP: &str = "ldapbind-test";
 const MECHS: [&str; 6] = ["PLAIN", "LOGIN", "CRAM-MD5", "DIGEST-MD5", "SCRAM-SHA-1", "SCRAM-SHA-256"];
@@ -16,7 +16,10 @@ struct Setup {
 }
 
 fn start(extra: &[(&str, &str)]) -> Setup {
-    let slapd = Slapd::start();
+    start_on(Slapd::start(), extra)
+}
+
+fn start_on(slapd: Slapd, extra: &[(&str, &str)]) -> Setup {
     let uri = format!("{}/{}", slapd.url(), slapd::BASE_DN);
     let mech_list = MECHS.join(" ");
     let mut options: Vec<(&str, &str)> = vec![
@@ -235,4 +238,91 @@ fn anonymous_search_refused_is_explained() {
     assert_ne!(checkpass(&s, "johndoe", "dogood").0, SASL_OK);
     let lines = lines_at(SASL_LOG_ERR, "anonymous");
     assert!(lines.iter().any(|l| l.contains("sasl_ldapdb_id")), "{:#?}", Server::logs());
+}
+
+fn with_odd_values() -> Slapd {
+    Slapd::start_with(SlapdOptions { extra_ldif: Some(slapd::ODD_VALUES_LDIF.into()), ..Default::default() })
+}
+
+#[test]
+fn empty_and_nul_secrets_in_the_directory_never_log_in() {
+    let s = start_on(with_odd_values(), &[]);
+    // The empty password against the empty userPassword (and empty authPassword and
+    // cmusaslsecretPLAIN): checkpass, PLAIN, LOGIN and every other mechanism refuse it.
+    let e = slapd::EMPTY_PW;
+    never_authenticates(&s, e.uid.as_bytes(), "", SASL_LOG_FAIL, &format!("userPassword of {} ({}) is empty", e.uid, e.dn));
+    for attr in ["authPassword", "cmusaslsecretPLAIN"] {
+        assert!(!lines_at(SASL_LOG_FAIL, &format!("{attr} of {} ({}) is empty", e.uid, e.dn)).is_empty(), "{attr}: {:#?}", Server::logs());
+    }
+    let fail = lines_at(SASL_LOG_FAIL, &format!("userPassword of {} ({}) is empty", e.uid, e.dn));
+    assert!(fail[0].contains("; store the user's password in userPassword"), "the fix: {fail:?}");
+    assert!(lines_at(SASL_LOG_FAIL, "has no userPassword").is_empty(), "not also called missing: {:#?}", Server::logs());
+    for mech in ["PLAIN", "LOGIN"] {
+        let r = sasl::exchange(&s.server, mech, e.mail, None, "");
+        assert_ne!(r.code, SASL_OK, "{mech} with an empty password");
+    }
+    // `dogood\0xxx` stored: `dogood` (what a C string compare would see) is no password.
+    let n = slapd::NUL_PW;
+    never_authenticates(&s, n.uid.as_bytes(), n.pw(), SASL_LOG_FAIL, &format!("userPassword of {} ({}) holds a NUL byte", n.uid, n.dn));
+    never_authenticates(&s, n.uid.as_bytes(), "dogood\0xxx", 0, "");
+    // Nothing of the values reaches a log line.
+    assert!(Server::logs().iter().all(|(_, m)| !m.contains("xxx")), "{:#?}", Server::logs());
+    // The other users are untouched.
+    assert_eq!(checkpass(&s, slapd::JOHNDOE.uid, slapd::JOHNDOE.pw()).0, SASL_OK);
+}
+
+#[test]
+fn canonical_names_from_the_directory_are_trimmed_and_checked_like_typed_ones() {
+    let s = start_on(with_odd_values(), &[("canon_user_plugin", "ldapbind"), ("ldapdb_canon_attr", "uid")]);
+    let p = slapd::PADDED;
+    let (rc, user, detail) = checkpass(&s, p.mail, p.pw());
+    assert_eq!((rc, user.as_deref()), (SASL_OK, Some(p.uid)), "{detail}");
+    for mech in MECHS {
+        let r = sasl::exchange(&s.server, mech, p.mail, None, p.pw());
+        assert_eq!((r.code, r.username.as_deref()), (SASL_OK, Some(p.uid)), "{mech}: {}", r.errdetail);
+    }
+    for (u, why) in [(slapd::NUL_UID, "contains a NUL byte"), (slapd::CTL_UID, "contains control characters")] {
+        never_authenticates(&s, u.mail.as_bytes(), u.pw(), SASL_LOG_FAIL, why);
+        let lines = lines_at(SASL_LOG_FAIL, why);
+        assert!(
+            lines.iter().any(|l| l.contains(u.dn) && l.contains("sasl_ldapdb_canon_attr")),
+            "{u:?}: {:#?}",
+            Server::logs()
+        );
+    }
+}
+
+/// An ambiguous name under a server-side size limit of 1: one entry and sizeLimitExceeded.
+fn a_size_limit_never_picks_the_first_entry(s: &Setup) {
+    let (a, b) = (slapd::TWIN_A, slapd::TWIN_B);
+    for twin in [a, b] {
+        let (rc, _, detail) = checkpass(s, slapd::SHARED_MAIL, twin.pw());
+        assert_eq!(rc, SASL_BADAUTH, "{} as {}: {detail}", twin.pw(), slapd::SHARED_MAIL);
+    }
+    never_authenticates(s, slapd::SHARED_MAIL.as_bytes(), a.pw(), SASL_LOG_ERR, "size limit");
+    let lines = lines_at(SASL_LOG_ERR, "size limit");
+    assert!(
+        lines.iter().any(|l| l.contains("4 sizeLimitExceeded")
+            && l.contains(slapd::SHARED_MAIL)
+            && l.contains(&format!("limits dn.exact=\"{}\" size=unlimited", slapd::SERVICE_DN))),
+        "{:#?}",
+        Server::logs()
+    );
+    // A unique name is still one entry and result 0 under that limit.
+    let john = slapd::JOHNDOE;
+    assert_eq!(checkpass(s, john.mail, john.pw()).0, SASL_OK);
+    assert_eq!(sasl::exchange(&s.server, "SCRAM-SHA-256", john.mail, None, john.pw()).code, SASL_OK);
+}
+
+#[test]
+fn a_service_account_size_limit_never_makes_an_ambiguous_name_a_login() {
+    let slapd = Slapd::start_with(SlapdOptions { size_limit: Some(SizeLimit::ServiceAccount(1)), ..Default::default() });
+    a_size_limit_never_picks_the_first_entry(&start_on(slapd, &[]));
+}
+
+#[test]
+fn a_server_size_limit_never_makes_an_ambiguous_name_a_login_through_ldapbinds_canon() {
+    let slapd = Slapd::start_with(SlapdOptions { size_limit: Some(SizeLimit::Database(1)), ..Default::default() });
+    let s = start_on(slapd, &[("canon_user_plugin", "ldapbind"), ("ldapdb_canon_attr", "mail")]);
+    a_size_limit_never_picks_the_first_entry(&s);
 }

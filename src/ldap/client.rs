@@ -281,20 +281,24 @@ impl Directory for LdapDirectory {
                     break;
                 }
             }
+            let mut unsure = false;
             let keep = if cut_short {
                 drop(stream);
                 Keep::No
             } else {
                 let res = stream.result();
-                // 4 = sizeLimitExceeded: more than SIZE_LIMIT matched; what arrived is enough.
                 if res.rc != 0 && res.rc != 4 {
                     return Err(Failure::Refused(Error::Directory(search_refused_message(
                         &cfg, url, res.rc, &res.text,
                     ))));
                 }
+                // 4 = sizeLimitExceeded: after SIZE_LIMIT entries, more than one matched; after
+                // fewer, the server's own lower limit cut the search and more may match.
+                unsure = res.rc == 4 && entries.len() < SIZE_LIMIT as usize;
                 Keep::Yes
             };
             let found = match entries.len() {
+                _ if unsure => Found::Unsure { server: url.endpoint(), dns: entries.into_iter().map(|e| e.dn).collect() },
                 0 => Found::None,
                 1 => Found::One(entries.remove(0)),
                 _ => Found::Many(entries.into_iter().map(|e| e.dn).collect()),

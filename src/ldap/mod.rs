@@ -27,6 +27,14 @@ pub enum Found {
     One(Entry),
     /// Two or more entries matched; their DNs (at most the size limit).
     Many(Vec<String>),
+    /// The server's own size limit ended the search (4 sizeLimitExceeded) before two entries
+    /// came: more may match, so whether the name is unique cannot be told. Never a match.
+    Unsure {
+        /// The server that cut the search short (`host:port`).
+        server: String,
+        /// DNs of the entries that came before the limit (fewer than two).
+        dns: Vec<String>,
+    },
 }
 
 /// What the core asks of the directory.
