@@ -1382,6 +1382,9 @@ fn lookup(
                 continue;
             }
             any = true;
+            if *prop == "userPassword" {
+                secrets.user_password = found.clone();
+            }
             report.properties.push(PropertyRow {
                 property: (*prop).to_owned(),
                 attribute: attr.to_owned(),
@@ -1407,7 +1410,6 @@ fn lookup(
             };
             match *prop {
                 "userPassword" => {
-                    secrets.user_password = found.clone();
                     if handed > 0 {
                         secrets.clear = true;
                         steps.push(Step::ok(format!("{label}: {shown}")));
@@ -1448,6 +1450,9 @@ fn lookup(
     } else if let (Some(_), Some(Err(e))) = (&dn, &looked_up) {
         steps.push(Step::from_message(&e.to_string(), "see the plugin's message above"));
         secrets.blocked.get_or_insert_with(|| "the property lookup failed".into());
+    } else if let (Some(_), Err(Error::Canon { .. })) = (&dn, &canonical) {
+        steps.push(Step::skipped("not looked up: no canonical name"));
+        secrets.blocked.get_or_insert_with(|| "ldapbind refused the canonical name (see above)".into());
     } else {
         steps.push(Step::skipped("not looked up: no entry"));
         secrets.blocked.get_or_insert_with(|| "the user was not found".into());

@@ -465,7 +465,7 @@ pub fn unusable_secret_fix(config: &Config, attr: &str) -> String {
     if attr.eq_ignore_ascii_case(config.attribute_for("userPassword")) {
         format!("store the user's password in {attr}, or delete that value")
     } else {
-        format!("store a {attr} made from the user's password, or delete that value")
+        format!("replace it with the {attr} made from the user's password, or delete that value")
     }
 }
 

@@ -744,3 +744,101 @@ fn starttls_against_a_server_without_tls() {
         "enable TLS on the server (slapd: olcTLSCertificateFile and olcTLSCertificateKeyFile) or use its ldaps:// URL",
     );
 }
+
+// ---- values no login may use, and a server that cuts the search short ----------------------
+
+#[test]
+fn empty_and_nul_stored_passwords_are_problems_never_cleartext_nor_working() {
+    let s = Slapd::start_with(slapd::SlapdOptions { extra_ldif: Some(slapd::ODD_VALUES_LDIF.into()), ..Default::default() });
+    let empty = "is empty, which ldapbind never hands to libsasl2 (an empty password would log in)";
+    let e = slapd::EMPTY_PW;
+    for password in [None, Some("")] {
+        let r = check(Some(&s), "good.conf", e.mail, password, &[]);
+        assert_eq!(r.code, 1, "{}{}", r.out, r.err);
+        r.problem(&format!("userPassword: a value {empty}"), "store the user's password in userPassword, or delete that value");
+        for attr in ["authPassword", "cmusaslsecretPLAIN"] {
+            r.problem(
+                &format!("{attr}: a value {empty}"),
+                &format!("replace it with the {attr} made from the user's password, or delete that value"),
+            );
+        }
+        r.line(&format!("  PLAIN          no        pwcheck_method auxprop needs a cleartext userPassword; userPassword {empty}"));
+        r.line(&format!("  SCRAM-SHA-256  no        needs a cleartext userPassword or an authPassword SCRAM-SHA-256$...; userPassword {empty}"));
+        assert!(!r.out.contains("  works  ") && !r.out.contains(": cleartext"), "{}", r.out);
+        if password.is_some() {
+            r.problem(
+                "the password is empty",
+                "type the password; ldapbind never binds with an empty one (servers take it as an unauthenticated bind)",
+            );
+        }
+        r.line(&format!("result: {} cannot log in through ldapbind ({} problems above)", e.mail, 3 + usize::from(password.is_some())));
+    }
+    let r = check(Some(&s), "good.conf", e.mail, None, &["--json"]);
+    let v = json::parse(&r.out).unwrap_or_else(|err| panic!("{err}:\n{}", r.out));
+    let props = v.get("properties").unwrap().as_array();
+    assert_eq!(props[0].get("formats").unwrap().as_array()[0].as_str(), Some("empty"), "{}", r.out);
+    assert!(v.get("working").unwrap().as_array().is_empty(), "{}", r.out);
+
+    // `dogood\0xxx` stored: the value is named as such, and `dogood` is no password.
+    let n = slapd::NUL_PW;
+    let r = check(Some(&s), "good.conf", n.uid, Some(n.pw()), &[]);
+    assert_eq!(r.code, 1, "{}{}", r.out, r.err);
+    r.problem(
+        "userPassword: a value holds a NUL byte, which ldapbind never hands to libsasl2 (it compares C strings, so the \
+         part before the NUL would log in)",
+        "store the user's password in userPassword, or delete that value",
+    );
+    assert!(!r.out.contains("  works  ") && !r.out.contains(": cleartext"), "{}", r.out);
+    r.line(&format!("result: {} cannot log in through ldapbind (2 problems above)", n.uid));
+    r.never_shows("xxx");
+
+    // Canonical names from the directory are trimmed, or refused with the value escaped.
+    let p = slapd::PADDED;
+    let r = check(Some(&s), "good.conf", p.mail, Some(p.pw()), &[]);
+    assert_eq!(r.code, 0, "{}{}", r.out, r.err);
+    r.line(&format!("  ok       {} (the uid of {}; sasl_canon_user_plugin: ldapbind)", p.uid, p.dn));
+    let u = slapd::NUL_UID;
+    let r = check(Some(&s), "good.conf", u.mail, None, &[]);
+    assert_eq!(r.code, 1, "{}{}", r.out, r.err);
+    r.problem(
+        &format!(
+            "entry {} has a uid (sasl_ldapdb_canon_attr) value that cannot be a user name: \"nul\\0admin\" (contains a NUL byte)",
+            u.dn
+        ),
+        "correct that value in the directory, or set sasl_ldapdb_canon_attr to an attribute that holds plain names",
+    );
+}
+
+#[test]
+fn a_server_size_limit_is_named_instead_of_taking_the_first_entry() {
+    let limit = Some(slapd::SizeLimit::Database(1));
+    let s = Slapd::start_with(slapd::SlapdOptions { size_limit: limit, ..Default::default() });
+    let a = slapd::TWIN_A;
+    let r = check(Some(&s), "good.conf", slapd::SHARED_MAIL, Some(a.pw()), &[]);
+    assert_eq!(r.code, 1, "{}{}", r.out, r.err);
+    r.problem(
+        &format!(
+            "user {0} cannot be told apart: LDAP server 127.0.0.1:{1} ended the search (|(uid={0})(mail={0})) under \
+             dc=users,dc=local at its own size limit after 1 entry ({2}) (4 sizeLimitExceeded), so more entries may \
+             match and ldapbind refuses",
+            slapd::SHARED_MAIL,
+            s.port(),
+            a.dn
+        ),
+        &format!(
+            "raise the size limit of the service account {0} to at least 2 (slapd: `limits dn.exact=\"{0}\" \
+             size=unlimited`, olcLimits in cn=config, or sizelimit/olcSizeLimit)",
+            slapd::SERVICE_DN
+        ),
+    );
+    assert!(!r.out.contains("  works  ") && !r.out.contains(&format!("1 entry: {}", a.dn)), "{}", r.out);
+    r.line(&format!(
+        "  PLAIN          no        pwcheck_method auxprop needs a cleartext userPassword; the server's size limit cut \
+         the search for {} short",
+        slapd::SHARED_MAIL
+    ));
+    // A unique name is one entry and result 0 under the same limit.
+    let john = slapd::JOHNDOE;
+    let r = check(Some(&s), "good.conf", john.mail, Some(john.pw()), &[]);
+    assert_eq!(r.code, 0, "{}{}", r.out, r.err);
+}
