@@ -910,7 +910,10 @@ impl Host for CliHost {
 #[derive(Debug, Clone)]
 enum SearchOutcome {
     None,
-    One { dn: String, formats: BTreeMap<String, Vec<String>> },
+    One {
+        dn: String,
+        formats: BTreeMap<String, Vec<String>>,
+    },
     Many(Vec<String>),
     /// Cut short by the server's size limit before two entries (DNs of those that came).
     Unsure(Vec<String>),
@@ -1307,8 +1310,12 @@ fn lookup(
                 (dns.len(), dns.clone())
             }
             SearchOutcome::Unsure(dns) => {
-                let msg = failure.map_or_else(|| "the server's size limit ended the search".to_owned(), ToString::to_string);
-                steps.push(Step::from_message(&msg, "raise the service account's size limit on the server to at least 2"));
+                let msg =
+                    failure.map_or_else(|| "the server's size limit ended the search".to_owned(), ToString::to_string);
+                steps.push(Step::from_message(
+                    &msg,
+                    "raise the service account's size limit on the server to at least 2",
+                ));
                 secrets.blocked = Some(format!("the server's size limit cut the search for {} short", input.user));
                 (dns.len(), dns.clone())
             }

@@ -266,10 +266,13 @@ impl<D: Directory> Service<D> {
             crate::config::Bind::Simple { dn, .. } => {
                 (format!("the service account {dn}"), format!("`limits dn.exact=\"{dn}\" size=unlimited`"))
             }
-            crate::config::Bind::External => {
-                ("the service account (the EXTERNAL identity)".to_owned(), "`limits dn.exact=\"<its DN>\" size=unlimited`".to_owned())
+            crate::config::Bind::External => (
+                "the service account (the EXTERNAL identity)".to_owned(),
+                "`limits dn.exact=\"<its DN>\" size=unlimited`".to_owned(),
+            ),
+            crate::config::Bind::Anonymous => {
+                ("anonymous searches".to_owned(), "`limits anonymous size=unlimited`".to_owned())
             }
-            crate::config::Bind::Anonymous => ("anonymous searches".to_owned(), "`limits anonymous size=unlimited`".to_owned()),
         };
         let read = match dns {
             [] => "before any entry".to_owned(),
@@ -418,7 +421,8 @@ impl<D: Directory> Service<D> {
 
     /// One FAIL line per attribute and search result for the values of `attr` that are left out.
     fn report_unusable<H: Host>(&self, host: &H, result: &Searched, name: &str, entry: &Entry, attr: &str) {
-        let first = result.unusable_reported.lock().unwrap_or_else(|p| p.into_inner()).insert(attr.to_ascii_lowercase());
+        let first =
+            result.unusable_reported.lock().unwrap_or_else(|p| p.into_inner()).insert(attr.to_ascii_lowercase());
         if !first {
             return;
         }

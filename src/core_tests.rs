@@ -312,6 +312,154 @@ fn verify_against_hash_binds_as_the_user() {
     }
 }
 
+fn entry_with(attrs: &[(&str, &[&[u8]])]) -> Found {
+    Found::One(Entry {
+        dn: "cn=johndoe,ou=superheros,dc=users,dc=local".into(),
+        attrs: attrs.iter().map(|(n, vs)| ((*n).to_owned(), vs.iter().map(|v| v.to_vec()).collect())).collect(),
+    })
+}
+
+#[test]
+fn empty_and_nul_secrets_are_never_set_and_said_once_per_attribute() {
+    let found = entry_with(&[
+        ("uid", &[b"johndoe"]),
+        ("userPassword", &[b"", b"dogood\0xxx"]),
+        ("authPassword", &[b""]),
+        ("cmusaslsecretPLAIN", &[b"x\0y"]),
+        ("cmusaslsecretCRAM-MD5", &[b"ok"]),
+        ("description", &[b""]),
+    ]);
+    let svc = Service::new(config(&[("ldapdb_canon_attr", "uid")]), FakeDir::default().expect_find(JOHN_FILTER, found));
+    let names = ["*userPassword", "*authPassword", "*cmusaslsecretPLAIN", "*cmusaslsecretCRAM-MD5", "*description"];
+    let host = FakeHost::requesting(&names);
+    assert_eq!(svc.canonicalize(&host, b"jdoe@example.com").unwrap(), "johndoe");
+    // The lookups of the login read the canonicalisation's result; the second says nothing again.
+    host.in_login.set(true);
+    svc.lookup(&host, AUTHID, b"johndoe").unwrap();
+    svc.lookup(&host, LookupFlags { override_values: true, ..AUTHID }, b"johndoe").unwrap();
+    for name in &names[..3] {
+        assert!(host.values(name).is_empty(), "{name} was set");
+    }
+    assert_eq!(host.values("*cmusaslsecretCRAM-MD5"), ["ok", "ok"], "usable secrets still are");
+    assert_eq!(host.values("*description"), ["", ""], "only secrets are judged");
+    let fails: Vec<String> =
+        host.logs.borrow().iter().filter(|(l, _)| *l == Level::Fail).map(|(_, m)| m.clone()).collect();
+    let dn = "(cn=johndoe,ou=superheros,dc=users,dc=local)";
+    assert_eq!(
+        fails,
+        [
+            format!(
+                "ldapbind: userPassword of johndoe {dn} {}; store the user's password in userPassword, or delete that value",
+                Unusable::Empty.says()
+            ),
+            format!(
+                "ldapbind: userPassword of johndoe {dn} {}; store the user's password in userPassword, or delete that value",
+                Unusable::Nul.says()
+            ),
+            format!(
+                "ldapbind: authPassword of johndoe {dn} {}; replace it with the authPassword made from the user's password, or delete that value",
+                Unusable::Empty.says()
+            ),
+            format!(
+                "ldapbind: cmusaslsecretPLAIN of johndoe {dn} {}; replace it with the cmusaslsecretPLAIN made from the user's password, or delete that value",
+                Unusable::Nul.says()
+            ),
+        ],
+        "one line per attribute and cause, and no \"has no userPassword\" besides"
+    );
+    assert!(host.logs.borrow().iter().all(|(_, m)| !m.contains("xxx") && !m.contains("dogood")));
+
+    // A usable value next to an empty one is still served; a hash next to one still reported.
+    let found = entry_with(&[("userPassword", &[b"", b"dogood"])]);
+    let svc = Service::new(config(&[]), FakeDir::default().expect_find(JOHN_FILTER, found));
+    let host = FakeHost::requesting(&["*userPassword"]);
+    svc.lookup(&host, AUTHID, b"jdoe@example.com").unwrap();
+    assert_eq!(host.values("*userPassword"), ["dogood"]);
+    let found = entry_with(&[("userPassword", &[b"", b"{SSHA}xyz"])]);
+    let svc = Service::new(config(&[]), FakeDir::default().expect_find(JOHN_FILTER, found));
+    let host = FakeHost::requesting(&["*userPassword"]);
+    svc.lookup(&host, AUTHID, b"jdoe@example.com").unwrap();
+    assert!(host.values("*userPassword").is_empty());
+    assert!(
+        host.logged(Level::Fail, "is empty") && host.logged(Level::Fail, "stored as {SSHA}"),
+        "{:?}",
+        host.logs.borrow()
+    );
+}
+
+#[test]
+fn a_search_cut_by_the_servers_size_limit_is_never_a_match() {
+    let unsure = || Found::Unsure {
+        server: "127.0.0.1:389".into(),
+        dns: vec!["cn=twin-a,ou=superheros,dc=users,dc=local".into()],
+    };
+    let shared = "(|(uid=shared@example.com)(mail=shared@example.com))";
+    let check = |err: Error| {
+        assert_eq!(err.sasl_code(), crate::ffi::sasl::SASL_BADAUTH, "{err}");
+        let m = err.to_string();
+        assert!(
+            m.contains("127.0.0.1:389")
+                && m.contains("after 1 entry (cn=twin-a,ou=superheros,dc=users,dc=local) (4 sizeLimitExceeded)")
+                && m.contains(
+                    "; raise the size limit of the service account cn=cyrus,ou=machines,dc=users,dc=local to at least 2"
+                )
+                && m.contains("`limits dn.exact=\"cn=cyrus,ou=machines,dc=users,dc=local\" size=unlimited`"),
+            "{m}"
+        );
+    };
+    let svc = Service::new(config(&[]), FakeDir::default().expect_find(shared, unsure()));
+    let host = FakeHost::requesting(&["*userPassword"]);
+    check(svc.lookup(&host, AUTHID, b"shared@example.com").unwrap_err());
+    assert!(host.set.borrow().is_empty());
+
+    let svc = Service::new(config(&[("ldapdb_canon_attr", "uid")]), FakeDir::default().expect_find(shared, unsure()));
+    check(svc.canonicalize(&host, b"shared@example.com").unwrap_err());
+
+    // An authorization id is no exception, and a candidate to verify is erased.
+    let svc = Service::new(config(&[]), FakeDir::default().expect_find(shared, unsure()));
+    let host = FakeHost::requesting(&["uidNumber"]);
+    check(svc.lookup(&host, AUTHZID, b"shared@example.com").unwrap_err());
+    let svc = Service::new(config(&[]), FakeDir::default().expect_find(shared, unsure()));
+    let host = FakeHost::requesting(&["*userPassword"]);
+    host.requested.borrow_mut()[0] =
+        Requested { name: "*userPassword".into(), has_values: true, first_value: Some(b"twin-a-pw".to_vec()) };
+    let verify = LookupFlags { verify_against_hash: true, ..AUTHID };
+    check(svc.lookup(&host, verify, b"shared@example.com").unwrap_err());
+    assert_eq!(*host.erased.borrow(), ["*userPassword"]);
+}
+
+#[test]
+fn canonical_values_are_trimmed_and_checked_like_typed_names() {
+    let canon = |uids: &[&[u8]], typed: &str| {
+        let filter = format!("(|(uid={typed})(mail={typed}))");
+        let found = entry_with(&[("uid", uids), ("userPassword", &[b"dogood"])]);
+        let svc = Service::new(config(&[("ldapdb_canon_attr", "uid")]), FakeDir::default().expect_find(&filter, found));
+        svc.canonicalize(&FakeHost::requesting(&["*userPassword"]), typed.as_bytes())
+    };
+    assert_eq!(canon(&[b"  admin \t"], "x").unwrap(), "admin");
+    assert_eq!(canon(&[b" other ", b"  Admin  "], "admin").unwrap(), "Admin");
+    for (bad, why) in [
+        (&b"nul\0admin"[..], "\"nul\\0admin\" (contains a NUL byte)"),
+        (b"ctl\x01admin", "\"ctl\\u{1}admin\" (contains control characters)"),
+        (b"\xffadmin", "(not valid UTF-8)"),
+        (b"   ", "(all-whitespace username)"),
+        (&[b'a'; 600], "(longer than 512 bytes)"),
+    ] {
+        // Refused alone, and also next to a good value: the entry's names are broken.
+        for uids in [&[bad][..], &[b"x", bad][..]] {
+            let err = canon(uids, "x").unwrap_err();
+            assert_eq!(err.sasl_code(), crate::ffi::sasl::SASL_BADAUTH, "{err}");
+            let m = err.to_string();
+            assert!(
+                m.contains("has a uid (sasl_ldapdb_canon_attr) value that cannot be a user name")
+                    && m.contains(why)
+                    && m.contains("; correct that value in the directory"),
+                "{m}"
+            );
+        }
+    }
+}
+
 proptest::proptest! {
     /// Arbitrary bytes as a user name never panic: a name is refused or is trimmed UTF-8 of at
     /// most MAX_NAME_LEN bytes without NUL or control characters.

@@ -749,20 +749,28 @@ fn starttls_against_a_server_without_tls() {
 
 #[test]
 fn empty_and_nul_stored_passwords_are_problems_never_cleartext_nor_working() {
-    let s = Slapd::start_with(slapd::SlapdOptions { extra_ldif: Some(slapd::ODD_VALUES_LDIF.into()), ..Default::default() });
+    let s = Slapd::start_with(slapd::SlapdOptions {
+        extra_ldif: Some(slapd::ODD_VALUES_LDIF.into()),
+        ..Default::default()
+    });
     let empty = "is empty, which ldapbind never hands to libsasl2 (an empty password would log in)";
     let e = slapd::EMPTY_PW;
     for password in [None, Some("")] {
         let r = check(Some(&s), "good.conf", e.mail, password, &[]);
         assert_eq!(r.code, 1, "{}{}", r.out, r.err);
-        r.problem(&format!("userPassword: a value {empty}"), "store the user's password in userPassword, or delete that value");
+        r.problem(
+            &format!("userPassword: a value {empty}"),
+            "store the user's password in userPassword, or delete that value",
+        );
         for attr in ["authPassword", "cmusaslsecretPLAIN"] {
             r.problem(
                 &format!("{attr}: a value {empty}"),
                 &format!("replace it with the {attr} made from the user's password, or delete that value"),
             );
         }
-        r.line(&format!("  PLAIN          no        pwcheck_method auxprop needs a cleartext userPassword; userPassword {empty}"));
+        r.line(&format!(
+            "  PLAIN          no        pwcheck_method auxprop needs a cleartext userPassword; userPassword {empty}"
+        ));
         r.line(&format!("  SCRAM-SHA-256  no        needs a cleartext userPassword or an authPassword SCRAM-SHA-256$...; userPassword {empty}"));
         assert!(!r.out.contains("  works  ") && !r.out.contains(": cleartext"), "{}", r.out);
         if password.is_some() {
@@ -771,7 +779,11 @@ fn empty_and_nul_stored_passwords_are_problems_never_cleartext_nor_working() {
                 "type the password; ldapbind never binds with an empty one (servers take it as an unauthenticated bind)",
             );
         }
-        r.line(&format!("result: {} cannot log in through ldapbind ({} problems above)", e.mail, 3 + usize::from(password.is_some())));
+        r.line(&format!(
+            "result: {} cannot log in through ldapbind ({} problems above)",
+            e.mail,
+            3 + usize::from(password.is_some())
+        ));
     }
     let r = check(Some(&s), "good.conf", e.mail, None, &["--json"]);
     let v = json::parse(&r.out).unwrap_or_else(|err| panic!("{err}:\n{}", r.out));
@@ -841,4 +853,20 @@ fn a_server_size_limit_is_named_instead_of_taking_the_first_entry() {
     let john = slapd::JOHNDOE;
     let r = check(Some(&s), "good.conf", john.mail, Some(john.pw()), &[]);
     assert_eq!(r.code, 0, "{}{}", r.out, r.err);
+}
+
+#[test]
+fn more_matches_than_ldapbinds_own_limit_stay_ambiguous() {
+    // Every user matches: slapd sends ldapbind's limit of 2 entries and sizeLimitExceeded, which
+    // is "more than one", not "cannot tell".
+    let s = Slapd::start();
+    let r =
+        check(Some(&s), "good.conf", "johndoe", None, &["-o", "ldapdb_filter=(|(uid=%u)(objectClass=inetOrgPerson))"]);
+    assert_eq!(r.code, 1, "{}{}", r.out, r.err);
+    let problem = r
+        .out
+        .lines()
+        .find(|l| l.starts_with("  problem  2 entries: user johndoe is ambiguous: "))
+        .unwrap_or_else(|| panic!("{}", r.out));
+    assert!(!problem.contains("size limit"), "{problem}");
 }

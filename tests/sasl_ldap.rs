@@ -250,20 +250,40 @@ fn empty_and_nul_secrets_in_the_directory_never_log_in() {
     // The empty password against the empty userPassword (and empty authPassword and
     // cmusaslsecretPLAIN): checkpass, PLAIN, LOGIN and every other mechanism refuse it.
     let e = slapd::EMPTY_PW;
-    never_authenticates(&s, e.uid.as_bytes(), "", SASL_LOG_FAIL, &format!("userPassword of {} ({}) is empty", e.uid, e.dn));
+    never_authenticates(
+        &s,
+        e.uid.as_bytes(),
+        "",
+        SASL_LOG_FAIL,
+        &format!("userPassword of {} ({}) is empty", e.uid, e.dn),
+    );
     for attr in ["authPassword", "cmusaslsecretPLAIN"] {
-        assert!(!lines_at(SASL_LOG_FAIL, &format!("{attr} of {} ({}) is empty", e.uid, e.dn)).is_empty(), "{attr}: {:#?}", Server::logs());
+        assert!(
+            !lines_at(SASL_LOG_FAIL, &format!("{attr} of {} ({}) is empty", e.uid, e.dn)).is_empty(),
+            "{attr}: {:#?}",
+            Server::logs()
+        );
     }
     let fail = lines_at(SASL_LOG_FAIL, &format!("userPassword of {} ({}) is empty", e.uid, e.dn));
     assert!(fail[0].contains("; store the user's password in userPassword"), "the fix: {fail:?}");
-    assert!(lines_at(SASL_LOG_FAIL, "has no userPassword").is_empty(), "not also called missing: {:#?}", Server::logs());
+    assert!(
+        lines_at(SASL_LOG_FAIL, "has no userPassword").is_empty(),
+        "not also called missing: {:#?}",
+        Server::logs()
+    );
     for mech in ["PLAIN", "LOGIN"] {
         let r = sasl::exchange(&s.server, mech, e.mail, None, "");
         assert_ne!(r.code, SASL_OK, "{mech} with an empty password");
     }
     // `dogood\0xxx` stored: `dogood` (what a C string compare would see) is no password.
     let n = slapd::NUL_PW;
-    never_authenticates(&s, n.uid.as_bytes(), n.pw(), SASL_LOG_FAIL, &format!("userPassword of {} ({}) holds a NUL byte", n.uid, n.dn));
+    never_authenticates(
+        &s,
+        n.uid.as_bytes(),
+        n.pw(),
+        SASL_LOG_FAIL,
+        &format!("userPassword of {} ({}) holds a NUL byte", n.uid, n.dn),
+    );
     never_authenticates(&s, n.uid.as_bytes(), "dogood\0xxx", 0, "");
     // Nothing of the values reaches a log line.
     assert!(Server::logs().iter().all(|(_, m)| !m.contains("xxx")), "{:#?}", Server::logs());
@@ -316,7 +336,8 @@ fn a_size_limit_never_picks_the_first_entry(s: &Setup) {
 
 #[test]
 fn a_service_account_size_limit_never_makes_an_ambiguous_name_a_login() {
-    let slapd = Slapd::start_with(SlapdOptions { size_limit: Some(SizeLimit::ServiceAccount(1)), ..Default::default() });
+    let slapd =
+        Slapd::start_with(SlapdOptions { size_limit: Some(SizeLimit::ServiceAccount(1)), ..Default::default() });
     a_size_limit_never_picks_the_first_entry(&start_on(slapd, &[]));
 }
 

@@ -292,3 +292,43 @@ fn without_stats_log_nothing_is_counted() {
     search(&mut conn, &format!("(uid={})", JOHNDOE.uid), &["uid"]).unwrap();
     assert_eq!(slapd.count_ops(), OpCounts::default());
 }
+
+#[test]
+fn odd_values_are_stored_as_written() {
+    let slapd = Slapd::start_with(SlapdOptions { extra_ldif: Some(ODD_VALUES_LDIF.into()), ..SlapdOptions::default() });
+    let mut conn = slapd.service_conn();
+    let attrs = ["uid", "userPassword", "authPassword", "cmusaslsecretPLAIN"];
+    let all = search(&mut conn, "(|(cn=emptypw)(cn=nulpw)(cn=padded)(cn=nuluid)(cn=ctluid))", &attrs).unwrap();
+    let by_dn: HashMap<&str, &SearchEntry> = all.iter().map(|e| (e.dn.as_str(), e)).collect();
+    let e = by_dn[EMPTY_PW.dn];
+    for attr in ["userPassword", "authPassword", "cmusaslsecretPLAIN"] {
+        assert_eq!(e.attrs[attr], [""], "{attr}");
+    }
+    assert_eq!(password_of(by_dn[NUL_PW.dn]), NUL_PW.stored);
+    assert_eq!(by_dn[PADDED.dn].attrs["uid"], ["  padded  "]);
+    assert_eq!(by_dn[NUL_UID.dn].attrs["uid"], [NUL_UID.uid]);
+    assert_eq!(by_dn[CTL_UID.dn].attrs["uid"], [CTL_UID.uid]);
+    // Each stored password binds as it is written, NUL byte and all.
+    for user in [NUL_PW, PADDED, NUL_UID, CTL_UID] {
+        let mut as_user = slapd.connect();
+        as_user.with_timeout(OP_TIMEOUT).simple_bind(user.dn, user.stored.unwrap()).unwrap().success().unwrap();
+    }
+}
+
+#[test]
+fn a_size_limit_cuts_an_ambiguous_search_after_one_entry() {
+    for limit in [SizeLimit::Database(1), SizeLimit::ServiceAccount(1)] {
+        let slapd = Slapd::start_with(SlapdOptions { size_limit: Some(limit), ..SlapdOptions::default() });
+        let mut conn = slapd.service_conn();
+        let options = ldap3::SearchOptions::new().sizelimit(2);
+        let filter = format!("(mail={SHARED_MAIL})");
+        let ldap3::SearchResult(entries, result) = conn
+            .with_timeout(OP_TIMEOUT)
+            .with_search_options(options)
+            .search(BASE_DN, Scope::Subtree, &filter, ["1.1"])
+            .unwrap();
+        assert_eq!((entries.len(), result.rc), (1, 4), "{limit:?}: one entry, then sizeLimitExceeded");
+        let unique = search(&mut conn, &format!("(mail={})", JOHNDOE.mail), &["uid"]).unwrap();
+        assert_eq!(unique.len(), 1, "{limit:?}");
+    }
+}

@@ -298,7 +298,9 @@ impl Directory for LdapDirectory {
                 Keep::Yes
             };
             let found = match entries.len() {
-                _ if unsure => Found::Unsure { server: url.endpoint(), dns: entries.into_iter().map(|e| e.dn).collect() },
+                _ if unsure => {
+                    Found::Unsure { server: url.endpoint(), dns: entries.into_iter().map(|e| e.dn).collect() }
+                }
                 0 => Found::None,
                 1 => Found::One(entries.remove(0)),
                 _ => Found::Many(entries.into_iter().map(|e| e.dn).collect()),
