@@ -137,7 +137,7 @@ impl Unusable {
         }
     }
 
-    /// "`<attribute>` ..." and why ldapbind leaves it out.
+    /// What such a value is and why ldapbind leaves it out, to follow an attribute's name.
     pub fn says(self) -> &'static str {
         match self {
             Unusable::Empty => "is empty, which ldapbind never hands to libsasl2 (an empty password would log in)",
@@ -280,9 +280,10 @@ impl<D: Directory> Service<D> {
             more => format!("after {} entries ({})", more.len(), more.join("; ")),
         };
         Error::Directory(format!(
-            "user {user} cannot be told apart: LDAP server {server} ended the search {filter} under {} at its own \
-             size limit {read} (4 sizeLimitExceeded), so more entries may match and ldapbind refuses; raise the \
-             size limit of {who} to at least 2 (slapd: {slapd}, olcLimits in cn=config, or sizelimit/olcSizeLimit)",
+            "cannot tell whether user {user} is unique: LDAP server {server} ended the search {filter} under {} \
+             at its own size limit {read} (4 sizeLimitExceeded), so more entries may match and ldapbind refuses; \
+             raise the size limit of {who} to at least 2 (slapd: {slapd}, olcLimits in cn=config, or \
+             sizelimit/olcSizeLimit)",
             self.config.search_base
         ))
     }

@@ -830,9 +830,9 @@ fn a_server_size_limit_is_named_instead_of_taking_the_first_entry() {
     assert_eq!(r.code, 1, "{}{}", r.out, r.err);
     r.problem(
         &format!(
-            "user {0} cannot be told apart: LDAP server 127.0.0.1:{1} ended the search (|(uid={0})(mail={0})) under \
-             dc=users,dc=local at its own size limit after 1 entry ({2}) (4 sizeLimitExceeded), so more entries may \
-             match and ldapbind refuses",
+            "cannot tell whether user {0} is unique: LDAP server 127.0.0.1:{1} ended the search (|(uid={0})(mail={0})) \
+             under dc=users,dc=local at its own size limit after 1 entry ({2}) (4 sizeLimitExceeded), so more entries \
+             may match and ldapbind refuses",
             slapd::SHARED_MAIL,
             s.port(),
             a.dn
