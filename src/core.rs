@@ -140,7 +140,7 @@ impl Unusable {
     /// What such a value is and why ldapbind leaves it out, to follow an attribute's name.
     pub fn says(self) -> &'static str {
         match self {
-            Unusable::Empty => "is empty, which ldapbind never hands to libsasl2 (an empty password would log in)",
+            Unusable::Empty => "is empty, which ldapbind never hands to libsasl2 (an empty password must never log in)",
             Unusable::Nul => {
                 "holds a NUL byte, which ldapbind never hands to libsasl2 (it compares C strings, so the part \
                  before the NUL would log in)"

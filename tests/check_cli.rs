@@ -753,7 +753,7 @@ fn empty_and_nul_stored_passwords_are_problems_never_cleartext_nor_working() {
         extra_ldif: Some(slapd::ODD_VALUES_LDIF.into()),
         ..Default::default()
     });
-    let empty = "is empty, which ldapbind never hands to libsasl2 (an empty password would log in)";
+    let empty = "is empty, which ldapbind never hands to libsasl2 (an empty password must never log in)";
     let e = slapd::EMPTY_PW;
     for password in [None, Some("")] {
         let r = check(Some(&s), "good.conf", e.mail, password, &[]);
