@@ -471,6 +471,71 @@ fn usage_errors_exit_2() {
     }
 }
 
+/// The service password written on a malformed line, in a file or on the command line, is
+/// printed nowhere: not in the text report, not in `--json`, not on stderr.
+#[test]
+fn a_malformed_password_line_or_argument_never_shows_the_password() {
+    const SECRET: &str = "Secret-9f3e";
+    let dir = tempfile::tempdir().unwrap();
+    let lines = [
+        format!("sasl_ldapdb_pw {SECRET}"),
+        format!("sasl_ldapdb_pw={SECRET}"),
+        format!("sasl_ldapdb_pw = {SECRET}"),
+        format!("sasl_ldapdb_pw\t{SECRET}"),
+        format!("ldapdb_password {SECRET}"),
+        format!("sasl_ldapbind_secret={SECRET}"),
+        // The value alone on the next line.
+        format!("  {SECRET}"),
+    ];
+    let mut runs = 0;
+    for line in &lines {
+        for (flag, name, prefix) in [("-C", "imapd.conf", "sasl_"), ("--sasl-conf", "app.conf", "")] {
+            let line = if prefix.is_empty() { line.replacen("sasl_", "", 1) } else { line.clone() };
+            let conf = dir.path().join(name);
+            std::fs::write(&conf, format!("{prefix}pwcheck_method: auxprop\n{line}\n")).unwrap();
+            for json in [false, true] {
+                let mut args = vec![flag, conf.to_str().unwrap()];
+                if json {
+                    args.push("--json");
+                }
+                args.push("jdoe");
+                let r = run(&args, None);
+                runs += 1;
+                r.never_shows(SECRET);
+                // The line is still reported, by number.
+                assert!(r.out.contains(&format!("{name}:2: `")), "{line:?} {args:?}:\n{}", r.out);
+                assert!(r.out.contains("is not a `key: value` line"), "{line:?} {args:?}:\n{}", r.out);
+            }
+        }
+    }
+    assert_eq!(runs, lines.len() * 4);
+    // The command line: usage errors name the option, never its value.
+    for args in [
+        vec!["-o".to_owned(), format!("ldapdb_pw:{SECRET}"), "jdoe".into()],
+        vec!["-o".to_owned(), format!("sasl_ldapdb_pw {SECRET}"), "jdoe".into()],
+        vec![format!("--option=ldapdb_pw:{SECRET}"), "jdoe".into()],
+        vec!["-o".to_owned(), format!("ldapdb_pw:{SECRET}=x"), "jdoe".into()],
+        vec![format!("--ldapdb_pw={SECRET}"), "jdoe".into()],
+        vec![format!("-p{SECRET}"), "jdoe".into()],
+        vec!["jdoe".to_owned(), "-o".into(), "ldapdb_pw=".into(), SECRET.into()],
+    ] {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let r = run(&args, None);
+        assert_eq!(r.code, 2, "{args:?}: {}{}", r.out, r.err);
+        r.never_shows(SECRET);
+        assert!(r.err.contains("Usage: ldapbind-check"), "{args:?}: {}", r.err);
+    }
+    let r = run(&["-o", &format!("ldapdb_pw:{SECRET}"), "jdoe"], None);
+    assert!(
+        r.err.contains(
+            "-o ldapdb_pw …: write KEY=VALUE, e.g. -o ldapdb_uri=ldap://localhost:389/dc=example,dc=com \
+                        (the rest is not shown: it may hold a password)"
+        ),
+        "{}",
+        r.err
+    );
+}
+
 #[test]
 fn help_is_complete() {
     let r = run(&["--help"], None);
