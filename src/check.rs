@@ -42,6 +42,8 @@ pub const MECHANISMS: [&str; 6] = ["PLAIN", "LOGIN", "CRAM-MD5", "DIGEST-MD5", "
 const MASK: &str = "********";
 /// Title of the section with the `--password-stdin` check.
 const PASSWORD: &str = "password";
+/// Longest option value shown whole in the options section (a pasted 200 KB filter is cut).
+const MAX_SHOWN_VALUE: usize = 200;
 /// Deepest `@include` chain followed in an imapd.conf.
 const MAX_INCLUDE_DEPTH: usize = 8;
 
@@ -811,7 +813,14 @@ fn option_rows(opts: &Options) -> Vec<OptionRow> {
     for &key in keys::ALL.iter().chain(LIBRARY_KEYS) {
         let (value, origin) = match opts.values.get(key) {
             Some((v, origin)) => {
-                let shown = if key == keys::PW { MASK.to_owned() } else { redact_urls(v) };
+                let shown = match key {
+                    keys::PW => MASK.to_owned(),
+                    _ if v.len() > MAX_SHOWN_VALUE => {
+                        let head: String = redact_urls(v).chars().take(MAX_SHOWN_VALUE).collect();
+                        format!("{head}… ({} bytes)", v.len())
+                    }
+                    _ => redact_urls(v),
+                };
                 (shown, origin.clone())
             }
             None => {

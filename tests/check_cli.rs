@@ -454,6 +454,41 @@ fn the_seeds_config_gets_every_fix_at_once() {
     r.never_shows("pw = cyrus");
 }
 
+#[test]
+fn a_filter_nested_50000_deep_is_a_problem_line_not_a_crash() {
+    // 200 KB, 50,000 levels: ldapbind-check -C died of SIGABRT (stack overflow) on this.
+    let huge = format!("{}(uid=%u){}", "(&".repeat(50_000), ")".repeat(50_000));
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("imapd.conf");
+    std::fs::write(
+        &conf,
+        format!("sasl_ldapdb_uri: ldap://127.0.0.1:9/dc=users,dc=local\nsasl_ldapdb_filter: {huge}\n"),
+    )
+    .unwrap();
+    for json in [false, true] {
+        let mut args = vec!["-C", conf.to_str().unwrap(), "jdoe"];
+        if json {
+            args.insert(0, "--json");
+        }
+        let r = run(&args, None);
+        assert_eq!(r.code, 1, "{}", r.err);
+        assert!(
+            r.out.contains(&format!(
+                "sasl_ldapdb_filter is {} bytes long, more than the 4096 ldapbind accepts",
+                huge.len()
+            )),
+            "{}",
+            r.out
+        );
+        assert!(r.out.len() < 10_000, "the 200 KB value is not printed whole: {} bytes", r.out.len());
+    }
+    let r = run(&["-C", conf.to_str().unwrap(), "jdoe"], None);
+    r.problem(
+        &format!("sasl_ldapdb_filter is {} bytes long, more than the 4096 ldapbind accepts", huge.len()),
+        "a user filter is short, e.g. `(|(uid=%u)(mail=%u))`",
+    );
+}
+
 // ---- the command line -----------------------------------------------------------------------
 
 #[test]
