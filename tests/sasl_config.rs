@@ -192,3 +192,46 @@ fn a_filter_nested_too_deep_within_the_size_bound_is_refused_at_init() {
     assert_eq!(errs.len(), 1, "{errs:#?}");
     assert!(errs[0].contains("sasl_ldapdb_filter: parentheses are nested 1301 deep, more than the 32"), "{errs:#?}");
 }
+
+fn refused_canon_attr(attr: &str, map: &str, via: &str) {
+    let errs = init_errors(&[("canon_user_plugin", "ldapbind"), ("ldapdb_canon_attr", attr), ("ldapdb_attr_map", map)]);
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert!(
+        errs[0].contains(&format!(
+            "sasl_ldapdb_canon_attr: `{attr}` holds passwords{via}, so a user's password would become the user name"
+        )),
+        "{errs:#?}"
+    );
+}
+
+#[test]
+fn user_password_as_canon_attr_is_refused_at_init() {
+    refused_canon_attr("userPassword", "", "");
+}
+
+#[test]
+fn the_attribute_attr_map_reads_passwords_from_is_refused_as_canon_attr_at_init() {
+    refused_canon_attr("x-hash", "userPassword=x-hash", " (sasl_ldapdb_attr_map reads userPassword from it)");
+}
+
+#[test]
+fn numeric_oids_are_refused_at_init_with_the_name_to_write() {
+    let errs = init_errors(&[
+        ("canon_user_plugin", "ldapbind"),
+        ("ldapdb_canon_attr", "2.5.4.3"),
+        ("ldapdb_attr_map", "authPassword=1.3.6.1.4.1.4203.1.3.4"),
+    ]);
+    assert_eq!(errs.len(), 2, "{errs:#?}");
+    assert!(
+        errs[1].contains(
+            "sasl_ldapdb_canon_attr: `2.5.4.3` is the numeric OID of an attribute, but LDAP servers return \
+             attributes by name, so ldapbind would never find its values; write `sasl_ldapdb_canon_attr: cn`"
+        ),
+        "{errs:#?}"
+    );
+    assert!(
+        errs[0].contains("sasl_ldapdb_attr_map: `authPassword=1.3.6.1.4.1.4203.1.3.4` is the numeric OID"),
+        "{errs:#?}"
+    );
+    assert!(errs[0].contains("remove the entry (ldapbind reads authPassword as authPassword without it)"), "{errs:#?}");
+}
