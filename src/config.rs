@@ -943,6 +943,14 @@ impl<S: Sources> Parser<'_, S> {
                 path.display()
             ));
         }
+        if bytes.contains(&0) {
+            self.warnings.push(format!(
+                "sasl_ldapdb_pw_file: {} contains a NUL byte, which ldapbind sends as part of the \
+                 password (no LDAP tool can set such a password; a file saved as UTF-16 has one \
+                 after every letter); write the password as UTF-8 text",
+                path.display()
+            ));
+        }
         match String::from_utf8(bytes) {
             Ok(s) => Some(Secret::new(s)),
             Err(e) => {
@@ -1146,7 +1154,9 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 }
 
 fn is_loopback(host: &str) -> bool {
-    host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    // `::ffff:127.0.0.1` is 127.0.0.1 written as IPv6: loopback too.
+    host.eq_ignore_ascii_case("localhost")
+        || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.to_canonical().is_loopback())
 }
 
 /// The last RDN of a valid DN (text after the last unescaped `,`).
@@ -1438,6 +1448,8 @@ mod tests {
         for (uri, starttls) in [
             ("ldap://127.0.0.1/dc=x", None),
             ("ldap://[::1]/dc=x", None),
+            ("ldap://[::ffff:127.0.0.1]:389/dc=x", None),
+            ("ldap://127.1.2.3/dc=x", None),
             ("ldap://localhost/dc=x", None),
             ("ldaps://h/dc=x", None),
             ("ldap://h/dc=x", Some("demand")),
@@ -1448,6 +1460,18 @@ mod tests {
             }
             let c = ok(&f);
             assert!(!c.warnings.iter().any(|w| w.contains("in clear")), "{uri}: {:?}", c.warnings);
+        }
+        // Another host, also as an IPv4-mapped address, is warned about.
+        for uri in ["ldap://[::ffff:192.0.2.1]/dc=x", "ldap://192.0.2.1/dc=x"] {
+            let c = ok(&Fake::new(&[("ldapdb_uri", uri), ("ldapdb_id", "cn=a,dc=x"), ("ldapdb_pw", "p")]));
+            assert_eq!(
+                c.warnings,
+                [format!(
+                    "sasl_ldapdb_uri: `{uri}` is plain ldap:// to another host, so the bind password crosses the \
+                     network in clear; use ldaps:// or set `sasl_ldapdb_starttls: demand`"
+                )],
+                "{uri}"
+            );
         }
     }
 
@@ -1542,6 +1566,25 @@ mod tests {
         let Bind::Simple { password, .. } = &c.bind else { panic!() };
         assert_eq!(password.expose(), "a\n");
         assert!(c.warnings.iter().any(|w| w.contains("more than one line")));
+        // A NUL byte: `s3cret` saved as UTF-16LE, and one in the middle.
+        for contents in ["s\03\0c\0r\0e\0t\0\n\0", "s3c\0ret\n"] {
+            let f =
+                minimal().set("ldapdb_id", "cn=a,dc=local").set("ldapdb_pw_file", "/pw").file("/pw", contents, 0o600);
+            let c = ok(&f);
+            assert_eq!(
+                c.warnings
+                    .iter()
+                    .filter(|w| w.starts_with("sasl_ldapdb_pw_file: /pw contains a NUL byte"))
+                    .collect::<Vec<_>>(),
+                [
+                    "sasl_ldapdb_pw_file: /pw contains a NUL byte, which ldapbind sends as part of the password (no LDAP \
+                  tool can set such a password; a file saved as UTF-16 has one after every letter); write the \
+                  password as UTF-8 text"
+                ],
+                "{contents:?}"
+            );
+            assert!(!c.warnings.iter().any(|w| w.contains("s3c")), "{:?}", c.warnings);
+        }
     }
 
     #[test]

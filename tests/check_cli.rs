@@ -245,6 +245,48 @@ fn percent_44_in_the_base_dn() {
 }
 
 #[test]
+fn a_referral_is_named_a_referral() {
+    // A search base that is a referral object: slapd answers the search with result 10.
+    let extra = format!(
+        "dn: ou=elsewhere,{0}\nobjectClass: referral\nobjectClass: extensibleObject\nou: elsewhere\n\
+         ref: ldap://ldap.elsewhere.example/ou=elsewhere,{0}\n",
+        slapd::BASE_DN
+    );
+    let s = Slapd::start_with(slapd::SlapdOptions { extra_ldif: Some(extra), ..Default::default() });
+    let base = format!("ldapdb_search_base=ou=elsewhere,{}", slapd::BASE_DN);
+    let r = check(Some(&s), "good.conf", "jdoe", None, &["-o", &base]);
+    assert_eq!(r.code, 1, "{}{}", r.out, r.err);
+    let line = format!(
+        "LDAP server 127.0.0.1:{}: user search under ou=elsewhere,{} failed (10 referral",
+        s.port(),
+        slapd::BASE_DN
+    );
+    assert!(r.out.lines().any(|l| l.starts_with(&format!("  problem  {line}"))), "{}", r.out);
+    assert!(!r.out.contains("error)"), "{}", r.out);
+}
+
+#[test]
+fn an_ldapi_socket_without_a_server_is_not_called_a_port() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("ldapi");
+    // The socket file stays after its listener is gone: connect() is refused.
+    drop(std::os::unix::net::UnixListener::bind(&sock).unwrap());
+    let encoded = sock.to_str().unwrap().replace('/', "%2F");
+    let r = run(&["-o", &format!("ldapdb_uri=ldapi://{encoded}/dc=users,dc=local"), "jdoe"], None);
+    assert_eq!(r.code, 1, "{}{}", r.out, r.err);
+    r.problem(
+        &format!(
+            "cannot connect to LDAP server socket {}: connection refused (the socket file exists but no server \
+             listens on it)",
+            sock.display()
+        ),
+        "start the LDAP server, or check the socket path in sasl_ldapdb_uri against the ldapi:// URL the server \
+         listens on (slapd -h)",
+    );
+    assert!(!r.out.contains("default port") && !r.out.contains("3893"), "{}", r.out);
+}
+
+#[test]
 fn the_default_port_when_the_server_listens_elsewhere() {
     let s = Slapd::start();
     assert!(
