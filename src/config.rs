@@ -1567,7 +1567,7 @@ mod tests {
         assert_eq!(password.expose(), "a\n");
         assert!(c.warnings.iter().any(|w| w.contains("more than one line")));
         // A NUL byte: `s3cret` saved as UTF-16LE, and one in the middle.
-        for contents in ["s\03\0c\0r\0e\0t\0\n\0", "s3c\0ret\n"] {
+        for contents in ["s\x003\x00c\x00r\x00e\x00t\x00\n\x00", "s3c\0ret\n"] {
             let f =
                 minimal().set("ldapdb_id", "cn=a,dc=local").set("ldapdb_pw_file", "/pw").file("/pw", contents, 0o600);
             let c = ok(&f);
