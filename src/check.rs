@@ -772,7 +772,7 @@ const SECRET_WORDS: [&str; 6] = ["pw", "pass", "secret", "token", "cred", "key"]
 /// A malformed `key: value` line or `-o` argument as a message may quote it, and a note for
 /// the end of the sentence when some of it is hidden. Shown whole (at most 60
 /// characters, URLs without userinfo) unless it could hold a password: with a
-/// [`SECRET_WORDS`] word in it, only the option name before the first space, `=` or `:`; of a
+/// `SECRET_WORDS` word in it, only the option name before the first space, `=` or `:`; of a
 /// single word that is not an option name, nothing (it may be the password on a line of its own).
 pub fn shown_malformed(text: &str) -> (String, &'static str) {
     let text = text.trim();
