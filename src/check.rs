@@ -42,7 +42,7 @@ pub const MECHANISMS: [&str; 6] = ["PLAIN", "LOGIN", "CRAM-MD5", "DIGEST-MD5", "
 const MASK: &str = "********";
 /// Title of the section with the `--password-stdin` check.
 const PASSWORD: &str = "password";
-/// Longest option value shown whole in the options section (a pasted 200 KB filter is cut).
+/// Longest option value shown whole in the options section (a pasted 150 KB filter is cut).
 const MAX_SHOWN_VALUE: usize = 200;
 /// Deepest `@include` chain followed in an imapd.conf.
 const MAX_INCLUDE_DEPTH: usize = 8;

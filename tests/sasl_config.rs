@@ -172,7 +172,7 @@ fn init_errors(options: &[(&str, &str)]) -> Vec<String> {
 
 #[test]
 fn a_filter_nested_50000_deep_is_refused_at_init_without_a_crash() {
-    // 200 KB, 50,000 levels: this overflowed the stack in the filter parser (SIGSEGV inside
+    // 50,000 levels (150 KB): this overflowed the stack in the filter parser (SIGSEGV inside
     // sasl_server_init). Now init returns and logs why.
     let huge = format!("{}(uid=%u){}", "(&".repeat(50_000), ")".repeat(50_000));
     let errs = init_errors(&[("ldapdb_filter", &huge)]);
