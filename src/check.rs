@@ -42,6 +42,8 @@ pub const MECHANISMS: [&str; 6] = ["PLAIN", "LOGIN", "CRAM-MD5", "DIGEST-MD5", "
 const MASK: &str = "********";
 /// Title of the section with the `--password-stdin` check.
 const PASSWORD: &str = "password";
+/// Longest option value shown whole in the options section (a pasted 150 KB filter is cut).
+const MAX_SHOWN_VALUE: usize = 200;
 /// Deepest `@include` chain followed in an imapd.conf.
 const MAX_INCLUDE_DEPTH: usize = 8;
 
@@ -547,8 +549,9 @@ fn read_conf(
             } else {
                 "libsasl2 refuses the file"
             };
+            let (shown, hidden) = shown_malformed(t);
             steps.push(Step::problem(
-                format!("{at}: `{}` is not a `key: value` line", t.chars().take(60).collect::<String>()),
+                format!("{at}: `{shown}` is not a `key: value` line{hidden}"),
                 format!("{who}; write `option: value` (letters, digits, `_` and `-` before the colon) or comment it out with `#`"),
             ));
             continue;
@@ -762,6 +765,32 @@ fn stray_key(kind: Kind, service: &str, l: &Line, steps: &mut Vec<Step>) {
     }
 }
 
+/// Words that make a malformed line or argument possibly hold a password (`ldapdb_pw`,
+/// `*_pw`, `pwd`, `*pass*`, `secret`, ...): generous on purpose.
+const SECRET_WORDS: [&str; 6] = ["pw", "pass", "secret", "token", "cred", "key"];
+
+/// A malformed `key: value` line or `-o` argument as a message may quote it, and a note for
+/// the end of the sentence when some of it is hidden. Shown whole (at most 60
+/// characters, URLs without userinfo) unless it could hold a password: with a
+/// `SECRET_WORDS` word in it, only the option name before the first space, `=` or `:`; of a
+/// single word that is not an option name, nothing (it may be the password on a line of its own).
+pub fn shown_malformed(text: &str) -> (String, &'static str) {
+    let text = text.trim();
+    if option_key(text).is_some() {
+        return (text.to_owned(), "");
+    }
+    let name_len = text.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-')).unwrap_or(text.len());
+    let (name, rest) = text.split_at(name_len);
+    if !rest.starts_with(|c: char| c.is_whitespace() || c == '=' || c == ':') {
+        return ("…".to_owned(), " (not shown: it may be a password)");
+    }
+    let lower = text.to_ascii_lowercase();
+    if SECRET_WORDS.iter().any(|w| lower.contains(w)) {
+        return (format!("{name} …"), " (the rest is not shown: it may hold a password)");
+    }
+    (redact_urls(text).chars().take(60).collect(), "")
+}
+
 /// `ldap://user:pw@host` must never be printed as written.
 fn redact_urls(value: &str) -> String {
     value
@@ -784,7 +813,14 @@ fn option_rows(opts: &Options) -> Vec<OptionRow> {
     for &key in keys::ALL.iter().chain(LIBRARY_KEYS) {
         let (value, origin) = match opts.values.get(key) {
             Some((v, origin)) => {
-                let shown = if key == keys::PW { MASK.to_owned() } else { redact_urls(v) };
+                let shown = match key {
+                    keys::PW => MASK.to_owned(),
+                    _ if v.len() > MAX_SHOWN_VALUE => {
+                        let head: String = redact_urls(v).chars().take(MAX_SHOWN_VALUE).collect();
+                        format!("{head}… ({} bytes)", v.len())
+                    }
+                    _ => redact_urls(v),
+                };
                 (shown, origin.clone())
             }
             None => {
@@ -1705,5 +1741,52 @@ mod tests {
         assert_eq!(steps.len(), 2, "{steps:?}");
         assert!(steps[0].text.ends_with(":5: `bad line` is not a `key: value` line"), "{steps:?}");
         assert!(steps[1].text.ends_with(":6: `sasl_empty` has an empty value"), "{steps:?}");
+    }
+
+    #[test]
+    fn malformed_lines_that_may_hold_a_password_are_not_shown() {
+        for (text, shown) in [
+            (
+                "sasl_ldapdb_pw Secret",
+                "`sasl_ldapdb_pw …` is not a `key: value` line (the rest is not shown: it may hold a password)",
+            ),
+            (
+                "sasl_ldapdb_pw=Secret",
+                "`sasl_ldapdb_pw …` is not a `key: value` line (the rest is not shown: it may hold a password)",
+            ),
+            (
+                "sasl_ldapdb_pw = Secret",
+                "`sasl_ldapdb_pw …` is not a `key: value` line (the rest is not shown: it may hold a password)",
+            ),
+            (
+                "imap_sasl_ldapdb_pw\tSecret",
+                "`imap_sasl_ldapdb_pw …` is not a `key: value` line (the rest is not shown: it may hold a password)",
+            ),
+            (
+                "ldap_PASSWORD Secret",
+                "`ldap_PASSWORD …` is not a `key: value` line (the rest is not shown: it may hold a password)",
+            ),
+            (
+                "x_secret=Secret",
+                "`x_secret …` is not a `key: value` line (the rest is not shown: it may hold a password)",
+            ),
+            (
+                "sasl_foo Secret:pw",
+                "`sasl_foo …` is not a `key: value` line (the rest is not shown: it may hold a password)",
+            ),
+            ("  Secret", "`…` is not a `key: value` line (not shown: it may be a password)"),
+            ("Secret!", "`…` is not a `key: value` line (not shown: it may be a password)"),
+            ("sasl_ldapdb_uri", "`sasl_ldapdb_uri` is not a `key: value` line"),
+            ("sasl_mech_list PLAIN LOGIN", "`sasl_mech_list PLAIN LOGIN` is not a `key: value` line"),
+            (
+                "sasl_ldapdb_uri ldap://cn=x:hunter2@h/",
+                "`sasl_ldapdb_uri ldap://<redacted>@h/` is not a `key: value` line",
+            ),
+        ] {
+            let (_, steps) = conf(&format!("sasl_a: b\n{text}\n"), Kind::Imapd);
+            assert_eq!(steps.len(), 1, "{text}: {steps:?}");
+            assert!(steps[0].text.ends_with(&format!(":2: {shown}")), "{text}: {steps:?}");
+            assert!(!steps[0].text.contains("Secret") && !steps[0].text.contains("hunter2"), "{steps:?}");
+        }
     }
 }

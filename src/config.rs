@@ -370,9 +370,20 @@ pub enum ConfigError {
     ExternalWithoutIdentity { url: String },
     #[error(
         "sasl_{option}: `{value}` is not an LDAP attribute name; write a letter followed by \
-         letters, digits or `-` (e.g. mail), or a numeric OID"
+         letters, digits or `-` (e.g. mail)"
     )]
     BadAttributeName { option: &'static str, value: String },
+    #[error(
+        "sasl_{option}: `{value}` is the numeric OID of an attribute, but LDAP servers return \
+         attributes by name, so ldapbind would never find its values; {fix}"
+    )]
+    NumericOid { option: &'static str, value: String, fix: String },
+    #[error(
+        "sasl_ldapdb_canon_attr: `{attr}` holds passwords{via}, so a user's password would become \
+         the user name (logged, and handed to the mail server); set it to the attribute with the \
+         login name, e.g. uid or mail, or remove it to keep the name as typed"
+    )]
+    PasswordCanonAttr { attr: String, via: String },
     #[error(
         "sasl_ldapdb_starttls: `{value}` is not `try` or `demand`; use demand (fail without TLS), \
          try (TLS when the server offers it), or remove the line for no StartTLS"
@@ -531,10 +542,10 @@ impl<S: Sources> Parser<'_, S> {
         let (tls_cacert, tls_cacert_pem) = self.cacert(rc.as_ref());
         let (tls_cert, tls_key) = self.client_cert();
         let bind = self.bind(&urls, base.as_ref().map(|b| b.0.as_str()), &tls_cert, starttls);
-        let canon_attr = self.canon_attr();
+        let attr_map = self.attr_map();
+        let canon_attr = self.canon_attr(&attr_map);
         let scope = self.scope();
         let filter = self.filter();
-        let attr_map = self.attr_map();
         let timeout = self.timeout(rc.as_ref());
         let tls_reqcert = rc.as_ref().and_then(|r| r.reqcert).unwrap_or(DEFAULT_TLS_REQCERT);
 
@@ -932,6 +943,14 @@ impl<S: Sources> Parser<'_, S> {
                 path.display()
             ));
         }
+        if bytes.contains(&0) {
+            self.warnings.push(format!(
+                "sasl_ldapdb_pw_file: {} contains a NUL byte, which ldapbind sends as part of the \
+                 password (no LDAP tool can set such a password; a file saved as UTF-16 has one \
+                 after every letter); write the password as UTF-8 text",
+                path.display()
+            ));
+        }
         match String::from_utf8(bytes) {
             Ok(s) => Some(Secret::new(s)),
             Err(e) => {
@@ -943,14 +962,34 @@ impl<S: Sources> Parser<'_, S> {
         }
     }
 
-    fn canon_attr(&mut self) -> Option<String> {
+    /// Never a password attribute: its value would become the user name.
+    fn canon_attr(&mut self, attr_map: &BTreeMap<String, String>) -> Option<String> {
         let value = self.get(keys::CANON_ATTR)?;
-        if uri::is_attribute_type(&value) {
-            Some(value)
-        } else {
+        if !uri::is_attribute_type(&value) {
             self.errors.push(ConfigError::BadAttributeName { option: keys::CANON_ATTR, value });
-            None
+            return None;
         }
+        let name = oid_name(&value).unwrap_or(&value);
+        let mapped_from = attr_map.iter().find(|(prop, attr)| is_secret_name(prop) && attr.eq_ignore_ascii_case(name));
+        if let Some((prop, _)) = mapped_from {
+            let via = format!(" (sasl_ldapdb_attr_map reads {prop} from it)");
+            self.errors.push(ConfigError::PasswordCanonAttr { attr: value, via });
+            return None;
+        }
+        if is_secret_name(name) {
+            let via = if name == value { String::new() } else { format!(" (it is {name})") };
+            self.errors.push(ConfigError::PasswordCanonAttr { attr: value, via });
+            return None;
+        }
+        if is_numeric_oid(&value) {
+            let fix = match oid_name(&value) {
+                Some(name) => format!("write `sasl_ldapdb_canon_attr: {name}`"),
+                None => format!("write the attribute's name instead ({SCHEMA_HINT})"),
+            };
+            self.errors.push(ConfigError::NumericOid { option: keys::CANON_ATTR, value, fix });
+            return None;
+        }
+        Some(value)
     }
 
     fn scope(&mut self) -> Scope {
@@ -996,7 +1035,18 @@ impl<S: Sources> Parser<'_, S> {
             }
             if !uri::is_attribute_type(attr) {
                 self.errors.push(bad("does not map to an LDAP attribute name (a letter followed by letters, digits \
-                     or `-`, or a numeric OID)"));
+                     or `-`)"));
+                continue;
+            }
+            if is_numeric_oid(attr) {
+                let fix = match oid_name(attr) {
+                    Some(name) if name.eq_ignore_ascii_case(prop) => {
+                        format!("remove the entry (ldapbind reads {prop} as {name} without it)")
+                    }
+                    Some(name) => format!("write `{prop}={name}`"),
+                    None => format!("write `{prop}=` and the attribute's name ({SCHEMA_HINT})"),
+                };
+                self.errors.push(ConfigError::NumericOid { option: keys::ATTR_MAP, value: entry.to_string(), fix });
                 continue;
             }
             if map.keys().any(|k: &String| k.eq_ignore_ascii_case(prop)) {
@@ -1059,12 +1109,54 @@ impl<S: Sources> Parser<'_, S> {
     }
 }
 
+/// Where an admin finds an attribute's name for its OID.
+const SCHEMA_HINT: &str = "the server's schema names it: \
+     `ldapsearch -x -H URL -b cn=subschema -s base attributeTypes`";
+
+/// Attribute OIDs admins meet, and the names servers return those attributes by.
+const WELL_KNOWN_OIDS: &[(&str, &str)] = &[
+    ("2.5.4.3", "cn"),
+    ("2.5.4.4", "sn"),
+    ("2.5.4.35", "userPassword"),
+    ("2.5.4.41", "name"),
+    ("2.5.4.42", "givenName"),
+    ("0.9.2342.19200300.100.1.1", "uid"),
+    ("0.9.2342.19200300.100.1.3", "mail"),
+    ("1.2.840.113549.1.9.1", "email"),
+    ("1.3.6.1.1.1.1.0", "uidNumber"),
+    ("1.3.6.1.4.1.4203.1.3.4", "authPassword"),
+    ("2.16.840.1.113730.3.1.3", "employeeNumber"),
+    ("2.16.840.1.113730.3.1.241", "displayName"),
+    ("1.2.840.113556.1.4.90", "unicodePwd"),
+    ("1.2.840.113556.1.4.221", "sAMAccountName"),
+    ("1.2.840.113556.1.4.656", "userPrincipalName"),
+];
+
+/// The name of a well-known attribute OID.
+fn oid_name(oid: &str) -> Option<&'static str> {
+    WELL_KNOWN_OIDS.iter().find(|(o, _)| *o == oid).map(|(_, name)| *name)
+}
+
+/// `2.5.4.3`, as opposed to an attribute name (which starts with a letter).
+fn is_numeric_oid(attr: &str) -> bool {
+    attr.starts_with(|c: char| c.is_ascii_digit())
+}
+
+/// A property or attribute that holds a password or a secret: `userPassword`, `authPassword`,
+/// `cmusaslsecret*`, `unicodePwd`, `sambaNTPassword`, ... (generous on purpose).
+fn is_secret_name(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    ["password", "pwd", "secret"].iter().any(|w| lower.contains(w))
+}
+
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 fn is_loopback(host: &str) -> bool {
-    host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    // `::ffff:127.0.0.1` is 127.0.0.1 written as IPv6: loopback too.
+    host.eq_ignore_ascii_case("localhost")
+        || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.to_canonical().is_loopback())
 }
 
 /// The last RDN of a valid DN (text after the last unescaped `,`).
@@ -1356,6 +1448,8 @@ mod tests {
         for (uri, starttls) in [
             ("ldap://127.0.0.1/dc=x", None),
             ("ldap://[::1]/dc=x", None),
+            ("ldap://[::ffff:127.0.0.1]:389/dc=x", None),
+            ("ldap://127.1.2.3/dc=x", None),
             ("ldap://localhost/dc=x", None),
             ("ldaps://h/dc=x", None),
             ("ldap://h/dc=x", Some("demand")),
@@ -1366,6 +1460,18 @@ mod tests {
             }
             let c = ok(&f);
             assert!(!c.warnings.iter().any(|w| w.contains("in clear")), "{uri}: {:?}", c.warnings);
+        }
+        // Another host, also as an IPv4-mapped address, is warned about.
+        for uri in ["ldap://[::ffff:192.0.2.1]/dc=x", "ldap://192.0.2.1/dc=x"] {
+            let c = ok(&Fake::new(&[("ldapdb_uri", uri), ("ldapdb_id", "cn=a,dc=x"), ("ldapdb_pw", "p")]));
+            assert_eq!(
+                c.warnings,
+                [format!(
+                    "sasl_ldapdb_uri: `{uri}` is plain ldap:// to another host, so the bind password crosses the \
+                     network in clear; use ldaps:// or set `sasl_ldapdb_starttls: demand`"
+                )],
+                "{uri}"
+            );
         }
     }
 
@@ -1460,6 +1566,25 @@ mod tests {
         let Bind::Simple { password, .. } = &c.bind else { panic!() };
         assert_eq!(password.expose(), "a\n");
         assert!(c.warnings.iter().any(|w| w.contains("more than one line")));
+        // A NUL byte: `s3cret` saved as UTF-16LE, and one in the middle.
+        for contents in ["s\x003\x00c\x00r\x00e\x00t\x00\n\x00", "s3c\0ret\n"] {
+            let f =
+                minimal().set("ldapdb_id", "cn=a,dc=local").set("ldapdb_pw_file", "/pw").file("/pw", contents, 0o600);
+            let c = ok(&f);
+            assert_eq!(
+                c.warnings
+                    .iter()
+                    .filter(|w| w.starts_with("sasl_ldapdb_pw_file: /pw contains a NUL byte"))
+                    .collect::<Vec<_>>(),
+                [
+                    "sasl_ldapdb_pw_file: /pw contains a NUL byte, which ldapbind sends as part of the password (no LDAP \
+                  tool can set such a password; a file saved as UTF-16 has one after every letter); write the \
+                  password as UTF-8 text"
+                ],
+                "{contents:?}"
+            );
+            assert!(!c.warnings.iter().any(|w| w.contains("s3c")), "{:?}", c.warnings);
+        }
     }
 
     #[test]
@@ -1548,14 +1673,97 @@ mod tests {
     #[test]
     fn canon_attr() {
         assert_eq!(ok(&minimal().set("ldapdb_canon_attr", "mail")).canon_attr.as_deref(), Some("mail"));
-        assert_eq!(
-            ok(&minimal().set("ldapdb_canon_attr", "0.9.2342.19200300.100.1.1")).canon_attr.as_deref(),
-            Some("0.9.2342.19200300.100.1.1")
-        );
+        assert_eq!(ok(&minimal().set("ldapdb_canon_attr", "x-login")).canon_attr.as_deref(), Some("x-login"));
         assert_eq!(
             one_err(&minimal().set("ldapdb_canon_attr", "mail address")),
             "sasl_ldapdb_canon_attr: `mail address` is not an LDAP attribute name; write a letter \
-             followed by letters, digits or `-` (e.g. mail), or a numeric OID"
+             followed by letters, digits or `-` (e.g. mail)"
+        );
+    }
+
+    #[test]
+    fn a_password_attribute_is_never_the_canonical_name() {
+        let fix = "so a user's password would become the user name (logged, and handed to the mail \
+                   server); set it to the attribute with the login name, e.g. uid or mail, or remove it to \
+                   keep the name as typed";
+        for attr in [
+            "userPassword",
+            "USERPASSWORD",
+            "authPassword",
+            "cmusaslsecretPLAIN",
+            "cmusaslsecretDIGEST-MD5",
+            "unicodePwd",
+            "sambaNTPassword",
+            "x-secret",
+        ] {
+            assert_eq!(
+                one_err(&minimal().set("ldapdb_canon_attr", attr)),
+                format!("sasl_ldapdb_canon_attr: `{attr}` holds passwords, {fix}"),
+                "{attr}"
+            );
+        }
+        // By its OID.
+        assert_eq!(
+            one_err(&minimal().set("ldapdb_canon_attr", "2.5.4.35")),
+            format!("sasl_ldapdb_canon_attr: `2.5.4.35` holds passwords (it is userPassword), {fix}")
+        );
+        // Whatever sasl_ldapdb_attr_map reads a password property from.
+        let f = minimal().set("ldapdb_attr_map", "userPassword=x-hash mail=x-mail").set("ldapdb_canon_attr", "X-Hash");
+        assert_eq!(
+            one_err(&f),
+            format!(
+                "sasl_ldapdb_canon_attr: `X-Hash` holds passwords (sasl_ldapdb_attr_map reads userPassword from it), {fix}"
+            )
+        );
+        let f = minimal().set("ldapdb_attr_map", "cmusaslsecretPLAIN=x-plain").set("ldapdb_canon_attr", "x-plain");
+        assert!(one_err(&f).contains("(sasl_ldapdb_attr_map reads cmusaslsecretPLAIN from it)"));
+        // A mapped name attribute is fine.
+        let f = minimal().set("ldapdb_attr_map", "mail=x-mail").set("ldapdb_canon_attr", "x-mail");
+        assert_eq!(ok(&f).canon_attr.as_deref(), Some("x-mail"));
+    }
+
+    #[test]
+    fn numeric_oids_are_refused_with_the_name_to_write() {
+        let why = "is the numeric OID of an attribute, but LDAP servers return attributes by name, so \
+                   ldapbind would never find its values";
+        for (oid, name) in [
+            ("2.5.4.3", "cn"),
+            ("0.9.2342.19200300.100.1.1", "uid"),
+            ("0.9.2342.19200300.100.1.3", "mail"),
+            ("1.2.840.113556.1.4.221", "sAMAccountName"),
+        ] {
+            assert_eq!(
+                one_err(&minimal().set("ldapdb_canon_attr", oid)),
+                format!("sasl_ldapdb_canon_attr: `{oid}` {why}; write `sasl_ldapdb_canon_attr: {name}`")
+            );
+        }
+        assert_eq!(
+            one_err(&minimal().set("ldapdb_canon_attr", "1.3.6.1.4.1.99999.1")),
+            format!(
+                "sasl_ldapdb_canon_attr: `1.3.6.1.4.1.99999.1` {why}; write the attribute's name instead (the \
+                 server's schema names it: `ldapsearch -x -H URL -b cn=subschema -s base attributeTypes`)"
+            )
+        );
+        assert_eq!(
+            errs(&minimal().set(
+                "ldapdb_attr_map",
+                "userPassword=2.5.4.35 authPassword=2.5.4.35 cmusaslsecretPLAIN=1.3.6.1.4.1.4203.1.3.4, x=1.2.3"
+            )),
+            vec![
+                format!(
+                    "sasl_ldapdb_attr_map: `userPassword=2.5.4.35` {why}; remove the entry (ldapbind reads \
+                     userPassword as userPassword without it)"
+                ),
+                format!("sasl_ldapdb_attr_map: `authPassword=2.5.4.35` {why}; write `authPassword=userPassword`"),
+                format!(
+                    "sasl_ldapdb_attr_map: `cmusaslsecretPLAIN=1.3.6.1.4.1.4203.1.3.4` {why}; write \
+                     `cmusaslsecretPLAIN=authPassword`"
+                ),
+                format!(
+                    "sasl_ldapdb_attr_map: `x=1.2.3` {why}; write `x=` and the attribute's name (the server's \
+                     schema names it: `ldapsearch -x -H URL -b cn=subschema -s base attributeTypes`)"
+                ),
+            ]
         );
     }
 
@@ -1601,16 +1809,14 @@ mod tests {
 
     #[test]
     fn attr_map() {
-        let c = ok(&minimal().set(
-            "ldapdb_attr_map",
-            "userPassword=sambaNTPassword, cmusaslsecretPLAIN=x-secret,*authPassword=2.5.4.35",
-        ));
+        let c = ok(&minimal()
+            .set("ldapdb_attr_map", "userPassword=sambaNTPassword, cmusaslsecretPLAIN=x-secret,*authPassword=x-auth"));
         assert_eq!(c.attr_map.len(), 3);
         assert_eq!(c.attribute_for("userPassword"), "sambaNTPassword");
         assert_eq!(c.attribute_for("*userPassword"), "sambaNTPassword");
         assert_eq!(c.attribute_for("userpassword"), "sambaNTPassword");
         assert_eq!(c.attribute_for("cmusaslsecretPLAIN"), "x-secret");
-        assert_eq!(c.attribute_for("authPassword"), "2.5.4.35");
+        assert_eq!(c.attribute_for("authPassword"), "x-auth");
         assert_eq!(c.attribute_for("mail"), "mail");
         assert_eq!(c.attribute_for("*mail"), "mail");
         let e = errs(&minimal().set("ldapdb_attr_map", "userPassword, a=b=c =x y= p=q P=r"));
@@ -1620,13 +1826,13 @@ mod tests {
                 "sasl_ldapdb_attr_map: `userPassword` has no `=`; write `property=attribute` pairs \
                  separated by spaces or commas, e.g. `userPassword=sambaNTPassword`",
                 "sasl_ldapdb_attr_map: `a=b=c` does not map to an LDAP attribute name (a letter \
-                 followed by letters, digits or `-`, or a numeric OID); write `property=attribute` \
+                 followed by letters, digits or `-`); write `property=attribute` \
                  pairs separated by spaces or commas, e.g. `userPassword=sambaNTPassword`",
                 "sasl_ldapdb_attr_map: `=x` does not start with a SASL property name (e.g. \
                  userPassword); write `property=attribute` pairs separated by spaces or commas, \
                  e.g. `userPassword=sambaNTPassword`",
                 "sasl_ldapdb_attr_map: `y=` does not map to an LDAP attribute name (a letter \
-                 followed by letters, digits or `-`, or a numeric OID); write `property=attribute` \
+                 followed by letters, digits or `-`); write `property=attribute` \
                  pairs separated by spaces or commas, e.g. `userPassword=sambaNTPassword`",
                 "sasl_ldapdb_attr_map: `P=r` maps a property that is already mapped; write \
                  `property=attribute` pairs separated by spaces or commas, e.g. \

@@ -11,6 +11,13 @@ pub const OPTION: &str = "sasl_ldapdb_filter";
 /// Used when `sasl_ldapdb_filter` is not set: a user may log in with a uid or a mail address.
 pub const DEFAULT_FILTER: &str = "(|(uid=%u)(mail=%u))";
 
+/// Longest template accepted, in bytes. A user filter is a few dozen bytes; the bound keeps a
+/// pasted blob out of every search and every log line.
+pub const MAX_TEMPLATE_BYTES: usize = 4096;
+/// Deepest nesting of parentheses accepted (the default filter has 2). ldap3's filter parser
+/// recurses once per level: 50,000 levels overflowed the host's stack inside `sasl_server_init`.
+pub const MAX_NESTING: usize = 32;
+
 /// Values substituted when checking a template at config time.
 const SAMPLE_USER: &str = "jdoe@example.com";
 const SAMPLE_REALM: &str = "example.com";
@@ -72,8 +79,20 @@ pub enum FilterError {
          placeholder such as %u"
     )]
     TrailingPercent { template: String },
+    #[error(
+        "{OPTION} is {len} bytes long, more than the {MAX_TEMPLATE_BYTES} ldapbind accepts; a user filter \
+         is short, e.g. `{DEFAULT_FILTER}`"
+    )]
+    TooLong { len: usize },
+    #[error(
+        "{OPTION}: parentheses are nested {depth} deep, more than the {MAX_NESTING} ldapbind accepts; \
+         write a flat filter, e.g. `(&(objectClass=person)(|(uid=%u)(mail=%u)))`"
+    )]
+    TooDeep { depth: usize },
     #[error("{OPTION}: `{template}` must be enclosed in parentheses (RFC 4515); write `({template})`")]
     NotParenthesized { template: String },
+    #[error("{OPTION}: `{template}` has {opens} `(` but {closes} `)`; {fix}")]
+    Unbalanced { template: String, opens: usize, closes: usize, fix: String },
     #[error(
         "{OPTION}: `{template}` is not a valid LDAP filter (RFC 4515; checked as `{sample}`); \
          check parentheses and operators, e.g. `{DEFAULT_FILTER}` (no spaces between `)(`)"
@@ -93,6 +112,29 @@ impl FilterTemplate {
         let trimmed = template.trim();
         if trimmed.is_empty() {
             return Err(FilterError::Empty);
+        }
+        if trimmed.len() > MAX_TEMPLATE_BYTES {
+            return Err(FilterError::TooLong { len: trimmed.len() });
+        }
+        // Before anything recurses. Values cannot hold a bare parenthesis (RFC 4515 writes
+        // them `\28` `\29`), so every `(` and `)` is structure.
+        let (mut depth, mut deepest, mut opens, mut closes) = (0usize, 0usize, 0usize, 0usize);
+        for b in trimmed.bytes() {
+            match b {
+                b'(' => {
+                    opens += 1;
+                    depth += 1;
+                    deepest = deepest.max(depth);
+                }
+                b')' => {
+                    closes += 1;
+                    depth = depth.saturating_sub(1);
+                }
+                _ => {}
+            }
+        }
+        if deepest > MAX_NESTING {
+            return Err(FilterError::TooDeep { depth: deepest });
         }
         let template = trimmed.to_string();
         let mut parts = Vec::new();
@@ -127,6 +169,19 @@ impl FilterTemplate {
         }
         if !parts.iter().any(|p| matches!(p, Part::Value(Token::User | Token::UserLocal))) {
             return Err(FilterError::NoUser { template });
+        }
+        if opens != closes {
+            // `(uid=%u` gets `(uid=%u)`: the missing parentheses added where that makes a
+            // filter, else the rule.
+            let fixed = match opens > closes {
+                true => format!("{template}{}", ")".repeat(opens - closes)),
+                false => format!("{}{template}", "(".repeat(closes - opens)),
+            };
+            let fix = match FilterTemplate::parse(&fixed) {
+                Ok(_) => format!("write `{fixed}`"),
+                Err(_) => format!("every `(` needs its `)`, e.g. `{DEFAULT_FILTER}`"),
+            };
+            return Err(FilterError::Unbalanced { template, opens, closes, fix });
         }
         // ldap3 accepts a bare `uid=%u`; RFC 4515 and anything that combines filters do not.
         if !(template.starts_with('(') && template.ends_with(')')) {
@@ -285,20 +340,65 @@ mod tests {
             FilterTemplate::parse("uid=%u").unwrap_err().to_string(),
             "sasl_ldapdb_filter: `uid=%u` must be enclosed in parentheses (RFC 4515); write `(uid=%u)`"
         );
-        assert!(matches!(FilterTemplate::parse("(uid=%u"), Err(FilterError::NotParenthesized { .. })));
-        for bad in [
-            "(|(uid=%u) (mail=%u))",
-            "((uid=%u)",
-            "(uid=%u))",
-            "(&(uid=%u)()",
-            "(uid=%u)(mail=%u)",
-            "(=%u)",
-            "(uid~%u)",
-        ] {
+        for bad in ["(|(uid=%u) (mail=%u))", "(uid=%u)(mail=%u)", "(=%u)", "(uid~%u)"] {
             let e = FilterTemplate::parse(bad).unwrap_err();
             assert!(matches!(e, FilterError::Syntax { .. }), "{bad}: {e:?}");
             assert!(e.to_string().starts_with("sasl_ldapdb_filter: "), "{e}");
         }
+    }
+
+    #[test]
+    fn unbalanced_parentheses_get_the_filter_that_closes_them() {
+        for (bad, want) in [
+            ("(uid=%u", "`(uid=%u` has 1 `(` but 0 `)`; write `(uid=%u)`"),
+            ("(|(uid=%u)(mail=%u)", "`(|(uid=%u)(mail=%u)` has 3 `(` but 2 `)`; write `(|(uid=%u)(mail=%u))`"),
+            ("uid=%u)", "`uid=%u)` has 0 `(` but 1 `)`; write `(uid=%u)`"),
+            ("((uid=%u)", "`((uid=%u)` has 2 `(` but 1 `)`; every `(` needs its `)`, e.g. `(|(uid=%u)(mail=%u))`"),
+            ("(uid=%u))", "`(uid=%u))` has 1 `(` but 2 `)`; every `(` needs its `)`, e.g. `(|(uid=%u)(mail=%u))`"),
+            (
+                "(&(uid=%u)()",
+                "`(&(uid=%u)()` has 3 `(` but 2 `)`; every `(` needs its `)`, e.g. `(|(uid=%u)(mail=%u))`",
+            ),
+        ] {
+            let e = FilterTemplate::parse(bad).unwrap_err();
+            assert!(matches!(e, FilterError::Unbalanced { .. }), "{bad}: {e:?}");
+            assert_eq!(e.to_string(), format!("sasl_ldapdb_filter: {want}"), "{bad}");
+        }
+        // Never the advice to write `((uid=%u)` (it used to say "enclose it in parentheses").
+        assert!(!FilterTemplate::parse("(uid=%u").unwrap_err().to_string().contains("((uid"));
+    }
+
+    #[test]
+    fn size_and_nesting_are_bounded_before_parsing() {
+        // The adversarial template: 50,000 levels (150 KB; the report had 200 KB); it overflowed the stack in ldap3.
+        let huge = format!("{}(uid=%u){}", "(&".repeat(50_000), ")".repeat(50_000));
+        let e = FilterTemplate::parse(&huge).unwrap_err();
+        assert_eq!(e, FilterError::TooLong { len: huge.len() });
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "sasl_ldapdb_filter is {} bytes long, more than the 4096 ldapbind accepts; a user filter is \
+                 short, e.g. `(|(uid=%u)(mail=%u))`",
+                huge.len()
+            )
+        );
+        // Deep within the size bound: refused by its depth, before ldap3 recurses.
+        let deep = |n: usize| format!("{}(uid=%u){}", "(&".repeat(n), ")".repeat(n));
+        assert!(FilterTemplate::parse(&deep(MAX_NESTING - 1)).is_ok());
+        let e = FilterTemplate::parse(&deep(MAX_NESTING)).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "sasl_ldapdb_filter: parentheses are nested 33 deep, more than the 32 ldapbind accepts; write a flat \
+             filter, e.g. `(&(objectClass=person)(|(uid=%u)(mail=%u)))`"
+        );
+        let e = FilterTemplate::parse(&deep(1300)).unwrap_err();
+        assert_eq!(e, FilterError::TooDeep { depth: 1301 });
+        // Unbalanced and deep: still the depth, and no message quotes a long template.
+        assert_eq!(FilterTemplate::parse(&"(".repeat(4000)).unwrap_err(), FilterError::TooDeep { depth: 4000 });
+        let longest = format!("(uid=%u{})", "x".repeat(MAX_TEMPLATE_BYTES - 8));
+        assert!(FilterTemplate::parse(&longest).is_ok());
+        assert!(FilterTemplate::parse(&format!("{longest} ")).is_ok(), "trimmed first");
+        assert!(matches!(FilterTemplate::parse(&format!("(x{longest})")), Err(FilterError::TooLong { .. })));
     }
 
     /// RFC 4515 assertion-value unescaper: `\XX` → byte; everything else literal.

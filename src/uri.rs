@@ -77,7 +77,8 @@ pub struct LdapUrl {
     pub host: String,
     /// 389 / 636 when not written; 0 for ldapi.
     pub port: u16,
-    /// True when the URL had no explicit port (always true for ldapi).
+    /// True when an ldap:// or ldaps:// URL had no explicit port, so 389 or 636 is used; false
+    /// for ldapi (a socket has no port, and messages must not speak of "the default port").
     pub port_is_default: bool,
     /// Decoded, validated DN from the URL path; `None` when absent or empty.
     pub base_dn: Option<String>,
@@ -172,10 +173,10 @@ impl QueryPart {
 
     fn what(self) -> &'static str {
         match self {
-            QueryPart::Attributes => "attribute list",
-            QueryPart::Scope => "scope",
-            QueryPart::Filter => "filter",
-            QueryPart::Extensions => "extensions",
+            QueryPart::Attributes => "an attribute list",
+            QueryPart::Scope => "a scope",
+            QueryPart::Filter => "a filter",
+            QueryPart::Extensions => "an extensions",
         }
     }
 
@@ -294,6 +295,11 @@ pub enum UriError {
          the DN without spaces (`dc=users,dc=local`; a space inside a value is %20)"
     )]
     SpaceInDn { url: String },
+    #[error(
+        "{OPTION}: `{url}` has white space in its host name or before the `/` of the DN, but white \
+         space separates URLs; write ldap://HOST:PORT/BASE-DN without spaces"
+    )]
+    SpaceInHost { url: String },
     #[error("{OPTION}: `{url}` is not an LDAP URL; {fix}")]
     NotAUrl { url: String, fix: &'static str },
     #[error(
@@ -357,7 +363,7 @@ pub enum UriError {
         hint: String,
     },
     #[error(
-        "{OPTION}: `{url}` has a {} part `{value}` after `?`; {}",
+        "{OPTION}: `{url}` has {} part `{value}` after `?`; {}",
         part.what(),
         part.fix()
     )]
@@ -380,12 +386,18 @@ pub fn parse_uri_list(s: &str) -> Result<UriList, UriError> {
     let tokens: Vec<&str> = s.split_ascii_whitespace().collect();
     for (i, token) in tokens.iter().enumerate() {
         if let Some(next) = tokens.get(i + 1)
-            && token.contains("://")
+            && let Some((_, rest)) = token.split_once("://")
             && !next.contains("://")
-            && next.contains('=')
         {
+            let url = redact(&format!("{token} {next}"));
+            // `ldap://exa mple.com/dc=x`: the space is before the `/` that starts the DN.
+            if !rest.contains(['/', '?']) && (next.contains('/') || next.starts_with(':')) {
+                return Err(UriError::SpaceInHost { url });
+            }
             // `ldap://h/dc=users, dc=local`: the admin's DN, cut in two by the list splitter.
-            return Err(UriError::SpaceInDn { url: redact(&format!("{token} {next}")) });
+            if next.contains('=') {
+                return Err(UriError::SpaceInDn { url });
+            }
         }
         let url = parse_one(token, &mut list.warnings)?;
         list.urls.push(url);
@@ -455,7 +467,7 @@ fn parse_one(token: &str, warnings: &mut Vec<UriWarning>) -> Result<LdapUrl, Uri
     }
 
     let (host, port, port_is_default) = match scheme {
-        Scheme::Ldapi => (parse_ldapi_path(authority, &url)?, 0, true),
+        Scheme::Ldapi => (parse_ldapi_path(authority, &url)?, 0, false),
         Scheme::Ldap | Scheme::Ldaps => {
             let (host, port) = parse_host_port(authority, &url)?;
             if host.is_empty() {
@@ -911,7 +923,7 @@ mod tests {
         let u = one("ldapi://%2Fvar%2Frun%2Fslapd%2Fldapi/dc=example,dc=com");
         assert_eq!(u.scheme, Scheme::Ldapi);
         assert_eq!(u.host, "/var/run/slapd/ldapi");
-        assert_eq!((u.port, u.port_is_default), (0, true));
+        assert_eq!((u.port, u.port_is_default), (0, false));
         assert_eq!(u.base_dn.as_deref(), Some("dc=example,dc=com"));
         assert_eq!(u.connect_url(), "ldapi://%2Fvar%2Frun%2Fslapd%2Fldapi");
         assert_eq!(u.endpoint(), "/var/run/slapd/ldapi");
@@ -1139,6 +1151,12 @@ mod tests {
             "sasl_ldapdb_uri: `ldap://h/dc=x??one` has a scope part `one` after `?`; remove it and \
              set sasl_ldapdb_scope (base, one or sub)"
         );
+        assert_eq!(
+            err("ldap://h/dc=x?uid").to_string(),
+            "sasl_ldapdb_uri: `ldap://h/dc=x?uid` has an attribute list part `uid` after `?`; remove it: \
+             ldapbind requests the attributes the SASL mechanisms need (map them with sasl_ldapdb_attr_map)"
+        );
+        assert!(err("ldap://h/dc=x???(uid=*)").to_string().contains("has a filter part `(uid=*)`"));
         assert!(matches!(err("ldap://h/dc=x?????"), UriError::TooManyQueryParts { .. }));
         // Empty trailing parts are tolerated.
         assert_eq!(one("ldap://h/dc=x?").base_dn.as_deref(), Some("dc=x"));
@@ -1185,6 +1203,32 @@ mod tests {
         let e = err("dc=users,dc=local");
         assert!(matches!(e, UriError::NotAUrl { .. }));
         assert!(e.to_string().contains("white space separates URLs"), "{e}");
+    }
+
+    #[test]
+    fn space_inside_a_host_name_is_not_called_a_dn_problem() {
+        let want = |url: &str| {
+            format!(
+                "sasl_ldapdb_uri: `{url}` has white space in its host name or before the `/` of the DN, but \
+                 white space separates URLs; write ldap://HOST:PORT/BASE-DN without spaces"
+            )
+        };
+        for url in [
+            "ldap://exa mple.com/dc=users,dc=local",
+            "ldap://example.com :389/dc=users,dc=local",
+            "ldap://example.com /dc=users,dc=local",
+            "ldaps://exa mple.com:636/",
+        ] {
+            let e = parse_uri_list(url).unwrap_err();
+            assert_eq!(e, UriError::SpaceInHost { url: url.to_owned() }, "{url}");
+            assert_eq!(e.to_string(), want(url));
+        }
+        // Two URLs are still two URLs, and a space in the DN is still a DN problem.
+        assert_eq!(parse_uri_list("ldap://a ldap://b.example:389").unwrap().urls.len(), 2);
+        assert!(matches!(parse_uri_list("ldap://h/dc=users, dc=local"), Err(UriError::SpaceInDn { .. })));
+        assert!(matches!(parse_uri_list("ldap://h dc=x"), Err(UriError::SpaceInDn { .. })));
+        // A second host without its scheme is not a URL.
+        assert!(matches!(parse_uri_list("ldap://h1 h2.example"), Err(UriError::NotAUrl { .. })));
     }
 
     #[test]

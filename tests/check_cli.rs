@@ -245,6 +245,48 @@ fn percent_44_in_the_base_dn() {
 }
 
 #[test]
+fn a_referral_is_named_a_referral() {
+    // A search base that is a referral object: slapd answers the search with result 10.
+    let extra = format!(
+        "dn: ou=elsewhere,{0}\nobjectClass: referral\nobjectClass: extensibleObject\nou: elsewhere\n\
+         ref: ldap://ldap.elsewhere.example/ou=elsewhere,{0}\n",
+        slapd::BASE_DN
+    );
+    let s = Slapd::start_with(slapd::SlapdOptions { extra_ldif: Some(extra), ..Default::default() });
+    let base = format!("ldapdb_search_base=ou=elsewhere,{}", slapd::BASE_DN);
+    let r = check(Some(&s), "good.conf", "jdoe", None, &["-o", &base]);
+    assert_eq!(r.code, 1, "{}{}", r.out, r.err);
+    let line = format!(
+        "LDAP server 127.0.0.1:{}: user search under ou=elsewhere,{} failed (10 referral",
+        s.port(),
+        slapd::BASE_DN
+    );
+    assert!(r.out.lines().any(|l| l.starts_with(&format!("  problem  {line}"))), "{}", r.out);
+    assert!(!r.out.contains("error)"), "{}", r.out);
+}
+
+#[test]
+fn an_ldapi_socket_without_a_server_is_not_called_a_port() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("ldapi");
+    // The socket file stays after its listener is gone: connect() is refused.
+    drop(std::os::unix::net::UnixListener::bind(&sock).unwrap());
+    let encoded = sock.to_str().unwrap().replace('/', "%2F");
+    let r = run(&["-o", &format!("ldapdb_uri=ldapi://{encoded}/dc=users,dc=local"), "jdoe"], None);
+    assert_eq!(r.code, 1, "{}{}", r.out, r.err);
+    r.problem(
+        &format!(
+            "cannot connect to LDAP server socket {}: connection refused (the socket file exists but no server \
+             listens on it)",
+            sock.display()
+        ),
+        "start the LDAP server, or check the socket path in sasl_ldapdb_uri against the ldapi:// URL the server \
+         listens on (slapd -h)",
+    );
+    assert!(!r.out.contains("default port") && !r.out.contains("3893"), "{}", r.out);
+}
+
+#[test]
 fn the_default_port_when_the_server_listens_elsewhere() {
     let s = Slapd::start();
     assert!(
@@ -454,6 +496,41 @@ fn the_seeds_config_gets_every_fix_at_once() {
     r.never_shows("pw = cyrus");
 }
 
+#[test]
+fn a_filter_nested_50000_deep_is_a_problem_line_not_a_crash() {
+    // 50,000 levels (150 KB): ldapbind-check -C died of SIGABRT (stack overflow) on this.
+    let huge = format!("{}(uid=%u){}", "(&".repeat(50_000), ")".repeat(50_000));
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("imapd.conf");
+    std::fs::write(
+        &conf,
+        format!("sasl_ldapdb_uri: ldap://127.0.0.1:9/dc=users,dc=local\nsasl_ldapdb_filter: {huge}\n"),
+    )
+    .unwrap();
+    for json in [false, true] {
+        let mut args = vec!["-C", conf.to_str().unwrap(), "jdoe"];
+        if json {
+            args.insert(0, "--json");
+        }
+        let r = run(&args, None);
+        assert_eq!(r.code, 1, "{}", r.err);
+        assert!(
+            r.out.contains(&format!(
+                "sasl_ldapdb_filter is {} bytes long, more than the 4096 ldapbind accepts",
+                huge.len()
+            )),
+            "{}",
+            r.out
+        );
+        assert!(r.out.len() < 10_000, "the 150 KB value is not printed whole: {} bytes", r.out.len());
+    }
+    let r = run(&["-C", conf.to_str().unwrap(), "jdoe"], None);
+    r.problem(
+        &format!("sasl_ldapdb_filter is {} bytes long, more than the 4096 ldapbind accepts", huge.len()),
+        "a user filter is short, e.g. `(|(uid=%u)(mail=%u))`",
+    );
+}
+
 // ---- the command line -----------------------------------------------------------------------
 
 #[test]
@@ -469,6 +546,71 @@ fn usage_errors_exit_2() {
         assert!(r.err.contains(msg) && r.err.contains("Usage: ldapbind-check"), "{args:?}: {}", r.err);
         assert!(r.out.is_empty());
     }
+}
+
+/// The service password written on a malformed line, in a file or on the command line, is
+/// printed nowhere: not in the text report, not in `--json`, not on stderr.
+#[test]
+fn a_malformed_password_line_or_argument_never_shows_the_password() {
+    const SECRET: &str = "Secret-9f3e";
+    let dir = tempfile::tempdir().unwrap();
+    let lines = [
+        format!("sasl_ldapdb_pw {SECRET}"),
+        format!("sasl_ldapdb_pw={SECRET}"),
+        format!("sasl_ldapdb_pw = {SECRET}"),
+        format!("sasl_ldapdb_pw\t{SECRET}"),
+        format!("ldapdb_password {SECRET}"),
+        format!("sasl_ldapbind_secret={SECRET}"),
+        // The value alone on the next line.
+        format!("  {SECRET}"),
+    ];
+    let mut runs = 0;
+    for line in &lines {
+        for (flag, name, prefix) in [("-C", "imapd.conf", "sasl_"), ("--sasl-conf", "app.conf", "")] {
+            let line = if prefix.is_empty() { line.replacen("sasl_", "", 1) } else { line.clone() };
+            let conf = dir.path().join(name);
+            std::fs::write(&conf, format!("{prefix}pwcheck_method: auxprop\n{line}\n")).unwrap();
+            for json in [false, true] {
+                let mut args = vec![flag, conf.to_str().unwrap()];
+                if json {
+                    args.push("--json");
+                }
+                args.push("jdoe");
+                let r = run(&args, None);
+                runs += 1;
+                r.never_shows(SECRET);
+                // The line is still reported, by number.
+                assert!(r.out.contains(&format!("{name}:2: `")), "{line:?} {args:?}:\n{}", r.out);
+                assert!(r.out.contains("is not a `key: value` line"), "{line:?} {args:?}:\n{}", r.out);
+            }
+        }
+    }
+    assert_eq!(runs, lines.len() * 4);
+    // The command line: usage errors name the option, never its value.
+    for args in [
+        vec!["-o".to_owned(), format!("ldapdb_pw:{SECRET}"), "jdoe".into()],
+        vec!["-o".to_owned(), format!("sasl_ldapdb_pw {SECRET}"), "jdoe".into()],
+        vec![format!("--option=ldapdb_pw:{SECRET}"), "jdoe".into()],
+        vec!["-o".to_owned(), format!("ldapdb_pw:{SECRET}=x"), "jdoe".into()],
+        vec![format!("--ldapdb_pw={SECRET}"), "jdoe".into()],
+        vec![format!("-p{SECRET}"), "jdoe".into()],
+        vec!["jdoe".to_owned(), "-o".into(), "ldapdb_pw=".into(), SECRET.into()],
+    ] {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let r = run(&args, None);
+        assert_eq!(r.code, 2, "{args:?}: {}{}", r.out, r.err);
+        r.never_shows(SECRET);
+        assert!(r.err.contains("Usage: ldapbind-check"), "{args:?}: {}", r.err);
+    }
+    let r = run(&["-o", &format!("ldapdb_pw:{SECRET}"), "jdoe"], None);
+    assert!(
+        r.err.contains(
+            "-o ldapdb_pw …: write KEY=VALUE, e.g. -o ldapdb_uri=ldap://localhost:389/dc=example,dc=com \
+                        (the rest is not shown: it may hold a password)"
+        ),
+        "{}",
+        r.err
+    );
 }
 
 #[test]

@@ -152,3 +152,86 @@ fn a_canon_attr_without_the_canon_plugin_is_pointed_out() {
     assert_eq!(lines[0].0, SASL_LOG_WARN);
     assert!(lines[0].1.contains("sasl_canon_user_plugin: ldapbind"), "{lines:#?}");
 }
+
+/// The ERR lines ldapbind logged at init, after an init with `options` and the minimal others.
+fn init_errors(options: &[(&str, &str)]) -> Vec<String> {
+    let mut all = vec![
+        ("auxprop_plugin", "ldapbind"),
+        ("ldapdb_uri", "ldap://127.0.0.1:3893/dc=users,dc=local"),
+        ("ldapdb_id", "cn=cyrus,ou=machines,dc=users,dc=local"),
+        ("ldapdb_pw", "cyrus"),
+    ];
+    all.extend_from_slice(options);
+    let (_dir, server) = init(&all);
+    let errs: Vec<String> = ldapbind_lines().into_iter().filter(|(l, _)| *l == SASL_LOG_ERR).map(|(_, m)| m).collect();
+    // Every later call fails with the same line.
+    let conn = server.new_conn("imap");
+    assert_ne!(conn.checkpass(b"jdoe", b"dogood"), SASL_OK);
+    errs
+}
+
+#[test]
+fn a_filter_nested_50000_deep_is_refused_at_init_without_a_crash() {
+    // 50,000 levels (150 KB): this overflowed the stack in the filter parser (SIGSEGV inside
+    // sasl_server_init). Now init returns and logs why.
+    let huge = format!("{}(uid=%u){}", "(&".repeat(50_000), ")".repeat(50_000));
+    let errs = init_errors(&[("ldapdb_filter", &huge)]);
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert!(
+        errs[0]
+            .contains(&format!("sasl_ldapdb_filter is {} bytes long, more than the 4096 ldapbind accepts", huge.len())),
+        "{errs:#?}"
+    );
+    assert!(errs[0].len() < 1000, "the template is not quoted: {} bytes", errs[0].len());
+}
+
+#[test]
+fn a_filter_nested_too_deep_within_the_size_bound_is_refused_at_init() {
+    let deep = format!("{}(uid=%u){}", "(&".repeat(1300), ")".repeat(1300));
+    let errs = init_errors(&[("ldapdb_filter", &deep)]);
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert!(errs[0].contains("sasl_ldapdb_filter: parentheses are nested 1301 deep, more than the 32"), "{errs:#?}");
+}
+
+fn refused_canon_attr(attr: &str, map: &str, via: &str) {
+    let errs = init_errors(&[("canon_user_plugin", "ldapbind"), ("ldapdb_canon_attr", attr), ("ldapdb_attr_map", map)]);
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert!(
+        errs[0].contains(&format!(
+            "sasl_ldapdb_canon_attr: `{attr}` holds passwords{via}, so a user's password would become the user name"
+        )),
+        "{errs:#?}"
+    );
+}
+
+#[test]
+fn user_password_as_canon_attr_is_refused_at_init() {
+    refused_canon_attr("userPassword", "", "");
+}
+
+#[test]
+fn the_attribute_attr_map_reads_passwords_from_is_refused_as_canon_attr_at_init() {
+    refused_canon_attr("x-hash", "userPassword=x-hash", " (sasl_ldapdb_attr_map reads userPassword from it)");
+}
+
+#[test]
+fn numeric_oids_are_refused_at_init_with_the_name_to_write() {
+    let errs = init_errors(&[
+        ("canon_user_plugin", "ldapbind"),
+        ("ldapdb_canon_attr", "2.5.4.3"),
+        ("ldapdb_attr_map", "authPassword=1.3.6.1.4.1.4203.1.3.4"),
+    ]);
+    assert_eq!(errs.len(), 2, "{errs:#?}");
+    assert!(
+        errs[1].contains(
+            "sasl_ldapdb_canon_attr: `2.5.4.3` is the numeric OID of an attribute, but LDAP servers return \
+             attributes by name, so ldapbind would never find its values; write `sasl_ldapdb_canon_attr: cn`"
+        ),
+        "{errs:#?}"
+    );
+    assert!(
+        errs[0].contains("sasl_ldapdb_attr_map: `authPassword=1.3.6.1.4.1.4203.1.3.4` is the numeric OID"),
+        "{errs:#?}"
+    );
+    assert!(errs[0].contains("remove the entry (ldapbind reads authPassword as authPassword without it)"), "{errs:#?}");
+}

@@ -130,7 +130,8 @@ fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, String> {
     let mut password_stdin = false;
     let mut json = false;
     let mut only_operands = false;
-    let text = |a: OsString| a.into_string().map_err(|a| format!("argument {a:?} is not UTF-8"));
+    // No message quotes an argument that could hold a password (`-o ldapdb_pw:Secret`).
+    let text = |a: OsString| a.into_string().map_err(|_| "an argument is not UTF-8 text".to_owned());
     while let Some(arg) = args.next() {
         let arg = text(arg)?;
         let mut value = |name: &str| -> Result<String, String> {
@@ -148,7 +149,9 @@ fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, String> {
         match flag.as_str() {
             _ if only_operands || !arg.starts_with('-') || arg == "-" => {
                 if user.replace(arg.clone()).is_some() {
-                    return Err(format!("only one USER, got a second one: {arg}"));
+                    return Err("only one USER, but there is a second operand (not shown: it may be a password); \
+                                quote a value with spaces, and write `--` before a USER that starts with `-`"
+                        .into());
                 }
             }
             "--" => only_operands = true,
@@ -170,13 +173,18 @@ fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, String> {
             "-o" | "--option" => {
                 let kv = take("-o")?;
                 let Some((k, v)) = kv.split_once('=') else {
+                    let (shown, hidden) = check::shown_malformed(&kv);
                     return Err(format!(
-                        "-o {kv}: write KEY=VALUE, e.g. -o ldapdb_uri=ldap://localhost:389/dc=example,dc=com"
+                        "-o {shown}: write KEY=VALUE, e.g. -o ldapdb_uri=ldap://localhost:389/dc=example,dc=com{hidden}"
                     ));
                 };
                 if check::option_key(k).is_none() {
+                    let (shown, hidden) = match k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
+                        true => (format!("{k}=..."), ""),
+                        false => check::shown_malformed(&kv),
+                    };
                     return Err(format!(
-                        "-o {k}=...: unknown option; use one of {}, {}",
+                        "-o {shown}: unknown option; use one of {}, {}{hidden}",
                         keys::ALL.join(", "),
                         check::LIBRARY_KEYS.join(", ")
                     ));
@@ -185,7 +193,13 @@ fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, String> {
             }
             "--password-stdin" if inline.is_none() => password_stdin = true,
             "--json" if inline.is_none() => json = true,
-            _ => return Err(format!("unknown option {arg}")),
+            "--password-stdin" | "--json" => return Err(format!("{flag} takes no value (write it without `=`)")),
+            // Never the value: `--name=VALUE` is shown as `--name`, `-xVALUE` as `-x…`.
+            _ if flag.starts_with("--") || flag.chars().count() <= 2 => return Err(format!("unknown option {flag}")),
+            _ => {
+                let short: String = flag.chars().take(2).collect();
+                return Err(format!("unknown option {short}… (the rest is not shown: it may hold a password)"));
+            }
         }
     }
     let Some(user) = user else {
@@ -335,7 +349,7 @@ mod tests {
             (&["-o", "ldapdb_uri", "u"][..], "write KEY=VALUE"),
             (&["-o", "ldap_uri=x", "u"][..], "unknown option; use one of"),
             (&["--frobnicate", "u"][..], "unknown option --frobnicate"),
-            (&["--json=yes", "u"][..], "unknown option --json=yes"),
+            (&["--json=yes", "u"][..], "--json takes no value"),
             (&["--service", "imap", "u"][..], "--service applies to -C"),
             (&["-C", "f", "--service", "im ap", "u"][..], "a service name is"),
         ] {

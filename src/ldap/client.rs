@@ -10,7 +10,7 @@ use ldap3::{DerefAliases, LdapConn, LdapError, Scope as LdapScope, SearchEntry, 
 use super::{Directory, Entry, Found};
 use crate::config::{Bind, Config, Scope};
 use crate::error::Error;
-use crate::uri::LdapUrl;
+use crate::uri::{LdapUrl, Scheme};
 
 /// How long a server that failed is skipped while another one is available.
 pub const BACKOFF: Duration = Duration::from_secs(30);
@@ -373,12 +373,21 @@ pub(crate) fn port_note(url: &LdapUrl) -> &'static str {
 pub(crate) fn transport_error(url: &LdapUrl, step: &str, timeout: Duration, e: LdapError) -> Error {
     let endpoint = url.endpoint();
     let note = port_note(url);
+    let ldapi = url.scheme == Scheme::Ldapi;
+    let place = if ldapi { "the socket path in sasl_ldapdb_uri is" } else { "host and port in sasl_ldapdb_uri are" };
     match e {
         LdapError::Timeout { .. } => Error::Timeout(format!(
             "LDAP server {endpoint}{note} did not answer the {step} within {}s (sasl_ldapdb_timeout); \
-             check that the server is up and that host and port in sasl_ldapdb_uri are right",
+             check that the server is up and that {place} right",
             timeout.as_secs_f64()
         )),
+        LdapError::Io { source } if source.kind() == std::io::ErrorKind::ConnectionRefused && ldapi => {
+            Error::Unavailable(format!(
+                "cannot connect to LDAP server socket {endpoint}: connection refused (the socket file \
+                 exists but no server listens on it); start the LDAP server, or check the socket path in \
+                 sasl_ldapdb_uri against the ldapi:// URL the server listens on (slapd -h)"
+            ))
+        }
         LdapError::Io { source } if source.kind() == std::io::ErrorKind::ConnectionRefused => {
             Error::Unavailable(format!(
                 "cannot connect to LDAP server {endpoint}{note}: connection refused; \
@@ -391,22 +400,49 @@ pub(crate) fn transport_error(url: &LdapUrl, step: &str, timeout: Duration, e: L
     }
 }
 
+/// The RFC 4511 name of an LDAP result code (4.1.9), for "(10 referral: ...)" in messages.
 fn ldap_rc_name(rc: u32) -> &'static str {
     match rc {
+        0 => "success",
         1 => "operationsError",
         2 => "protocolError",
         3 => "timeLimitExceeded",
+        4 => "sizeLimitExceeded",
+        5 => "compareFalse",
+        6 => "compareTrue",
         7 => "authMethodNotSupported",
         8 => "strongerAuthRequired",
+        10 => "referral",
+        11 => "adminLimitExceeded",
+        12 => "unavailableCriticalExtension",
+        13 => "confidentialityRequired",
+        14 => "saslBindInProgress",
+        16 => "noSuchAttribute",
+        17 => "undefinedAttributeType",
+        18 => "inappropriateMatching",
+        19 => "constraintViolation",
+        20 => "attributeOrValueExists",
+        21 => "invalidAttributeSyntax",
         32 => "noSuchObject",
+        33 => "aliasProblem",
         34 => "invalidDNSyntax",
+        36 => "aliasDereferencingProblem",
         48 => "inappropriateAuthentication",
         49 => "invalidCredentials",
         50 => "insufficientAccessRights",
         51 => "busy",
         52 => "unavailable",
         53 => "unwillingToPerform",
-        _ => "error",
+        54 => "loopDetect",
+        64 => "namingViolation",
+        65 => "objectClassViolation",
+        66 => "notAllowedOnNonLeaf",
+        67 => "notAllowedOnRDN",
+        68 => "entryAlreadyExists",
+        69 => "objectClassModsProhibited",
+        71 => "affectsMultipleDSAs",
+        80 => "other",
+        _ => "unknown result code",
     }
 }
 
@@ -478,6 +514,35 @@ fn search_refused_message(cfg: &Config, url: &LdapUrl, rc: u32, text: &str) -> S
 mod tests {
     use super::*;
     use std::collections::HashMap;
+
+    fn url(s: &str) -> LdapUrl {
+        crate::uri::parse_uri_list(s).unwrap().urls.remove(0)
+    }
+
+    #[test]
+    fn an_ldapi_socket_is_never_a_default_port_or_glauths_3893() {
+        let refused = || LdapError::Io { source: std::io::ErrorKind::ConnectionRefused.into() };
+        let u = url("ldapi://%2Frun%2Fslapd%2Fldapi/dc=x");
+        assert_eq!(
+            transport_error(&u, "connect", Duration::from_secs(5), refused()).to_string(),
+            "cannot connect to LDAP server socket /run/slapd/ldapi: connection refused (the socket file exists \
+             but no server listens on it); start the LDAP server, or check the socket path in sasl_ldapdb_uri \
+             against the ldapi:// URL the server listens on (slapd -h)"
+        );
+        // TCP keeps its port advice.
+        let e = transport_error(&url("ldap://h/dc=x"), "connect", Duration::from_secs(5), refused()).to_string();
+        assert!(e.contains("h:389 (the default port: sasl_ldapdb_uri names none): connection refused"), "{e}");
+        assert!(e.contains("glauth listens on 3893"), "{e}");
+    }
+
+    #[test]
+    fn result_codes_have_their_rfc_4511_names() {
+        assert_eq!(ldap_rc_name(10), "referral");
+        assert_eq!(ldap_rc_name(4), "sizeLimitExceeded");
+        assert_eq!(ldap_rc_name(11), "adminLimitExceeded");
+        assert_eq!(ldap_rc_name(80), "other");
+        assert_eq!(ldap_rc_name(4242), "unknown result code");
+    }
 
     #[test]
     fn entries_keep_bounded_values_and_never_truncate_one() {
