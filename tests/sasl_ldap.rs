@@ -16,7 +16,11 @@ struct Setup {
 }
 
 fn start(extra: &[(&str, &str)]) -> Setup {
-    let slapd = Slapd::start();
+    start_with(slapd::SlapdOptions::default(), extra)
+}
+
+fn start_with(opts: slapd::SlapdOptions, extra: &[(&str, &str)]) -> Setup {
+    let slapd = Slapd::start_with(opts);
     let uri = format!("{}/{}", slapd.url(), slapd::BASE_DN);
     let mech_list = MECHS.join(" ");
     let mut options: Vec<(&str, &str)> = vec![
@@ -141,9 +145,8 @@ fn ambiguous_hashed_empty_and_hostile_names_never_authenticate() {
     // With INTERNAL canonicalisation libsasl2 itself cuts a name at a NUL byte before ldapbind
     // sees it; the login can then only be johndoe's own (see the next test for ldapbind's canon).
     let conn = s.server.new_conn("imap");
-    if conn.checkpass(b"johndoe\0x", slapd::JOHNDOE.pw().as_bytes()) == SASL_OK {
-        assert_eq!(conn.username().as_deref(), Some("johndoe"));
-    }
+    let rc = conn.checkpass(b"johndoe\0x", slapd::JOHNDOE.pw().as_bytes());
+    assert_eq!((rc, conn.username().as_deref()), (SASL_OK, Some("johndoe")), "{}", conn.errdetail());
 }
 
 #[test]
@@ -153,6 +156,31 @@ fn ldapbinds_canonicalisation_refuses_nul_and_hostile_names() {
     never_authenticates(&s, b"\xffjohndoe", slapd::JOHNDOE.pw(), SASL_LOG_FAIL, "not valid UTF-8");
     never_authenticates(&s, "x".repeat(600).as_bytes(), slapd::JOHNDOE.pw(), SASL_LOG_FAIL, "longer than 512 bytes");
     never_authenticates(&s, b"x)(uid=*", slapd::JOHNDOE.pw(), SASL_LOG_FAIL, "not found");
+}
+
+/// A canonical name that does not fit libsasl2's buffer (CANON_BUF_SIZE, 1024 bytes with its
+/// NUL) is refused with SASL_BUFOVER, never written past the buffer nor cut.
+#[test]
+fn a_canonical_name_longer_than_libsasl2s_buffer_is_refused() {
+    let long = "l".repeat(1100);
+    let ldif = format!(
+        "dn: cn=longuid,{}\nobjectClass: inetOrgPerson\ncn: longuid\nsn: Long\nuid: {long}\n\
+         mail: long@example.com\nuserPassword: longpass\n",
+        slapd::USERS_DN
+    );
+    let opts = slapd::SlapdOptions { extra_ldif: Some(ldif), ..Default::default() };
+    let s = start_with(opts, &[("canon_user_plugin", "ldapbind"), ("ldapdb_canon_attr", "uid")]);
+    let (rc, user, detail) = checkpass(&s, "long@example.com", "longpass");
+    assert_eq!((rc, user), (sasl::SASL_BUFOVER, None), "{detail}\n{:#?}", Server::logs());
+    let lines = lines_at(SASL_LOG_FAIL, "canonical name of 1100 bytes does not fit libsasl2's 1023-byte buffer");
+    assert_eq!(lines.len(), 1, "{:#?}", Server::logs());
+    for mech in ["PLAIN", "SCRAM-SHA-256"] {
+        let r = sasl::exchange(&s.server, mech, "long@example.com", None, "longpass");
+        assert_eq!(r.code, sasl::SASL_BUFOVER, "{mech}: {}", r.errdetail);
+    }
+    // Names that fit are still canonicalised.
+    let john = slapd::JOHNDOE;
+    assert_eq!(checkpass(&s, john.mail, john.pw()).1.as_deref(), Some(john.uid));
 }
 
 fn login_costs(s: &Setup, login: impl Fn()) -> slapd::OpCounts {
