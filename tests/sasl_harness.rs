@@ -348,6 +348,12 @@ fn with_ldapbind_if_built() {
     let server = fx.server(&dir);
     let r = sasl::exchange(&server, "PLAIN", USER, None, PASS);
     assert_eq!(r.code, SASL_OK, "{r:?}\nlogs: {:#?}", Server::logs());
-    let ours: Vec<_> = Server::getopt_queries().into_iter().filter(|(p, _)| p.as_deref() == Some("ldapbind")).collect();
-    eprintln!("NOTE: ldapbind getopt queries: {ours:?}");
+    // ldapbind loaded and its init ran: it asked libsasl2 for its own options (plugin name
+    // "ldapbind"). A plugin that fails to load asks nothing, and sasldb alone would pass above.
+    let ours: Vec<String> = Server::getopt_queries()
+        .into_iter()
+        .filter(|(p, _)| p.as_deref() == Some("ldapbind"))
+        .map(|(_, key)| key)
+        .collect();
+    assert!(ours.iter().any(|k| k == "ldapdb_uri"), "ldapbind asked for {ours:?}\nlogs: {:#?}", Server::logs());
 }
