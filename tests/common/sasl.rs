@@ -330,7 +330,12 @@ impl PluginDir {
 
     /// Like [`PluginDir::with_ldapdb`], but `None` when `libldapdb.so` is not installed.
     pub fn try_with_ldapdb() -> Option<Self> {
-        let ldapdb = Path::new(SYSTEM_PLUGIN_DIR).join("libldapdb.so");
+        Self::try_with_ldapdb_from(Path::new(SYSTEM_PLUGIN_DIR))
+    }
+
+    /// [`PluginDir::try_with_ldapdb`] taking `libldapdb.so` from `dir` (tests of this helper).
+    pub fn try_with_ldapdb_from(dir: &Path) -> Option<Self> {
+        let ldapdb = dir.join("libldapdb.so");
         if !ldapdb.exists() {
             return None;
         }
