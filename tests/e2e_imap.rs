@@ -7,7 +7,7 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::fs;
-use std::net::{Ipv4Addr, TcpStream};
+use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use common::imapd::{self, Imapd, ImapdOptions, LogLine, Login, PASSWORD, USER};
@@ -149,14 +149,49 @@ fn refused_with(imapd: &Imapd, needles: &[&str]) -> Vec<LogLine> {
     lines
 }
 
+/// 127.0.0.1:`port` bound and never listened on, so connections to it are refused while it is
+/// held, and no server can take the port meanwhile. SO_REUSEADDR lets concurrent tests hold it
+/// too; binding fails (and the test with it) when a server listens there.
+struct RefusedPort {
+    _fd: std::os::fd::OwnedFd,
+}
+
+impl RefusedPort {
+    fn hold(port: u16) -> Self {
+        use std::os::fd::FromRawFd;
+        // SAFETY: plain socket calls on a descriptor this function owns; `addr` outlives bind.
+        unsafe {
+            let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+            assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+            let held = RefusedPort { _fd: std::os::fd::OwnedFd::from_raw_fd(fd) };
+            let one: libc::c_int = 1;
+            let len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+            assert_eq!(libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, (&raw const one).cast(), len), 0);
+            let addr = libc::sockaddr_in {
+                sin_family: libc::AF_INET as libc::sa_family_t,
+                sin_port: port.to_be(),
+                sin_addr: libc::in_addr { s_addr: u32::from(Ipv4Addr::LOCALHOST).to_be() },
+                sin_zero: [0; 8],
+            };
+            let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+            let rc = libc::bind(fd, (&raw const addr).cast(), len);
+            assert_eq!(
+                rc,
+                0,
+                "cannot hold 127.0.0.1:{port} ({}): something listens there (or this is not root); \
+                 the refused default port cannot be shown until it stops",
+                std::io::Error::last_os_error()
+            );
+            held
+        }
+    }
+}
+
 #[test]
 fn the_url_without_its_port_is_explained_in_imapds_syslog() {
     // The seed's Step 5: libldap tried port 389, glauth listened on 3893.
     let uri = format!("ldap://127.0.0.1/{}", slapd::BASE_DN);
-    if TcpStream::connect_timeout(&(Ipv4Addr::LOCALHOST, 389).into(), Duration::from_millis(500)).is_ok() {
-        eprintln!("something listens on 127.0.0.1:389 on this machine; the refused-connection case cannot be shown");
-        return;
-    }
+    let _port = RefusedPort::hold(389);
     let imapd = Imapd::start(ImapdOptions::seed(&uri));
     let lines = refused_with(
         &imapd,
