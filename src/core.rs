@@ -315,26 +315,26 @@ impl<D: Directory> Service<D> {
 
     /// libsasl2 2.1.27's `auxprop-hashed` check: keep the candidate in `*userPassword` only
     /// when a bind as the user's DN accepts it.
+    ///
+    /// A refused candidate is erased and the lookup fails with SASL_BADAUTH: libsasl2 takes a
+    /// lookup that answers OK with no value left for an unknown user (checkpw.c,
+    /// auxprop_verify_password_hashed: SASL_NOUSER, "user not found"), while an error code of
+    /// the lookup is what sasl_checkpass returns (auxprop.c, _sasl_account_status).
     fn verify_by_bind<H: Host>(&self, host: &H, name: &str, entry: &Entry, candidate: &[u8]) -> Result<(), Error> {
         let refuse = |why: &str| {
             host.prop_erase("*userPassword");
-            host.log(Level::Fail, &format!("ldapbind: password for {name} ({}) refused: {why}", entry.dn));
+            Err(Error::WrongPassword { user: name.to_owned(), dn: entry.dn.clone(), why: why.to_owned() })
         };
         // An empty password would make the bind "unauthenticated" and succeed on many servers.
         let Ok(password) = std::str::from_utf8(candidate) else {
-            refuse("the password is not valid UTF-8");
-            return Ok(());
+            return refuse("the password is not valid UTF-8");
         };
         if password.is_empty() {
-            refuse("empty password (checked without a bind)");
-            return Ok(());
+            return refuse("empty password (checked without a bind)");
         }
         match self.dir.check_password(&entry.dn, password) {
             Ok(true) => Ok(()),
-            Ok(false) => {
-                refuse("the directory rejected the bind (49 invalidCredentials)");
-                Ok(())
-            }
+            Ok(false) => refuse("the directory rejected the bind (49 invalidCredentials)"),
             Err(e) => {
                 host.prop_erase("*userPassword");
                 Err(e)

@@ -307,8 +307,13 @@ fn verify_against_hash_binds_as_the_user() {
             has_values: true,
             first_value: Some(candidate.as_bytes().to_vec()),
         };
-        svc.lookup(&host, verify, b"jdoe@example.com").unwrap();
+        let result = svc.lookup(&host, verify, b"jdoe@example.com");
         assert_eq!(host.erased.borrow().is_empty(), kept, "{candidate:?}");
+        // A refused candidate fails the lookup as a wrong password, not as an unknown user.
+        match result {
+            Ok(()) => assert!(kept, "{candidate:?}"),
+            Err(e) => assert!(!kept && e.sasl_code() == crate::ffi::sasl::SASL_BADAUTH, "{candidate:?}: {e:?}"),
+        }
     }
 }
 
