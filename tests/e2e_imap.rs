@@ -10,7 +10,7 @@ use std::fs;
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
-use common::imapd::{self, Imapd, ImapdOptions, LogLine, Login, PASSWORD, USER};
+use common::imapd::{self, Imapd, ImapdOptions, LogLine, Login, PASSWORD, Plugins, USER};
 use common::slapd::{self, Slapd};
 
 fn assert_ok(what: &str, login: &Login) {
@@ -392,4 +392,51 @@ fn hashed_passwords_log_in_with_plain_and_login_through_saslauthd_next_to_ldapbi
         assert_ok(mech, &imapd.imtest(Some(mech), USER, PASSWORD));
     }
     imapd.expect_log(imapd::LogMark::default(), "login: localhost [127.0.0.1] ssha@example.com PLAIN User logged in");
+}
+
+/// libsasl2 2.1.27's `auxprop-hashed` for real: Debian 12's imapd on Debian 11's libsasl2
+/// (scripts/deps.sh unpacks it), the LOGIN command checked by a bind as the user. A wrong
+/// password is an authentication failure in imapd's badlogin line, not "user not found".
+#[test]
+fn auxprop_hashed_on_libsasl2_2127_through_the_login_command() {
+    let mut slapd = Slapd::start();
+    let opts = ImapdOptions { plugins: Plugins::BuiltOnLibsasl2127, ..ImapdOptions::for_slapd(&slapd) }
+        .set("sasl_pwcheck_method", "auxprop-hashed")
+        .set("sasl_mech_list", "PLAIN LOGIN");
+    let imapd = Imapd::start(opts);
+    let u = slapd::SSHA_USER;
+    let logged_in = format!("login: localhost [127.0.0.1] {} plaintext User logged in", u.mail);
+    let right = |imapd: &Imapd| {
+        let mark = imapd.mark();
+        assert_ok("the right password", &imapd.login_command(u.mail, u.pw()));
+        imapd.expect_log(mark, &logged_in);
+    };
+    let wrong = |imapd: &Imapd, password: &str| {
+        let mark = imapd.mark();
+        assert_refused(password, &imapd.login_command(u.mail, password));
+        let line = imapd.expect_log(mark, "badlogin: localhost [127.0.0.1] plaintext");
+        assert!(
+            line.text.contains("authentication failure") && !line.text.contains("user not found"),
+            "{password:?}: {line}"
+        );
+    };
+    right(&imapd);
+    // The imapd that served it runs on 2.1.27.
+    let on_2127 = imapd.group_members().into_iter().any(|p| {
+        fs::read_to_string(format!("/proc/{p}/maps"))
+            .is_ok_and(|m| m.contains("libsasl2-2.1.27/") && m.contains("libldapbind.so"))
+    });
+    assert!(on_2127, "no imapd mapped libsasl2 2.1.27 and ldapbind");
+    wrong(&imapd, "wrong");
+    wrong(&imapd, u.stored.unwrap());
+    let mark = imapd.mark();
+    assert_refused("an empty password", &imapd.login_command(u.mail, ""));
+    imapd.expect_log(mark, "badlogin: localhost [127.0.0.1] plaintext");
+    // The directory restarts between logins.
+    slapd.restart();
+    right(&imapd);
+    wrong(&imapd, "wrong");
+    slapd.restart();
+    wrong(&imapd, "wrong");
+    right(&imapd);
 }
