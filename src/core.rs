@@ -286,13 +286,14 @@ impl<D: Directory> Service<D> {
                                 entry.dn
                             ),
                         ),
-                        Some(scheme) => (Level::Fail, hashed_password_message(&name, &entry.dn, &attr, &scheme)),
+                        Some(scheme) => (Level::Fail, hashed_password_message(&name, &entry.dn, &attr, &scheme, host)),
                         None => (
                             Level::Fail,
                             format!(
                                 "ldapbind: entry {} of {name} has no {attr}, or the service account may not read it; \
-                                 give the service account (sasl_ldapdb_id) read access to {attr}",
-                                entry.dn
+                                 give the service account (sasl_ldapdb_id) read access to {attr}{}",
+                                entry.dn,
+                                auxprop_hashed_advice(host, "without reading it")
                             ),
                         ),
                     };
@@ -343,13 +344,26 @@ impl<D: Directory> Service<D> {
     }
 }
 
-fn hashed_password_message(user: &str, dn: &str, attr: &str, scheme: &str) -> String {
+fn hashed_password_message(user: &str, dn: &str, attr: &str, scheme: &str, host: &impl Host) -> String {
     format!(
         "ldapbind: {attr} of {user} ({dn}) is stored as {scheme}, which libsasl2's pwcheck_method auxprop \
          cannot check (it compares cleartext), so it is not returned; store a cleartext userPassword or an \
          authPassword (RFC 5803 SCRAM) readable by the service account, or use sasl_pwcheck_method: saslauthd \
-         for PLAIN/LOGIN against hashed passwords"
+         for PLAIN/LOGIN against hashed passwords{}",
+        auxprop_hashed_advice(host, "whatever its hash")
     )
+}
+
+/// libsasl2 up to 2.1.27 has `pwcheck_method: auxprop-hashed` (2.1.28 compiles it out,
+/// checkpw.c): where the host's has it, the password advice names it too.
+fn auxprop_hashed_advice(host: &impl Host, what: &str) -> String {
+    match host.libsasl2_version() {
+        Some((2, 1, step)) if step <= 27 => format!(
+            "; or, with this libsasl2 (2.1.{step}), sasl_pwcheck_method: auxprop-hashed, which has ldapbind check \
+             PLAIN/LOGIN passwords by a bind as the user, {what}"
+        ),
+        _ => String::new(),
+    }
 }
 
 /// The value of `attr` that names this entry: the only one, or the one equal to what was typed.

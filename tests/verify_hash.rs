@@ -200,10 +200,14 @@ impl Drop for Host2127 {
 }
 
 fn host_2127_for(slapd: &Slapd) -> Host2127 {
+    host_2127_checking(slapd, "auxprop-hashed")
+}
+
+fn host_2127_checking(slapd: &Slapd, pwcheck_method: &str) -> Host2127 {
     let uri = format!("{}/{}", slapd.url(), slapd::BASE_DN);
     Host2127::start(&[
         ("auxprop_plugin", "ldapbind"),
-        ("pwcheck_method", "auxprop-hashed"),
+        ("pwcheck_method", pwcheck_method),
         ("log_level", "5"),
         ("ldapdb_uri", &uri),
         ("ldapdb_id", slapd::SERVICE_DN),
@@ -258,4 +262,17 @@ fn auxprop_hashed_on_the_real_libsasl2_2127() {
     let r = host.checkpass(u.uid, "wrong");
     assert_eq!(r.rc, SASL_BADAUTH, "{r:?}");
     assert_eq!(host.checkpass(u.uid, u.pw()).rc, SASL_OK);
+}
+
+/// With plain `auxprop`, a hashed password cannot be checked: on 2.1.27 the advice names
+/// `auxprop-hashed`, which that library has (the system's 2.1.28 does not: tests/sasl_ldap.rs).
+#[test]
+fn on_2127_the_hashed_password_advice_names_auxprop_hashed() {
+    let slapd = Slapd::start();
+    let mut host = host_2127_checking(&slapd, "auxprop");
+    let u = slapd::SSHA_USER;
+    let r = host.checkpass(u.uid, u.pw());
+    assert_ne!(r.rc, SASL_OK, "{r:?}");
+    let advice = "with this libsasl2 (2.1.27), sasl_pwcheck_method: auxprop-hashed";
+    assert!(r.logs.iter().any(|l| l.contains("is stored as {SSHA}") && l.contains(advice)), "{r:?}");
 }
