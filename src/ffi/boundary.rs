@@ -15,8 +15,11 @@ thread_local! {
     static DEPTH: Cell<usize> = const { Cell::new(0) };
 }
 
+/// A panic hook as `std::panic::take_hook` returns it.
+type Hook = Box<dyn Fn(&PanicHookInfo<'_>) + Sync + Send>;
+
 /// The hook that was in place before ours (std's default in the plugin: its std is its own).
-static PREVIOUS: OnceLock<Box<dyn Fn(&PanicHookInfo<'_>) + Sync + Send>> = OnceLock::new();
+static PREVIOUS: OnceLock<Hook> = OnceLock::new();
 
 /// Keep the default panic message for panics outside our boundaries (tests), silence it
 /// inside (a daemon's stderr may be a client socket).

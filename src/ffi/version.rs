@@ -47,5 +47,5 @@ fn lookup(utils: &sasl_utils_t) -> Option<Version> {
     // SAFETY: the handle from dlopen above, used no more.
     unsafe { libc::dlclose(handle) };
     // High byte major, next byte minor, low 16 bits step (common.c).
-    (!symbol.is_null()).then(|| ((version >> 24) as u8, (version >> 16) as u8, version as u16))
+    (!symbol.is_null()).then_some(((version >> 24) as u8, (version >> 16) as u8, version as u16))
 }
