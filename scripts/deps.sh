@@ -98,9 +98,12 @@ sasl_dest="$(cd "$(dirname "$0")/.." && pwd)/target/libsasl2-2.1.27"
 if [ ! -e "$sasl_dest/usr/lib/x86_64-linux-gnu/libsasl2.so.2" ]; then
     echo "deps.sh: fetching libsasl2 $sasl_version (Debian 11) into $sasl_dest"
     apt_tmp=$(mktemp -d)
-    # _apt (apt's download sandbox user) must reach the private directories.
-    chmod 755 "$apt_tmp"
     mkdir -p "$apt_tmp/lists/partial" "$apt_tmp/cache/archives/partial" "$apt_tmp/debs"
+    # As root apt downloads as its sandbox user _apt, which must reach the private directories.
+    chmod 755 "$apt_tmp"
+    if [ "$(id -u)" -eq 0 ] && id _apt >/dev/null 2>&1; then
+        chown _apt "$apt_tmp/lists/partial" "$apt_tmp/cache/archives/partial" "$apt_tmp/debs"
+    fi
     echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian bullseye main" \
         >"$apt_tmp/sources.list"
     apt_private=(
@@ -108,7 +111,7 @@ if [ ! -e "$sasl_dest/usr/lib/x86_64-linux-gnu/libsasl2.so.2" ]; then
         -o "Dir::State::Lists=$apt_tmp/lists" -o "Dir::Cache=$apt_tmp/cache"
     )
     apt-get "${apt_private[@]}" -qq update
-    (cd "$apt_tmp/debs" && chmod 777 . && apt-get "${apt_private[@]}" -qq download \
+    (cd "$apt_tmp/debs" && apt-get "${apt_private[@]}" -qq download \
         "libsasl2-2=$sasl_version" "libsasl2-modules=$sasl_version")
     rm -rf "$sasl_dest.tmp"
     for deb in "$apt_tmp"/debs/*.deb; do
