@@ -87,3 +87,36 @@ if ! cargo deb --version >/dev/null 2>&1; then
     echo "deps.sh: installing cargo-deb (builds the .deb; takes a few minutes once)"
     cargo install --quiet --locked cargo-deb
 fi
+
+# libsasl2 2.1.27 (Debian 11's libsasl2-2 and libsasl2-modules), the last release with
+# `pwcheck_method: auxprop-hashed`, unpacked into target/ for tests that load it with
+# LD_LIBRARY_PATH (tests/common/sasl.rs, Libsasl2127). Fetched with a private apt configuration
+# naming bullseye, verified with Debian's archive keyring; the system's apt setup is untouched
+# and nothing is installed.
+sasl_version=2.1.27+dfsg-2.1+deb11u1
+sasl_dest="$(cd "$(dirname "$0")/.." && pwd)/target/libsasl2-2.1.27"
+if [ ! -e "$sasl_dest/usr/lib/x86_64-linux-gnu/libsasl2.so.2" ]; then
+    echo "deps.sh: fetching libsasl2 $sasl_version (Debian 11) into $sasl_dest"
+    apt_tmp=$(mktemp -d)
+    mkdir -p "$apt_tmp/lists/partial" "$apt_tmp/cache/archives/partial" "$apt_tmp/debs"
+    # As root apt downloads as its sandbox user _apt, which must reach the private directories.
+    chmod 755 "$apt_tmp"
+    if [ "$(id -u)" -eq 0 ] && id _apt >/dev/null 2>&1; then
+        chown _apt "$apt_tmp/lists/partial" "$apt_tmp/cache/archives/partial" "$apt_tmp/debs"
+    fi
+    echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian bullseye main" \
+        >"$apt_tmp/sources.list"
+    apt_private=(
+        -o "Dir::Etc::SourceList=$apt_tmp/sources.list" -o Dir::Etc::SourceParts=/dev/null
+        -o "Dir::State::Lists=$apt_tmp/lists" -o "Dir::Cache=$apt_tmp/cache"
+    )
+    apt-get "${apt_private[@]}" -qq update
+    (cd "$apt_tmp/debs" && apt-get "${apt_private[@]}" -qq download \
+        "libsasl2-2=$sasl_version" "libsasl2-modules=$sasl_version")
+    rm -rf "$sasl_dest.tmp"
+    for deb in "$apt_tmp"/debs/*.deb; do
+        dpkg-deb -x "$deb" "$sasl_dest.tmp"
+    done
+    rm -rf "$sasl_dest" "$apt_tmp"
+    mv "$sasl_dest.tmp" "$sasl_dest"
+fi

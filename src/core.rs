@@ -393,13 +393,14 @@ impl<D: Directory> Service<D> {
                                 entry.dn
                             ),
                         ),
-                        Some(scheme) => (Level::Fail, hashed_password_message(&name, &entry.dn, &attr, &scheme)),
+                        Some(scheme) => (Level::Fail, hashed_password_message(&name, &entry.dn, &attr, &scheme, host)),
                         None => (
                             Level::Fail,
                             format!(
                                 "ldapbind: entry {} of {name} has no {attr}, or the service account may not read it; \
-                                 give the service account (sasl_ldapdb_id) read access to {attr}",
-                                entry.dn
+                                 give the service account (sasl_ldapdb_id) read access to {attr}{}",
+                                entry.dn,
+                                auxprop_hashed_advice(host, "without reading it")
                             ),
                         ),
                     };
@@ -437,26 +438,26 @@ impl<D: Directory> Service<D> {
 
     /// libsasl2 2.1.27's `auxprop-hashed` check: keep the candidate in `*userPassword` only
     /// when a bind as the user's DN accepts it.
+    ///
+    /// A refused candidate is erased and the lookup fails with SASL_BADAUTH: libsasl2 takes a
+    /// lookup that answers OK with no value left for an unknown user (checkpw.c,
+    /// auxprop_verify_password_hashed: SASL_NOUSER, "user not found"), while an error code of
+    /// the lookup is what sasl_checkpass returns (auxprop.c, _sasl_account_status).
     fn verify_by_bind<H: Host>(&self, host: &H, name: &str, entry: &Entry, candidate: &[u8]) -> Result<(), Error> {
         let refuse = |why: &str| {
             host.prop_erase("*userPassword");
-            host.log(Level::Fail, &format!("ldapbind: password for {name} ({}) refused: {why}", entry.dn));
+            Err(Error::WrongPassword { user: name.to_owned(), dn: entry.dn.clone(), why: why.to_owned() })
         };
         // An empty password would make the bind "unauthenticated" and succeed on many servers.
         let Ok(password) = std::str::from_utf8(candidate) else {
-            refuse("the password is not valid UTF-8");
-            return Ok(());
+            return refuse("the password is not valid UTF-8");
         };
         if password.is_empty() {
-            refuse("empty password (checked without a bind)");
-            return Ok(());
+            return refuse("empty password (checked without a bind)");
         }
         match self.dir.check_password(&entry.dn, password) {
             Ok(true) => Ok(()),
-            Ok(false) => {
-                refuse("the directory rejected the bind (49 invalidCredentials)");
-                Ok(())
-            }
+            Ok(false) => refuse("the directory rejected the bind (49 invalidCredentials)"),
             Err(e) => {
                 host.prop_erase("*userPassword");
                 Err(e)
@@ -474,13 +475,26 @@ pub fn unusable_secret_fix(config: &Config, attr: &str) -> String {
     }
 }
 
-fn hashed_password_message(user: &str, dn: &str, attr: &str, scheme: &str) -> String {
+fn hashed_password_message(user: &str, dn: &str, attr: &str, scheme: &str, host: &impl Host) -> String {
     format!(
         "ldapbind: {attr} of {user} ({dn}) is stored as {scheme}, which libsasl2's pwcheck_method auxprop \
          cannot check (it compares cleartext), so it is not returned; store a cleartext userPassword or an \
          authPassword (RFC 5803 SCRAM) readable by the service account, or use sasl_pwcheck_method: saslauthd \
-         for PLAIN/LOGIN against hashed passwords"
+         for PLAIN/LOGIN against hashed passwords{}",
+        auxprop_hashed_advice(host, "whatever its hash")
     )
+}
+
+/// libsasl2 up to 2.1.27 has `pwcheck_method: auxprop-hashed` (2.1.28 compiles it out,
+/// checkpw.c): where the host's has it, the password advice names it too.
+fn auxprop_hashed_advice(host: &impl Host, what: &str) -> String {
+    match host.libsasl2_version() {
+        Some((2, 1, step)) if step <= 27 => format!(
+            "; or, with this libsasl2 (2.1.{step}), sasl_pwcheck_method: auxprop-hashed, which has ldapbind check \
+             PLAIN/LOGIN passwords by a bind as the user, {what}"
+        ),
+        _ => String::new(),
+    }
 }
 
 /// The value of `attr` that names this entry: the only one, or the one equal to what was typed;

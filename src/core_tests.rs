@@ -87,6 +87,7 @@ struct FakeHost {
     in_login: Cell<bool>,
     conn: usize,
     pwcheck: Option<String>,
+    libsasl2: Option<(u8, u8, u16)>,
 }
 
 impl FakeHost {
@@ -112,6 +113,9 @@ impl FakeHost {
 impl Host for FakeHost {
     fn log(&self, level: Level, msg: &str) {
         self.logs.borrow_mut().push((level, msg.to_owned()));
+    }
+    fn libsasl2_version(&self) -> Option<(u8, u8, u16)> {
+        self.libsasl2
     }
     fn set_error(&self, _msg: &str) {}
     fn realm(&self) -> Option<String> {
@@ -292,6 +296,27 @@ fn nothing_requested_means_no_search() {
 }
 
 #[test]
+fn the_password_advice_names_auxprop_hashed_where_libsasl2_has_it() {
+    let advice = |libsasl2, found| {
+        let svc = Service::new(config(&[]), FakeDir::default().expect_find(JOHN_FILTER, found));
+        let host = FakeHost { libsasl2, ..FakeHost::requesting(&["*userPassword"]) };
+        svc.lookup(&host, AUTHID, b"jdoe@example.com").unwrap();
+        let logs = host.logs.borrow();
+        assert_eq!(logs.len(), 1, "{logs:?}");
+        logs[0].1.clone()
+    };
+    let unreadable = || Found::One(Entry { dn: "cn=johndoe,ou=superheros,dc=users,dc=local".into(), attrs: vec![] });
+    for found in [john("{SSHA}x"), unreadable()] {
+        let line = advice(Some((2, 1, 27)), found.clone());
+        assert!(line.contains("with this libsasl2 (2.1.27), sasl_pwcheck_method: auxprop-hashed"), "{line}");
+        for libsasl2 in [Some((2, 1, 28)), None] {
+            let line = advice(libsasl2, found.clone());
+            assert!(!line.contains("auxprop-hashed"), "{libsasl2:?}: {line}");
+        }
+    }
+}
+
+#[test]
 fn verify_against_hash_binds_as_the_user() {
     let verify = LookupFlags { verify_against_hash: true, ..AUTHID };
     let dn = "cn=johndoe,ou=superheros,dc=users,dc=local";
@@ -307,8 +332,13 @@ fn verify_against_hash_binds_as_the_user() {
             has_values: true,
             first_value: Some(candidate.as_bytes().to_vec()),
         };
-        svc.lookup(&host, verify, b"jdoe@example.com").unwrap();
+        let result = svc.lookup(&host, verify, b"jdoe@example.com");
         assert_eq!(host.erased.borrow().is_empty(), kept, "{candidate:?}");
+        // A refused candidate fails the lookup as a wrong password, not as an unknown user.
+        match result {
+            Ok(()) => assert!(kept, "{candidate:?}"),
+            Err(e) => assert!(!kept && e.sasl_code() == crate::ffi::sasl::SASL_BADAUTH, "{candidate:?}: {e:?}"),
+        }
     }
 }
 

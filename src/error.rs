@@ -30,6 +30,10 @@ pub enum Error {
     )]
     Ambiguous { user: String, filter: String, base: String, dns: String },
 
+    /// A password checked by a bind as the user (libsasl2 2.1.27's `auxprop-hashed`) is wrong.
+    #[error("password for {user} ({dn}) refused: {why}")]
+    WrongPassword { user: String, dn: String, why: String },
+
     /// The entry has no usable value for `ldapdb_canon_attr`.
     #[error("{what}")]
     Canon { what: String },
@@ -66,7 +70,9 @@ impl Error {
             Error::Config(_) => SASL_CONFIGERR,
             Error::BadName { .. } => SASL_BADPROT,
             Error::NoSuchUser { .. } => SASL_NOUSER,
-            Error::Ambiguous { .. } | Error::Canon { .. } | Error::Directory(_) => SASL_BADAUTH,
+            Error::Ambiguous { .. } | Error::WrongPassword { .. } | Error::Canon { .. } | Error::Directory(_) => {
+                SASL_BADAUTH
+            }
             Error::TooLong { .. } => SASL_BUFOVER,
             Error::Unavailable(_) | Error::Timeout(_) => SASL_UNAVAIL,
             Error::Host { code, .. } => *code,
@@ -88,6 +94,7 @@ impl Error {
             Error::BadName { .. }
             | Error::NoSuchUser { .. }
             | Error::Ambiguous { .. }
+            | Error::WrongPassword { .. }
             | Error::Canon { .. }
             | Error::TooLong { .. } => Level::Fail,
         }
@@ -106,6 +113,7 @@ mod tests {
             (Error::BadName { shown: s(), why: "w" }, -5),
             (Error::NoSuchUser { user: s(), filter: s(), base: s() }, -20),
             (Error::Ambiguous { user: s(), filter: s(), base: s(), dns: s() }, -13),
+            (Error::WrongPassword { user: s(), dn: s(), why: s() }, -13),
             (Error::Canon { what: s() }, -13),
             (Error::TooLong { len: 2, max: 1 }, -3),
             (Error::Unavailable(s()), -24),

@@ -43,4 +43,8 @@ pub trait Host {
     fn library_option(&self, key: &str) -> Option<String>;
     /// Append one value to one property.
     fn prop_set(&self, name: &str, value: &[u8]) -> Result<(), crate::error::Error>;
+    /// The host's libsasl2 version `(major, minor, step)`, when it can be told.
+    fn libsasl2_version(&self) -> Option<(u8, u8, u16)> {
+        None
+    }
 }

@@ -431,6 +431,28 @@ fn hashed_password_with_the_right_and_the_wrong_password() {
     r.never_shows(u.stored.unwrap());
 }
 
+/// An empty password is never sent in a bind: servers take a DN with an empty password as an
+/// unauthenticated bind (RFC 4513 5.1.2), which "succeeds" where it is allowed.
+#[test]
+fn an_empty_password_is_refused_without_a_bind_as_the_user() {
+    let s = Slapd::start();
+    let u = slapd::SSHA_USER;
+    let mark = s.mark();
+    let r = check(Some(&s), "good.conf", u.mail, Some(""), &[]);
+    assert_eq!(r.code, 1, "{}{}", r.out, r.err);
+    r.problem(
+        "the password is empty",
+        "type the password; ldapbind never binds with an empty one (servers take it as an unauthenticated bind)",
+    );
+    // The service account's binds only: none as the user (nor an unauthenticated one).
+    let ops = s.ops_since(&mark);
+    let log = s.log_since(&mark);
+    let binds: Vec<&str> = log.lines().filter(|l| l.contains(" BIND dn=") && l.ends_with("method=128")).collect();
+    assert_eq!(binds.len(), ops.binds, "{log}");
+    let service = format!(" BIND dn=\"{}\" method=128", slapd::SERVICE_DN);
+    assert!(binds.iter().all(|l| l.ends_with(&service)), "a bind other than the service account's:\n{log}");
+}
+
 #[test]
 fn an_authpassword_user_gets_exactly_its_scram_variant() {
     let extra = format!(

@@ -7,10 +7,10 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::fs;
-use std::net::{Ipv4Addr, TcpStream};
+use std::net::Ipv4Addr;
 use std::time::Duration;
 
-use common::imapd::{self, Imapd, ImapdOptions, LogLine, Login, PASSWORD, USER};
+use common::imapd::{self, Imapd, ImapdOptions, LogLine, Login, PASSWORD, Plugins, USER};
 use common::slapd::{self, Slapd};
 
 fn assert_ok(what: &str, login: &Login) {
@@ -149,14 +149,49 @@ fn refused_with(imapd: &Imapd, needles: &[&str]) -> Vec<LogLine> {
     lines
 }
 
+/// 127.0.0.1:`port` bound and never listened on, so connections to it are refused while it is
+/// held, and no server can take the port meanwhile. SO_REUSEADDR lets concurrent tests hold it
+/// too; binding fails (and the test with it) when a server listens there.
+struct RefusedPort {
+    _fd: std::os::fd::OwnedFd,
+}
+
+impl RefusedPort {
+    fn hold(port: u16) -> Self {
+        use std::os::fd::FromRawFd;
+        // SAFETY: plain socket calls on a descriptor this function owns; `addr` outlives bind.
+        unsafe {
+            let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+            assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+            let held = RefusedPort { _fd: std::os::fd::OwnedFd::from_raw_fd(fd) };
+            let one: libc::c_int = 1;
+            let len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+            assert_eq!(libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, (&raw const one).cast(), len), 0);
+            let addr = libc::sockaddr_in {
+                sin_family: libc::AF_INET as libc::sa_family_t,
+                sin_port: port.to_be(),
+                sin_addr: libc::in_addr { s_addr: u32::from(Ipv4Addr::LOCALHOST).to_be() },
+                sin_zero: [0; 8],
+            };
+            let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+            let rc = libc::bind(fd, (&raw const addr).cast(), len);
+            assert_eq!(
+                rc,
+                0,
+                "cannot hold 127.0.0.1:{port} ({}): something listens there (or this is not root); \
+                 the refused default port cannot be shown until it stops",
+                std::io::Error::last_os_error()
+            );
+            held
+        }
+    }
+}
+
 #[test]
 fn the_url_without_its_port_is_explained_in_imapds_syslog() {
     // The seed's Step 5: libldap tried port 389, glauth listened on 3893.
     let uri = format!("ldap://127.0.0.1/{}", slapd::BASE_DN);
-    if TcpStream::connect_timeout(&(Ipv4Addr::LOCALHOST, 389).into(), Duration::from_millis(500)).is_ok() {
-        eprintln!("something listens on 127.0.0.1:389 on this machine; the refused-connection case cannot be shown");
-        return;
-    }
+    let _port = RefusedPort::hold(389);
     let imapd = Imapd::start(ImapdOptions::seed(&uri));
     let lines = refused_with(
         &imapd,
@@ -357,4 +392,51 @@ fn hashed_passwords_log_in_with_plain_and_login_through_saslauthd_next_to_ldapbi
         assert_ok(mech, &imapd.imtest(Some(mech), USER, PASSWORD));
     }
     imapd.expect_log(imapd::LogMark::default(), "login: localhost [127.0.0.1] ssha@example.com PLAIN User logged in");
+}
+
+/// libsasl2 2.1.27's `auxprop-hashed` for real: Debian 12's imapd on Debian 11's libsasl2
+/// (scripts/deps.sh unpacks it), the LOGIN command checked by a bind as the user. A wrong
+/// password is an authentication failure in imapd's badlogin line, not "user not found".
+#[test]
+fn auxprop_hashed_on_libsasl2_2127_through_the_login_command() {
+    let mut slapd = Slapd::start();
+    let opts = ImapdOptions { plugins: Plugins::BuiltOnLibsasl2127, ..ImapdOptions::for_slapd(&slapd) }
+        .set("sasl_pwcheck_method", "auxprop-hashed")
+        .set("sasl_mech_list", "PLAIN LOGIN");
+    let imapd = Imapd::start(opts);
+    let u = slapd::SSHA_USER;
+    let logged_in = format!("login: localhost [127.0.0.1] {} plaintext User logged in", u.mail);
+    let right = |imapd: &Imapd| {
+        let mark = imapd.mark();
+        assert_ok("the right password", &imapd.login_command(u.mail, u.pw()));
+        imapd.expect_log(mark, &logged_in);
+    };
+    let wrong = |imapd: &Imapd, password: &str| {
+        let mark = imapd.mark();
+        assert_refused(password, &imapd.login_command(u.mail, password));
+        let line = imapd.expect_log(mark, "badlogin: localhost [127.0.0.1] plaintext");
+        assert!(
+            line.text.contains("authentication failure") && !line.text.contains("user not found"),
+            "{password:?}: {line}"
+        );
+    };
+    right(&imapd);
+    // The imapd that served it runs on 2.1.27.
+    let on_2127 = imapd.group_members().into_iter().any(|p| {
+        fs::read_to_string(format!("/proc/{p}/maps"))
+            .is_ok_and(|m| m.contains("libsasl2-2.1.27/") && m.contains("libldapbind.so"))
+    });
+    assert!(on_2127, "no imapd mapped libsasl2 2.1.27 and ldapbind");
+    wrong(&imapd, "wrong");
+    wrong(&imapd, u.stored.unwrap());
+    let mark = imapd.mark();
+    assert_refused("an empty password", &imapd.login_command(u.mail, ""));
+    imapd.expect_log(mark, "badlogin: localhost [127.0.0.1] plaintext");
+    // The directory restarts between logins.
+    slapd.restart();
+    right(&imapd);
+    wrong(&imapd, "wrong");
+    slapd.restart();
+    wrong(&imapd, "wrong");
+    right(&imapd);
 }

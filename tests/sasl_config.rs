@@ -5,7 +5,7 @@
 mod common;
 
 use common::sasl::{
-    PluginDir, SASL_LOG_DEBUG, SASL_LOG_ERR, SASL_LOG_NOTE, SASL_LOG_WARN, SASL_NOUSER, SASL_OK, Server,
+    PluginDir, SASL_CONFIGERR, SASL_LOG_DEBUG, SASL_LOG_ERR, SASL_LOG_NOTE, SASL_LOG_WARN, SASL_NOUSER, SASL_OK, Server,
 };
 
 const APP: &str = "ldapbind-config";
@@ -86,9 +86,15 @@ fn a_malformed_uri_is_refused_with_the_reason() {
     let errs: Vec<_> = ldapbind_lines().into_iter().filter(|(l, _)| *l == SASL_LOG_ERR).collect();
     assert_eq!(errs.len(), 1, "{errs:#?}");
     assert!(errs[0].1.contains("sasl_ldapdb_uri") && errs[0].1.contains("port"), "{errs:#?}");
-    // sasl_errdetail carries the same text after a failed call.
+    // A login fails with SASL_CONFIGERR, and sasl_errdetail carries the logged text after a
+    // mechanism's lookup (sasl_checkpass replaces it with its own "checkpass failed").
     let conn = server.new_conn("imap");
-    assert_ne!(conn.checkpass(b"jdoe", b"dogood"), SASL_OK);
+    assert_eq!(conn.checkpass(b"jdoe", b"dogood"), SASL_CONFIGERR, "{}", conn.errdetail());
+    for mech in ["PLAIN", "CRAM-MD5"] {
+        let r = common::sasl::exchange(&server, mech, "jdoe", None, "dogood");
+        assert_eq!(r.code, SASL_CONFIGERR, "{mech}: {}", r.errdetail);
+        assert!(r.errdetail.contains(&errs[0].1), "{mech}: errdetail {:?}\nlogged {:?}", r.errdetail, errs[0].1);
+    }
 }
 
 #[test]

@@ -302,13 +302,20 @@ fn plugin_dir_contents() {
     dir.remove("libsasldb.so");
     assert!(!dir.entries().iter().any(|e| e == "libsasldb.so"));
 
-    match PluginDir::try_with_ldapdb() {
-        Some(d) => assert!(d.entries().iter().any(|e| e == "libldapdb.so")),
-        None => eprintln!(
-            "NOTE: {}/libldapdb.so not installed (libsasl2-modules-ldap); with_ldapdb() would panic",
-            sasl::SYSTEM_PLUGIN_DIR
-        ),
-    }
+    // The ldapdb variant follows the system: libldapdb.so symlinked in exactly when installed.
+    let installed = std::path::Path::new(sasl::SYSTEM_PLUGIN_DIR).join("libldapdb.so").exists();
+    assert_eq!(PluginDir::try_with_ldapdb().is_some(), installed);
+    // Both branches, whatever the system has: a directory with libldapdb.so and one without.
+    let fake = tempfile::tempdir().expect("tempdir");
+    assert!(PluginDir::try_with_ldapdb_from(fake.path()).is_none());
+    let ldapdb = fake.path().join("libldapdb.so");
+    std::fs::write(&ldapdb, b"stand-in").expect("write");
+    let d = PluginDir::try_with_ldapdb_from(fake.path()).expect("libldapdb.so is there");
+    let mut want = entries.clone();
+    want.push("libldapdb.so".to_owned());
+    want.sort();
+    assert_eq!(d.entries(), want);
+    assert_eq!(std::fs::read_link(d.path().join("libldapdb.so")).expect("symlink"), ldapdb);
 }
 
 #[test]
@@ -348,6 +355,12 @@ fn with_ldapbind_if_built() {
     let server = fx.server(&dir);
     let r = sasl::exchange(&server, "PLAIN", USER, None, PASS);
     assert_eq!(r.code, SASL_OK, "{r:?}\nlogs: {:#?}", Server::logs());
-    let ours: Vec<_> = Server::getopt_queries().into_iter().filter(|(p, _)| p.as_deref() == Some("ldapbind")).collect();
-    eprintln!("NOTE: ldapbind getopt queries: {ours:?}");
+    // ldapbind loaded and its init ran: it asked libsasl2 for its own options (plugin name
+    // "ldapbind"). A plugin that fails to load asks nothing, and sasldb alone would pass above.
+    let ours: Vec<String> = Server::getopt_queries()
+        .into_iter()
+        .filter(|(p, _)| p.as_deref() == Some("ldapbind"))
+        .map(|(_, key)| key)
+        .collect();
+    assert!(ours.iter().any(|k| k == "ldapdb_uri"), "ldapbind asked for {ours:?}\nlogs: {:#?}", Server::logs());
 }

@@ -1,13 +1,20 @@
 //! The libsasl2 2.1.27 `auxprop-hashed` path (lookup flag 0x10): ldapbind verifies the
 //! candidate in `*userPassword` by a simple bind as the user's DN, on its own connection,
 //! keeps it on success and erases it otherwise; an empty password is refused without a bind.
-//! Driven by a small C host (tests/c/verify_host.c) using libsasl2's own prop_* functions.
+//! Driven by a small C host (tests/c/verify_host.c) using libsasl2's own prop_* functions, and
+//! for real by libsasl2 2.1.27 itself (Debian 11's, unpacked by scripts/deps.sh): this test
+//! binary re-run as a host process with `LD_LIBRARY_PATH` on that library, calling
+//! `sasl_checkpass` with `pwcheck_method: auxprop-hashed`.
 
 mod common;
 
+use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
-use std::process::Command;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
 
+use common::sasl::{self, PluginDir, SASL_BADAUTH, SASL_NOUSER, SASL_OK, Server};
 use common::slapd::{self, Slapd};
 
 fn host() -> (tempfile::TempDir, PathBuf) {
@@ -59,22 +66,213 @@ fn right_password_of_a_hashed_user_is_kept() {
 }
 
 #[test]
-fn wrong_and_empty_passwords_are_erased() {
+fn wrong_and_empty_passwords_are_erased_and_refused_as_wrong() {
     let slapd = Slapd::start();
     let u = slapd::SSHA_USER;
     let (rc, kept, log) = verify(&slapd, u.uid, "wrong");
-    assert_eq!((rc, kept), (0, false), "{log}");
+    assert_eq!((rc, kept), (SASL_BADAUTH, false), "{log}");
     assert!(log.contains("refused") && log.contains("49"), "{log}");
     // Typing the stored hash itself is just a wrong password to a bind.
-    let (_, kept, _) = verify(&slapd, u.uid, u.stored.unwrap());
-    assert!(!kept);
+    let (rc, kept, _) = verify(&slapd, u.uid, u.stored.unwrap());
+    assert_eq!((rc, kept), (SASL_BADAUTH, false));
 
     let mark = slapd.mark();
     let (rc, kept, log) = verify(&slapd, u.uid, "");
-    assert_eq!((rc, kept), (0, false), "{log}");
+    assert_eq!((rc, kept), (SASL_BADAUTH, false), "{log}");
     assert!(log.contains("empty password"), "{log}");
     assert_eq!(slapd.ops_since(&mark).failed_binds + slapd.ops_since(&mark).binds, 1, "only the service bind");
 
     let (rc, kept, _) = verify(&slapd, "nobody", "x");
-    assert_eq!((rc, kept), (-20, false));
+    assert_eq!((rc, kept), (SASL_NOUSER, false));
+}
+
+// ---- the real libsasl2 2.1.27 --------------------------------------------------------------------
+
+const OPTIONS_ENV: &str = "LDAPBIND_2127_OPTIONS";
+
+/// The host: libsasl2 initialised with the options in `OPTIONS_ENV` (`key=value` lines) and
+/// 2.1.27's mechanisms plus ldapbind; then one `sasl_checkpass` per stdin line `USER\tPASSWORD`,
+/// answered with its log lines (`log LEVEL TEXT`) and `rc CODE ERRDETAIL`.
+#[test]
+#[ignore = "the libsasl2 2.1.27 host process, run by the tests below"]
+fn libsasl2_2127_host() {
+    let text = std::env::var(OPTIONS_ENV).expect("started by Host2127");
+    let options: Vec<(&str, &str)> = text.lines().filter_map(|l| l.split_once('=')).collect();
+    let dir = PluginDir::with_ldapbind_on(&sasl::libsasl2_2127().join("sasl2"));
+    let server = Server::init("ldapbind-2127", dir.path(), &options);
+    // Which libsasl2 the loader took: the parent checks it is 2.1.27's.
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+    let lib = maps.lines().filter_map(|l| l.split_whitespace().nth(5)).find(|p| p.contains("/libsasl2.so"));
+    // On a line of its own: libtest has printed "test libsasl2_2127_host ... " without one.
+    println!("\nlibsasl2 {}", lib.unwrap_or("none"));
+    for line in std::io::stdin().lines() {
+        let line = line.unwrap();
+        let (user, password) = line.split_once('\t').expect("USER\tPASSWORD");
+        Server::clear_logs();
+        let conn = server.new_conn("imap");
+        let rc = conn.checkpass(user.as_bytes(), password.as_bytes());
+        for (level, msg) in Server::logs() {
+            println!("log {level} {msg}");
+        }
+        println!("rc {rc} {}", conn.errdetail());
+    }
+    server.done();
+}
+
+/// One `sasl_checkpass` in the 2.1.27 host.
+#[derive(Debug)]
+struct Checked {
+    rc: i32,
+    errdetail: String,
+    logs: Vec<String>,
+}
+
+/// The 2.1.27 host process; killed on drop.
+struct Host2127 {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Host2127 {
+    fn start(options: &[(&str, &str)]) -> Host2127 {
+        let text: String = options.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+        let lib = sasl::libsasl2_2127();
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args(["--ignored", "--exact", "libsasl2_2127_host", "--nocapture", "--test-threads=1"])
+            .env("LD_LIBRARY_PATH", &lib)
+            .env(OPTIONS_ENV, text)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut host = Host2127 { stdin: child.stdin.take(), child, lines };
+        let loaded = host.next_line(|l| l.starts_with("libsasl2 "));
+        let path = loaded.trim_start_matches("libsasl2 ");
+        assert!(path.starts_with(lib.to_str().unwrap()), "the host loaded {path}, not {}", lib.display());
+        host
+    }
+
+    /// Skips lines until one matches; panics when the host ends or takes 30 s.
+    fn next_line(&mut self, mut wanted: impl FnMut(&str) -> bool) -> String {
+        loop {
+            match self.lines.recv_timeout(Duration::from_secs(30)) {
+                Ok(line) if wanted(&line) => return line,
+                Ok(_) => {}
+                Err(e) => panic!("the 2.1.27 host stopped answering ({e}): {:?}", self.child.try_wait()),
+            }
+        }
+    }
+
+    fn checkpass(&mut self, user: &str, password: &str) -> Checked {
+        let stdin = self.stdin.as_mut().unwrap();
+        writeln!(stdin, "{user}\t{password}").unwrap();
+        stdin.flush().unwrap();
+        let mut logs = Vec::new();
+        let last = self.next_line(|l| {
+            l.starts_with("rc ") || {
+                if let Some(log) = l.strip_prefix("log ") {
+                    logs.push(log.to_owned());
+                }
+                false
+            }
+        });
+        let (rc, errdetail) = last["rc ".len()..].split_once(' ').unwrap_or((&last["rc ".len()..], ""));
+        Checked { rc: rc.parse().unwrap(), errdetail: errdetail.to_owned(), logs }
+    }
+}
+
+impl Drop for Host2127 {
+    fn drop(&mut self) {
+        drop(self.stdin.take());
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn host_2127_for(slapd: &Slapd) -> Host2127 {
+    host_2127_checking(slapd, "auxprop-hashed")
+}
+
+fn host_2127_checking(slapd: &Slapd, pwcheck_method: &str) -> Host2127 {
+    let uri = format!("{}/{}", slapd.url(), slapd::BASE_DN);
+    Host2127::start(&[
+        ("auxprop_plugin", "ldapbind"),
+        ("pwcheck_method", pwcheck_method),
+        ("log_level", "5"),
+        ("ldapdb_uri", &uri),
+        ("ldapdb_id", slapd::SERVICE_DN),
+        ("ldapdb_pw", slapd::SERVICE_PW),
+    ])
+}
+
+/// The user binds `slapd` logged after `mark`: `BIND dn="..."` request lines other than the
+/// service account's.
+fn user_binds(slapd: &Slapd, mark: &slapd::LogMark) -> usize {
+    let service = format!("BIND dn=\"{}\" method=128", slapd::SERVICE_DN);
+    slapd
+        .log_since(mark)
+        .lines()
+        .filter(|l| l.ends_with("method=128") && l.contains(" BIND dn=") && !l.ends_with(&service))
+        .count()
+}
+
+#[test]
+fn auxprop_hashed_on_the_real_libsasl2_2127() {
+    let mut slapd = Slapd::start();
+    let mut host = host_2127_for(&slapd);
+    for u in [slapd::SSHA_USER, slapd::CRYPT_USER, slapd::JOHNDOE] {
+        let mark = slapd.mark();
+        let r = host.checkpass(u.uid, u.pw());
+        assert_eq!(r.rc, SASL_OK, "{}: {r:?}", u.uid);
+        assert_eq!(user_binds(&slapd, &mark), 1, "one bind as {}", u.dn);
+    }
+    let u = slapd::SSHA_USER;
+    // A wrong password is a wrong password (SASL_BADAUTH), not "user not found".
+    let r = host.checkpass(u.uid, "wrong");
+    assert_eq!(r.rc, SASL_BADAUTH, "{r:?}");
+    assert!(!r.errdetail.contains("user not found"), "{r:?}");
+    assert!(r.logs.iter().any(|l| l.contains("refused") && l.contains("49 invalidCredentials")), "{r:?}");
+    // Typing the stored hash is a wrong password too.
+    assert_eq!(host.checkpass(u.uid, u.stored.unwrap()).rc, SASL_BADAUTH);
+    // An empty one is refused without a bind.
+    let mark = slapd.mark();
+    let r = host.checkpass(u.uid, "");
+    assert_eq!(r.rc, SASL_BADAUTH, "{r:?}");
+    assert!(r.logs.iter().any(|l| l.contains("empty password")), "{r:?}");
+    assert_eq!(user_binds(&slapd, &mark), 0);
+    // An unknown user is one.
+    assert_eq!(host.checkpass("nobody", "x").rc, SASL_NOUSER);
+
+    // The directory restarts between logins: the next logins reconnect and say the same.
+    slapd.restart();
+    let r = host.checkpass(u.uid, u.pw());
+    assert_eq!(r.rc, SASL_OK, "{r:?}");
+    assert_eq!(host.checkpass(u.uid, "wrong").rc, SASL_BADAUTH);
+    slapd.restart();
+    let r = host.checkpass(u.uid, "wrong");
+    assert_eq!(r.rc, SASL_BADAUTH, "{r:?}");
+    assert_eq!(host.checkpass(u.uid, u.pw()).rc, SASL_OK);
+}
+
+/// With plain `auxprop`, a hashed password cannot be checked: on 2.1.27 the advice names
+/// `auxprop-hashed`, which that library has (the system's 2.1.28 does not: tests/sasl_ldap.rs).
+#[test]
+fn on_2127_the_hashed_password_advice_names_auxprop_hashed() {
+    let slapd = Slapd::start();
+    let mut host = host_2127_checking(&slapd, "auxprop");
+    let u = slapd::SSHA_USER;
+    let r = host.checkpass(u.uid, u.pw());
+    assert_ne!(r.rc, SASL_OK, "{r:?}");
+    let advice = "with this libsasl2 (2.1.27), sasl_pwcheck_method: auxprop-hashed";
+    assert!(r.logs.iter().any(|l| l.contains("is stored as {SSHA}") && l.contains(advice)), "{r:?}");
 }

@@ -1,8 +1,8 @@
 //! The panic boundary every exported function and callback runs inside.
 
 use std::cell::Cell;
-use std::panic::{self, AssertUnwindSafe};
-use std::sync::Once;
+use std::panic::{self, AssertUnwindSafe, PanicHookInfo};
+use std::sync::OnceLock;
 
 use libc::c_int;
 
@@ -15,19 +15,32 @@ thread_local! {
     static DEPTH: Cell<usize> = const { Cell::new(0) };
 }
 
-static HOOK: Once = Once::new();
+/// A panic hook as `std::panic::take_hook` returns it.
+type Hook = Box<dyn Fn(&PanicHookInfo<'_>) + Sync + Send>;
+
+/// The hook that was in place before ours (std's default in the plugin: its std is its own).
+static PREVIOUS: OnceLock<Hook> = OnceLock::new();
 
 /// Keep the default panic message for panics outside our boundaries (tests), silence it
 /// inside (a daemon's stderr may be a client socket).
+///
+/// The hook captures nothing, so its box is zero-sized and allocates nothing: a boxed closure
+/// was lost (16 bytes) each time `sasl_done` unloaded the plugin. The previous hook is std's
+/// default, zero-sized too.
 fn install_hook() {
-    HOOK.call_once(|| {
+    PREVIOUS.get_or_init(|| {
         let previous = panic::take_hook();
-        panic::set_hook(Box::new(move |info| {
-            if DEPTH.with(Cell::get) == 0 {
-                previous(info);
-            }
-        }));
+        panic::set_hook(Box::new(silent_inside_boundaries));
+        previous
     });
+}
+
+fn silent_inside_boundaries(info: &PanicHookInfo<'_>) {
+    if DEPTH.with(Cell::get) == 0 {
+        if let Some(previous) = PREVIOUS.get() {
+            previous(info);
+        }
+    }
 }
 
 fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {

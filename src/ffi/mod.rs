@@ -7,3 +7,4 @@ pub mod bytes;
 pub mod hostlog;
 pub mod sasl;
 pub mod utils;
+pub mod version;

@@ -180,6 +180,10 @@ impl Host for ServerHost<'_> {
         self.utils.option(None, key)
     }
 
+    fn libsasl2_version(&self) -> Option<(u8, u8, u16)> {
+        super::version::host_libsasl2(self.utils.raw)
+    }
+
     fn prop_erase(&self, name: &str) {
         let (Some(erase), ctx) = (self.utils.raw.prop_erase, self.propctx()) else { return };
         let Ok(name) = CString::new(name) else { return };

@@ -203,23 +203,34 @@ impl LdapDirectory {
     /// replaced and `op` retried once.
     fn with_service<T>(
         &self,
+        op: impl FnMut(&mut LdapConn, &LdapUrl) -> Result<(T, Keep), Failure>,
+    ) -> Result<T, Error> {
+        self.with_pooled(&self.service, true, op)
+    }
+
+    /// [`LdapDirectory::with_service`] on `pool`, whose new connections bind as the service
+    /// account when `service_bind`.
+    fn with_pooled<T>(
+        &self,
+        pool: &Mutex<Vec<Live>>,
+        service_bind: bool,
         mut op: impl FnMut(&mut LdapConn, &LdapUrl) -> Result<(T, Keep), Failure>,
     ) -> Result<T, Error> {
-        let (mut live, mut reused) = match Self::take_idle(&self.service) {
+        let (mut live, mut reused) = match Self::take_idle(pool) {
             Some(live) => (live, true),
-            None => (self.open(true)?, false),
+            None => (self.open(service_bind)?, false),
         };
         loop {
             let url = &self.config.urls[live.url.min(self.config.urls.len() - 1)];
             match op(&mut live.conn, url) {
                 Ok((v, keep)) => {
                     if keep == Keep::Yes {
-                        Self::put_idle(&self.service, live);
+                        Self::put_idle(pool, live);
                     }
                     return Ok(v);
                 }
                 Err(Failure::Refused(e)) => {
-                    Self::put_idle(&self.service, live);
+                    Self::put_idle(pool, live);
                     return Err(e);
                 }
                 Err(Failure::Transport(e)) => {
@@ -232,7 +243,7 @@ impl LdapDirectory {
                         return Err(e);
                     }
                     log::debug!(target: "ldapbind", "kept connection failed ({e}); reconnecting once");
-                    live = self.open(true)?;
+                    live = self.open(service_bind)?;
                     reused = false;
                 }
             }
@@ -311,29 +322,18 @@ impl Directory for LdapDirectory {
 
     fn check_password(&self, dn: &str, password: &str) -> Result<bool, Error> {
         let timeout = self.config.timeout;
-        let mut live = match Self::take_idle(&self.verify) {
-            Some(live) => live,
-            None => self.open(false)?,
-        };
-        let url = &self.config.urls[live.url.min(self.config.urls.len() - 1)];
-        let result = live.conn.with_timeout(timeout).simple_bind(dn, password);
-        match result {
-            Ok(res) if res.rc == 0 => {
-                Self::put_idle(&self.verify, live);
-                Ok(true)
-            }
-            Ok(res) if res.rc == 49 => {
-                Self::put_idle(&self.verify, live);
-                Ok(false)
-            }
-            Ok(res) => Err(Error::Directory(format!(
+        // A kept connection that died (directory restarted) is replaced, as for searches.
+        self.with_pooled(&self.verify, false, |conn, url| match conn.with_timeout(timeout).simple_bind(dn, password) {
+            Ok(res) if res.rc == 0 => Ok((true, Keep::Yes)),
+            Ok(res) if res.rc == 49 => Ok((false, Keep::Yes)),
+            Ok(res) => Err(Failure::Refused(Error::Directory(format!(
                 "LDAP server {} refused the password check bind as {dn} with result {} ({})",
                 url.endpoint(),
                 res.rc,
                 res.text
-            ))),
-            Err(e) => Err(transport_error(url, "password check bind", timeout, e)),
-        }
+            )))),
+            Err(e) => Err(Failure::Transport(transport_error(url, "password check bind", timeout, e))),
+        })
     }
 }
 

@@ -39,7 +39,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use super::sasl::PluginDir;
+use super::sasl::{self, PluginDir};
 use super::slapd::{self, Slapd};
 
 /// Debian's Cyrus master (`/usr/sbin/cyrmaster` links to `/usr/lib/cyrus/bin/master`).
@@ -92,6 +92,9 @@ pub enum Plugins {
     Built,
     /// No `SASL_PATH`: libsasl2's compiled-in directory (for an installed package).
     System,
+    /// imapd on Debian 11's libsasl2 2.1.27 ([`sasl::libsasl2_2127`], by `LD_LIBRARY_PATH`),
+    /// with `SASL_PATH` = a temp dir with its mechanisms and the built `libldapbind.so`.
+    BuiltOnLibsasl2127,
 }
 
 #[derive(Debug, Clone)]
@@ -308,8 +311,11 @@ impl Imapd {
             chown_tree(&d.join(sub), uid, gid);
         }
         let plugins = match opts.plugins {
-            Plugins::Built => {
-                let p = PluginDir::with_ldapbind();
+            Plugins::Built | Plugins::BuiltOnLibsasl2127 => {
+                let p = match opts.plugins {
+                    Plugins::BuiltOnLibsasl2127 => PluginDir::with_ldapbind_on(&sasl::libsasl2_2127().join("sasl2")),
+                    _ => PluginDir::with_ldapbind(),
+                };
                 fs::set_permissions(p.path(), fs::Permissions::from_mode(0o755)).expect("chmod the plugin dir");
                 Some(p)
             }
@@ -585,6 +591,9 @@ impl Imapd {
             Some(p) => cmd.env("SASL_PATH", p.path()),
             None => cmd.env_remove("SASL_PATH"),
         };
+        if self.opts.plugins == Plugins::BuiltOnLibsasl2127 {
+            cmd.env("LD_LIBRARY_PATH", sasl::libsasl2_2127());
+        }
         let parent = std::process::id();
         // SAFETY: runs in the forked child before exec and calls only async-signal-safe
         // functions (prctl, getppid, _exit); it allocates nothing.

@@ -292,17 +292,27 @@ impl PluginDir {
     /// System plugins (minus ldapdb) plus a copy of the built `libldapbind.so`.
     /// Panics if the plugin has not been built (see [`built_plugin`]).
     pub fn with_ldapbind() -> Self {
-        let d = Self::without_ldapbind();
-        d.add_copy(&built_plugin(), "libldapbind.so");
-        d
+        Self::with_ldapbind_on(Path::new(SYSTEM_PLUGIN_DIR))
     }
 
     /// System plugins only (no ldapdb, no ldapbind).
     pub fn without_ldapbind() -> Self {
+        Self::mechanisms_from(Path::new(SYSTEM_PLUGIN_DIR))
+    }
+
+    /// The mechanisms of another libsasl2 (`plugins`, e.g. [`libsasl2_2127`]'s `sasl2`) plus
+    /// a copy of the built `libldapbind.so`.
+    pub fn with_ldapbind_on(plugins: &Path) -> Self {
+        let d = Self::mechanisms_from(plugins);
+        d.add_copy(&built_plugin(), "libldapbind.so");
+        d
+    }
+
+    fn mechanisms_from(plugins: &Path) -> Self {
         let dir = tempfile::Builder::new().prefix("sasl-plugins-").tempdir().expect("create temp plugin dir");
         let d = PluginDir { dir };
-        let entries = std::fs::read_dir(SYSTEM_PLUGIN_DIR)
-            .unwrap_or_else(|e| panic!("read {SYSTEM_PLUGIN_DIR}: {e} (install libsasl2-modules)"));
+        let entries = std::fs::read_dir(plugins)
+            .unwrap_or_else(|e| panic!("read {}: {e} (install libsasl2-modules)", plugins.display()));
         let mut n = 0;
         for e in entries {
             let e = e.expect("read_dir entry");
@@ -313,7 +323,7 @@ impl PluginDir {
                 n += 1;
             }
         }
-        assert!(n > 0, "no lib*.so plugins in {SYSTEM_PLUGIN_DIR} (install libsasl2-modules)");
+        assert!(n > 0, "no lib*.so plugins in {} (install libsasl2-modules)", plugins.display());
         d
     }
 
@@ -330,7 +340,12 @@ impl PluginDir {
 
     /// Like [`PluginDir::with_ldapdb`], but `None` when `libldapdb.so` is not installed.
     pub fn try_with_ldapdb() -> Option<Self> {
-        let ldapdb = Path::new(SYSTEM_PLUGIN_DIR).join("libldapdb.so");
+        Self::try_with_ldapdb_from(Path::new(SYSTEM_PLUGIN_DIR))
+    }
+
+    /// [`PluginDir::try_with_ldapdb`] taking `libldapdb.so` from `dir` (tests of this helper).
+    pub fn try_with_ldapdb_from(dir: &Path) -> Option<Self> {
+        let ldapdb = dir.join("libldapdb.so");
         if !ldapdb.exists() {
             return None;
         }
@@ -380,6 +395,19 @@ impl PluginDir {
         let p = self.dir.path().join(format!("{appname}.conf"));
         std::fs::write(&p, contents).unwrap_or_else(|e| panic!("write {}: {e}", p.display()));
     }
+}
+
+/// Debian 11's libsasl2 2.1.27 (`libsasl2-2`, `libsasl2-modules`), the last release with
+/// `pwcheck_method: auxprop-hashed`, as scripts/deps.sh unpacks it into target/: the directory
+/// holding its `libsasl2.so.2` (for `LD_LIBRARY_PATH`), with its mechanisms in `sasl2/`.
+pub fn libsasl2_2127() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/libsasl2-2.1.27/usr/lib/x86_64-linux-gnu");
+    assert!(
+        dir.join("libsasl2.so.2").is_file(),
+        "{}/libsasl2.so.2 is missing: run scripts/deps.sh (it fetches Debian 11's libsasl2-2 2.1.27)",
+        dir.display()
+    );
+    dir
 }
 
 /// Path of the built cdylib: `current_exe()` is `target/<profile>/deps/<test>-<hash>`, the
