@@ -21,9 +21,9 @@
 
 use std::fmt;
 use std::io;
+use std::net::TcpStream;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use ldap3::{LdapConn, LdapConnSettings, LdapError, LdapResult};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -33,6 +33,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 
 use crate::config::{Config, StartTls, TlsReqCert};
+use crate::ldap::net::Deadline;
 use crate::uri::{LdapUrl, Scheme};
 
 /// How connections to one URL are made.
@@ -332,18 +333,34 @@ pub enum ConnectError {
     Net(crate::error::Error),
 }
 
-/// Open a connection to `url` as the configuration says, within `cfg.timeout` (ldap3's
-/// connect timeout covers TCP connect, the StartTLS request and the TLS handshake). `tls` is
-/// the config from [`client_config`]; it must be `Some` when `url` uses TLS.
+/// Open a connection to `url` as the configuration says, by `deadline` (which covers the name
+/// lookup, TCP connect, the StartTLS request and the TLS handshake). `tls` is the config from
+/// [`client_config`]; it must be `Some` when `url` uses TLS.
 #[allow(
     clippy::result_large_err,
     reason = "ConnectError holds an ldap3::LdapError, which every ldap3 call returns unboxed too"
 )]
-pub fn connect(cfg: &Config, url: &LdapUrl, tls: Option<&Arc<ClientConfig>>) -> Result<LdapConn, ConnectError> {
-    let started = Instant::now();
+pub fn connect(
+    cfg: &Config,
+    url: &LdapUrl,
+    tls: Option<&Arc<ClientConfig>>,
+    deadline: Deadline,
+) -> Result<LdapConn, ConnectError> {
+    connect_on(cfg, url, tls, None, deadline)
+}
+
+/// [`connect`] over `stream` when it is `Some` (a TCP connection to `url` already made, see
+/// [`crate::ldap::net::connect_addrs`]).
+#[allow(clippy::result_large_err, reason = "see connect")]
+pub fn connect_on(
+    cfg: &Config,
+    url: &LdapUrl,
+    tls: Option<&Arc<ClientConfig>>,
+    stream: Option<TcpStream>,
+    deadline: Deadline,
+) -> Result<LdapConn, ConnectError> {
     let mode = Mode::of(url, cfg.starttls);
-    let mut settings =
-        LdapConnSettings::new().set_conn_timeout(cfg.timeout).set_starttls(matches!(mode, Mode::StartTls { .. }));
+    let mut settings = LdapConnSettings::new().set_starttls(matches!(mode, Mode::StartTls { .. }));
     if mode.uses_tls() {
         let Some(tls) = tls else {
             return Err(ConnectError::Tls(format!(
@@ -353,7 +370,7 @@ pub fn connect(cfg: &Config, url: &LdapUrl, tls: Option<&Arc<ClientConfig>>) -> 
         };
         settings = settings.set_config(Arc::clone(tls));
     }
-    let err = match LdapConn::with_settings(with_socket(settings, cfg, url, started)?, &url.connect_url()) {
+    let err = match LdapConn::with_settings(with_socket(settings, cfg, url, stream, deadline)?, &url.connect_url()) {
         Ok(conn) => return Ok(conn),
         Err(e) => e,
     };
@@ -365,9 +382,8 @@ pub fn connect(cfg: &Config, url: &LdapUrl, tls: Option<&Arc<ClientConfig>>) -> 
                 return Err(ConnectError::Tls(starttls_refused(url, &result)));
             }
             log::warn!(target: "ldapbind", "{}", starttls_fallback(url, &result));
-            // Same budget for both attempts: the refusal came quickly, but never wait longer
-            // than the timeout in total.
-            let settings = with_socket(LdapConnSettings::new(), cfg, url, started)?;
+            // The same deadline for both attempts.
+            let settings = with_socket(LdapConnSettings::new(), cfg, url, None, deadline)?;
             LdapConn::with_settings(settings, &url.connect_url())
                 .map_err(|source| ConnectError::Ldap { step: "connect", source })
         }
@@ -378,22 +394,26 @@ pub fn connect(cfg: &Config, url: &LdapUrl, tls: Option<&Arc<ClientConfig>>) -> 
     }
 }
 
-/// `settings` with a TCP socket ldapbind connected itself (resolution included, see
-/// [`crate::ldap::net`]) and ldap3's timeout set to what is left of the budget for the rest
-/// (StartTLS, TLS handshake). ldapi:// URLs are left to ldap3: a local socket path needs no lookup.
+/// `settings` with a TCP socket ldapbind connected itself (`stream`, or a new one: resolution
+/// included, see [`crate::ldap::net`]) and ldap3's timeout set to what is left until `deadline`
+/// for the rest (StartTLS, TLS handshake). ldapi:// URLs are left to ldap3: a local socket path
+/// needs no lookup.
 #[allow(clippy::result_large_err, reason = "see connect")]
 fn with_socket(
     settings: LdapConnSettings,
     cfg: &Config,
     url: &LdapUrl,
-    started: Instant,
+    stream: Option<TcpStream>,
+    deadline: Deadline,
 ) -> Result<LdapConnSettings, ConnectError> {
-    let left = |started: Instant| cfg.timeout.saturating_sub(started.elapsed()).max(Duration::from_millis(1));
     if url.scheme == crate::uri::Scheme::Ldapi {
-        return Ok(settings.set_conn_timeout(left(started)));
+        return Ok(settings.set_conn_timeout(deadline.left()));
     }
-    let stream = crate::ldap::net::connect(url, left(started), cfg.timeout).map_err(ConnectError::Net)?;
-    Ok(settings.set_std_stream(ldap3::StdStream::Tcp(stream)).set_conn_timeout(left(started)))
+    let stream = match stream {
+        Some(stream) => stream,
+        None => crate::ldap::net::connect(url, deadline, cfg.timeout).map_err(ConnectError::Net)?,
+    };
+    Ok(settings.set_std_stream(ldap3::StdStream::Tcp(stream)).set_conn_timeout(deadline.left()))
 }
 
 /// One line for a connection failure that is about TLS; `None` for anything else.
@@ -611,6 +631,7 @@ mod tests {
     use std::collections::BTreeMap;
     use std::path::Path;
     use std::process::Command;
+    use std::time::Duration;
 
     use rustls::pki_types::ServerName;
     use rustls::server::WebPkiClientVerifier;
@@ -1104,7 +1125,7 @@ mod tests {
             .file("/ca.pem", &pki.ca());
         let cfg = src.config();
         let tls = build(&src);
-        match connect(&cfg, url(&cfg), Some(&tls)) {
+        match connect(&cfg, url(&cfg), Some(&tls), Deadline::after(cfg.timeout)) {
             Err(ConnectError::Tls(line)) => assert_eq!(
                 line,
                 format!(
