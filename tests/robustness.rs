@@ -277,33 +277,108 @@ fn dns_child_login() {
     assert!(!lines.is_empty(), "{:#?}", Server::logs());
 }
 
-/// glibc waits 2 x 5 s for a DNS server that never answers; ldapbind must not wait with it.
-#[test]
-fn a_hung_resolver_costs_one_login_at_most_the_timeout() {
-    // A DNS server on a loopback address of its own that reads queries and never answers.
-    let dns = std::net::UdpSocket::bind("127.0.0.2:53").expect("bind a silent DNS server on 127.0.0.2:53 (root)");
+/// Run `program args` with /etc/resolv.conf naming only a DNS server on `ns` (a loopback
+/// address of its own per test, as tests run in parallel) that reads queries and never answers,
+/// in a mount namespace of its own. Needs root (as the rest of the suite).
+fn with_silent_dns(ns: &str, program: &std::path::Path, args: &[&str]) -> (std::process::Output, Duration) {
+    let dns = std::net::UdpSocket::bind((ns, 53))
+        .unwrap_or_else(|e| panic!("bind a silent DNS server on {ns}:53 (root): {e}"));
     let tmp = tempfile::tempdir().unwrap();
     let resolv = tmp.path().join("resolv.conf");
-    std::fs::write(&resolv, "nameserver 127.0.0.2\noptions timeout:5 attempts:2\n").unwrap();
-    let script = format!(
-        "mount --bind '{}' /etc/resolv.conf && exec \"$0\" --ignored --exact dns_child_login --nocapture --test-threads=1",
-        resolv.display()
-    );
+    std::fs::write(&resolv, format!("nameserver {ns}\noptions timeout:5 attempts:2\n")).unwrap();
+    let script = format!("mount --bind '{}' /etc/resolv.conf && exec \"$0\" \"$@\"", resolv.display());
     let started = Instant::now();
     let out = Command::new("unshare")
         .args(["--mount", "--propagation", "private", "sh", "-c", &script])
-        .arg(std::env::current_exe().unwrap())
+        .arg(program)
+        .args(args)
         .env(DNS_CHILD_ENV, "1")
         .output()
         .expect("unshare (util-linux) runs");
+    let took = started.elapsed();
+    drop(dns);
+    (out, took)
+}
+
+/// Run the ignored test `name` of this binary under [`with_silent_dns`]; it must pass.
+fn child_with_silent_dns(ns: &str, name: &str) {
+    let exe = std::env::current_exe().unwrap();
+    let (out, took) = with_silent_dns(ns, &exe, &["--ignored", "--exact", name, "--nocapture", "--test-threads=1"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success() && stdout.contains("1 passed"),
-        "child failed after {:?}:\n{stdout}\n{}",
-        started.elapsed(),
+        "child failed after {took:?}:\n{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    drop(dns);
+}
+
+/// glibc waits 2 x 5 s for a DNS server that never answers; ldapbind must not wait with it.
+#[test]
+fn a_hung_resolver_costs_one_login_at_most_the_timeout() {
+    child_with_silent_dns("127.0.0.2", "dns_child_login");
+}
+
+#[test]
+#[ignore = "run by a_hung_resolver_starts_one_lookup_thread_per_name, in a mount namespace"]
+fn dns_child_concurrent_logins() {
+    std::env::var(DNS_CHILD_ENV).expect("started by a_hung_resolver_starts_one_lookup_thread_per_name");
+    let dir = PluginDir::with_ldapbind();
+    let server = init(&dir, &options(&format!("ldap://{HUNG_NAME}/dc=users,dc=local"), "0.5"));
+    let lookups = || {
+        std::fs::read_dir("/proc/self/task")
+            .unwrap()
+            .flatten()
+            .filter(|t| std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim() == "ldapbind-dns"))
+            .count()
+    };
+    let most = AtomicUsize::new(0);
+    let slowest = std::sync::Mutex::new(Duration::ZERO);
+    let until = Instant::now() + Duration::from_secs(3);
+    std::thread::scope(|s| {
+        for _ in 0..16 {
+            s.spawn(|| {
+                while Instant::now() < until {
+                    let started = Instant::now();
+                    assert_ne!(login(&server), SASL_OK);
+                    let took = started.elapsed();
+                    let mut slowest = slowest.lock().unwrap();
+                    *slowest = (*slowest).max(took);
+                }
+            });
+        }
+        while Instant::now() < until {
+            most.fetch_max(lookups(), Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    });
+    let most = most.load(Ordering::SeqCst);
+    assert_eq!(most, 1, "{most} lookup threads for one host name during a resolver hang");
+    let slowest = *slowest.lock().unwrap();
+    assert!(slowest < Duration::from_millis(900), "a login took {slowest:?} with ldapdb_timeout 0.5");
+}
+
+/// 16 threads logging in during a resolver hang share one lookup instead of starting one each.
+#[test]
+fn a_hung_resolver_starts_one_lookup_thread_per_name() {
+    child_with_silent_dns("127.0.0.3", "dns_child_concurrent_logins");
+}
+
+/// ldapbind-check resolves the way the plugin does: bounded by ldapdb_timeout.
+#[test]
+fn ldapbind_check_waits_no_longer_than_the_timeout_on_a_hung_resolver() {
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_ldapbind-check"));
+    let uri = format!("ldapdb_uri=ldap://{HUNG_NAME}/dc=users,dc=local");
+    let id = format!("ldapdb_id={}", slapd::SERVICE_DN);
+    let pw = format!("ldapdb_pw={}", slapd::SERVICE_PW);
+    let args = ["-o", &uri, "-o", &id, "-o", &pw, "-o", "ldapdb_timeout=1", "johndoe"];
+    let (out, took) = with_silent_dns("127.0.0.4", bin, &args);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(took < Duration::from_millis(1800), "ldapbind-check took {took:?} with ldapdb_timeout 1:\n{stdout}");
+    assert!(
+        stdout.contains(&format!("resolving {HUNG_NAME} from sasl_ldapdb_uri took longer than 1s")),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 // ---- The directory through the library, against scripted servers -----------------------------
