@@ -25,7 +25,7 @@ use std::net::TcpStream;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use ldap3::{LdapConn, LdapConnSettings, LdapError, LdapResult};
+use ldap3::{LdapError, LdapResult};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::WebPkiSupportedAlgorithms;
 use rustls::pki_types::pem::PemObject;
@@ -34,6 +34,7 @@ use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStor
 
 use crate::config::{Config, StartTls, TlsReqCert};
 use crate::ldap::net::Deadline;
+use crate::ldap::wire::{self, Conn, Net};
 use crate::uri::{LdapUrl, Scheme};
 
 /// How connections to one URL are made.
@@ -345,12 +346,13 @@ pub fn connect(
     url: &LdapUrl,
     tls: Option<&Arc<ClientConfig>>,
     deadline: Deadline,
-) -> Result<LdapConn, ConnectError> {
+) -> Result<Conn, ConnectError> {
     connect_on(cfg, url, tls, None, deadline)
 }
 
 /// [`connect`] over `stream` when it is `Some` (a TCP connection to `url` already made, see
-/// [`crate::ldap::net::connect_addrs`]).
+/// [`crate::ldap::net::connect_addrs`]). ldapbind makes the connection, StartTLS and the TLS
+/// handshake itself and hands ldap3 the result (see [`crate::ldap::wire`]).
 #[allow(clippy::result_large_err, reason = "see connect")]
 pub fn connect_on(
     cfg: &Config,
@@ -358,62 +360,64 @@ pub fn connect_on(
     tls: Option<&Arc<ClientConfig>>,
     stream: Option<TcpStream>,
     deadline: Deadline,
-) -> Result<LdapConn, ConnectError> {
+) -> Result<Conn, ConnectError> {
     let mode = Mode::of(url, cfg.starttls);
-    let mut settings = LdapConnSettings::new().set_starttls(matches!(mode, Mode::StartTls { .. }));
-    if mode.uses_tls() {
-        let Some(tls) = tls else {
+    let io = |source: io::Error| ConnectError::Ldap { step: "connect", source: LdapError::Io { source } };
+    let rt = wire::runtime().map_err(io)?;
+    if url.scheme == crate::uri::Scheme::Ldapi {
+        let socket = std::os::unix::net::UnixStream::connect(&url.host).map_err(io)?;
+        let net = Net::Unix(wire::unix(&rt, socket).map_err(io)?);
+        return wire::start(rt, net).map_err(|source| ConnectError::Ldap { step: "connect", source });
+    }
+    let config = match (mode.uses_tls(), tls) {
+        (false, _) => None,
+        (true, Some(tls)) => Some(Arc::clone(tls)),
+        (true, None) => {
             return Err(ConnectError::Tls(format!(
                 "internal error (please report): no TLS configuration for {}",
                 url.original
             )));
-        };
-        settings = settings.set_config(Arc::clone(tls));
-    }
-    let err = match LdapConn::with_settings(with_socket(settings, cfg, url, stream, deadline)?, &url.connect_url()) {
-        Ok(conn) => return Ok(conn),
-        Err(e) => e,
-    };
-    match (mode, err) {
-        // The only LDAP result while connecting is the answer to the StartTLS request: the
-        // server does not offer TLS on this port.
-        (Mode::StartTls { demand }, LdapError::LdapResult { result }) => {
-            if demand {
-                return Err(ConnectError::Tls(starttls_refused(url, &result)));
-            }
-            log::warn!(target: "ldapbind", "{}", starttls_fallback(url, &result));
-            // The same deadline for both attempts.
-            let settings = with_socket(LdapConnSettings::new(), cfg, url, None, deadline)?;
-            LdapConn::with_settings(settings, &url.connect_url())
-                .map_err(|source| ConnectError::Ldap { step: "connect", source })
         }
-        (mode, err) => Err(match describe_failure(cfg, url, mode, &err) {
-            Some(line) => ConnectError::Tls(line),
-            None => ConnectError::Ldap { step: mode.step(), source: err },
-        }),
-    }
-}
-
-/// `settings` with a TCP socket ldapbind connected itself (`stream`, or a new one: resolution
-/// included, see [`crate::ldap::net`]) and ldap3's timeout set to what is left until `deadline`
-/// for the rest (StartTLS, TLS handshake). ldapi:// URLs are left to ldap3: a local socket path
-/// needs no lookup.
-#[allow(clippy::result_large_err, reason = "see connect")]
-fn with_socket(
-    settings: LdapConnSettings,
-    cfg: &Config,
-    url: &LdapUrl,
-    stream: Option<TcpStream>,
-    deadline: Deadline,
-) -> Result<LdapConnSettings, ConnectError> {
-    if url.scheme == crate::uri::Scheme::Ldapi {
-        return Ok(settings.set_conn_timeout(deadline.left()));
-    }
+    };
     let stream = match stream {
         Some(stream) => stream,
         None => crate::ldap::net::connect(url, deadline, cfg.timeout).map_err(ConnectError::Net)?,
     };
-    Ok(settings.set_std_stream(ldap3::StdStream::Tcp(stream)).set_conn_timeout(deadline.left()))
+    let mut tcp = wire::tcp(&rt, stream).map_err(io)?;
+    // The name ldap3 verified before (an IPv6 literal keeps its brackets, and is refused).
+    let name = if url.host.contains(':') { format!("[{}]", url.host) } else { url.host.clone() };
+    let at = tokio::time::Instant::from_std(deadline.instant());
+    let secured: Result<Result<Net, (bool, LdapResult, _)>, LdapError> = rt.block_on(async {
+        let steps = async {
+            if let Mode::StartTls { demand } = mode {
+                let answer = wire::starttls(&mut tcp).await?;
+                if answer.rc != 0 {
+                    return Ok(Err((demand, answer, tcp)));
+                }
+            }
+            let Some(config) = config else { return Ok(Ok(Net::Tcp(tcp))) };
+            let name = ServerName::try_from(name)?;
+            let tls = tokio_rustls::TlsConnector::from(config).connect(name, tcp).await?;
+            Ok(Ok(Net::Tls(Box::new(tls))))
+        };
+        tokio::time::timeout_at(at, steps).await?
+    });
+    let net = match secured {
+        Ok(Ok(net)) => net,
+        // The server does not offer TLS on this port.
+        Ok(Err((true, answer, _))) => return Err(ConnectError::Tls(starttls_refused(url, &answer))),
+        Ok(Err((false, answer, tcp))) => {
+            log::warn!(target: "ldapbind", "{}", starttls_fallback(url, &answer));
+            Net::Tcp(tcp)
+        }
+        Err(err) => {
+            return Err(match describe_failure(cfg, url, mode, &err) {
+                Some(line) => ConnectError::Tls(line),
+                None => ConnectError::Ldap { step: mode.step(), source: err },
+            });
+        }
+    };
+    wire::start(rt, net).map_err(|source| ConnectError::Ldap { step: mode.step(), source })
 }
 
 /// One line for a connection failure that is about TLS; `None` for anything else.

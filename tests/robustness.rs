@@ -636,3 +636,32 @@ fn a_dripping_server_cannot_stretch_an_operation() {
     assert!(matches!(e, Error::Timeout(_)), "{e}");
     assert!(e.to_string().contains("did not answer the search"), "{e}");
 }
+
+/// The peak resident memory of this process so far (VmHWM), in bytes.
+fn peak_rss() -> usize {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse::<usize>().unwrap() * 1024
+}
+
+/// A value of 300 MB is refused as it arrives: the host's memory does not grow with it.
+#[test]
+fn a_huge_message_is_refused_as_it_arrives() {
+    let fake = FakeLdap::start(|r| match r.op {
+        Op::Bind(..) => Reply::Send(vec![fakeldap::bind_response(r.msgid, 0, "")]),
+        Op::Search => {
+            Reply::Huge { msgid: r.msgid, dn: FAKE_DN.to_owned(), attr: "userPassword".to_owned(), len: 300 << 20 }
+        }
+        _ => Reply::Nothing,
+    });
+    let dir = directory(&fake.url(FAKE_BASE), "5");
+    let before = peak_rss();
+    let started = Instant::now();
+    let result = find(&dir);
+    let (took, grew) = (started.elapsed(), peak_rss().saturating_sub(before));
+    assert!(grew < 32 << 20, "the peak RSS grew by {} MiB in {took:?}", grew >> 20);
+    assert!(took < Duration::from_secs(1), "took {took:?}");
+    let e = result.unwrap_err();
+    assert!(e.to_string().contains("over ldapbind's limit of 1048576 bytes"), "{e}");
+    assert_eq!(e.sasl_code(), SASL_UNAVAIL, "{e}");
+}

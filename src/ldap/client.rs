@@ -10,13 +10,10 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use ldap3::adapters::{Adapter, SoloMarker};
-use ldap3::{
-    DerefAliases, LdapConn, LdapError, LdapResult, ResultEntry, Scope as LdapScope, SearchEntry, SearchOptions,
-    SearchStream,
-};
+use ldap3::{DerefAliases, LdapError, LdapResult, Scope as LdapScope, SearchEntry, SearchOptions};
 
 use super::net::Deadline;
+use super::wire::Conn;
 use super::{Directory, Entry, Found};
 use crate::config::{Bind, Config, Scope};
 use crate::error::Error;
@@ -31,7 +28,7 @@ const SIZE_LIMIT: i32 = 2;
 
 /// One open connection and where it came from.
 struct Live {
-    conn: LdapConn,
+    conn: Conn,
     url: usize,
     pid: u32,
 }
@@ -112,7 +109,7 @@ impl LdapDirectory {
             let idle: Vec<Live> = std::mem::take(&mut *lock(pool));
             for live in idle {
                 if let Some(mut live) = live.discard_if_foreign() {
-                    let _ = live.conn.with_timeout(Duration::from_millis(200)).unbind();
+                    live.conn.unbind(Duration::from_millis(200));
                 }
             }
         }
@@ -200,12 +197,12 @@ impl LdapDirectory {
         Ok(Live { conn, url: index, pid: std::process::id() })
     }
 
-    fn service_bind(&self, conn: &mut LdapConn, url: &LdapUrl, deadline: Deadline) -> Result<(), Failure> {
+    fn service_bind(&self, conn: &mut Conn, url: &LdapUrl, deadline: Deadline) -> Result<(), Failure> {
         let cfg = &*self.config;
         let result = match &cfg.bind {
             Bind::Anonymous => return Ok(()),
-            Bind::Simple { dn, password } => conn.with_timeout(deadline.left()).simple_bind(dn, password.expose()),
-            Bind::External => conn.with_timeout(deadline.left()).sasl_external_bind(),
+            Bind::Simple { dn, password } => conn.simple_bind(dn, password.expose(), deadline),
+            Bind::External => conn.sasl_external_bind(deadline),
         };
         let result = result.map_err(|e| Failure::Transport(transport_error(url, "bind", cfg.timeout, e)))?;
         match result.rc {
@@ -222,7 +219,7 @@ impl LdapDirectory {
     fn run<T>(
         &self,
         purpose: Purpose,
-        mut op: impl FnMut(&mut LdapConn, &LdapUrl, Deadline) -> Result<(T, Keep), Failure>,
+        mut op: impl FnMut(&mut Conn, &LdapUrl, Deadline) -> Result<(T, Keep), Failure>,
     ) -> Result<T, Error> {
         let cfg = &*self.config;
         let deadline = Deadline::after(cfg.timeout);
@@ -328,41 +325,6 @@ enum Keep {
     No,
 }
 
-/// Ends every step of a search by the operation's deadline, however slowly the server drips
-/// its messages (ldap3's own timeout restarts with each message).
-#[derive(Debug, Clone)]
-struct By(Deadline);
-
-impl SoloMarker for By {}
-
-#[async_trait::async_trait]
-impl<'a, S, A> Adapter<'a, S, A> for By
-where
-    S: AsRef<str> + Send + Sync + 'a,
-    A: AsRef<[S]> + Send + Sync + 'a,
-{
-    async fn start(
-        &mut self,
-        stream: &mut SearchStream<'a, S, A>,
-        base: &str,
-        scope: LdapScope,
-        filter: &str,
-        attrs: A,
-    ) -> ldap3::result::Result<()> {
-        let at = tokio::time::Instant::from_std(self.0.instant());
-        tokio::time::timeout_at(at, stream.start(base, scope, filter, attrs)).await?
-    }
-
-    async fn next(&mut self, stream: &mut SearchStream<'a, S, A>) -> ldap3::result::Result<Option<ResultEntry>> {
-        let at = tokio::time::Instant::from_std(self.0.instant());
-        tokio::time::timeout_at(at, stream.next()).await?
-    }
-
-    async fn finish(&mut self, stream: &mut SearchStream<'a, S, A>) -> LdapResult {
-        stream.finish().await
-    }
-}
-
 impl Directory for LdapDirectory {
     fn find(&self, filter: &str, attrs: &[String]) -> Result<Found, Error> {
         let cfg = Arc::clone(&self.config);
@@ -371,12 +333,11 @@ impl Directory for LdapDirectory {
             Scope::One => LdapScope::OneLevel,
             Scope::Sub => LdapScope::Subtree,
         };
-        let wanted: Vec<&str> = if attrs.is_empty() { vec!["1.1"] } else { attrs.iter().map(String::as_str).collect() };
+        let wanted: Vec<String> = if attrs.is_empty() { vec!["1.1".to_owned()] } else { attrs.to_vec() };
         self.run(Purpose::Service, |conn, url, deadline| {
+            let options = SearchOptions::new().deref(DerefAliases::Never).sizelimit(SIZE_LIMIT);
             let mut stream = conn
-                .with_timeout(deadline.left())
-                .with_search_options(SearchOptions::new().deref(DerefAliases::Never).sizelimit(SIZE_LIMIT))
-                .streaming_search_with(By(deadline), &cfg.search_base, scope, filter, wanted.clone())
+                .search(&cfg.search_base, scope, filter, wanted.clone(), options, deadline)
                 .map_err(|e| Failure::Transport(transport_error(url, "search", cfg.timeout, e)))?;
             // Read at most SIZE_LIMIT + 1 entries whatever the server sends: enough to tell
             // "one" from "ambiguous", and a bound on memory. A search cut short leaves work on
@@ -384,8 +345,9 @@ impl Directory for LdapDirectory {
             let mut entries: Vec<Entry> = Vec::new();
             let mut cut_short = false;
             loop {
-                let next =
-                    stream.next().map_err(|e| Failure::Transport(transport_error(url, "search", cfg.timeout, e)))?;
+                let next = stream
+                    .next_entry()
+                    .map_err(|e| Failure::Transport(transport_error(url, "search", cfg.timeout, e)))?;
                 let Some(raw) = next else { break };
                 if raw.is_ref() || raw.is_intermediate() {
                     continue;
@@ -425,8 +387,7 @@ impl Directory for LdapDirectory {
         let timeout = self.config.timeout;
         self.run(Purpose::Verify, |conn, url, deadline| {
             let res = conn
-                .with_timeout(deadline.left())
-                .simple_bind(dn, password)
+                .simple_bind(dn, password, deadline)
                 .map_err(|e| Failure::Transport(transport_error(url, "password check bind", timeout, e)))?;
             match res.rc {
                 0 => Ok((true, Keep::Yes)),

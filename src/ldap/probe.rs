@@ -14,11 +14,12 @@ use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ldap3::{LdapConn, LdapError};
+use ldap3::LdapError;
 use rustls::ClientConfig;
 
 use super::client::{service_bind_refused, transport_error};
 use super::net::{self, Deadline};
+use super::wire::Conn;
 use crate::config::{Bind, Config};
 use crate::error::Error;
 use crate::tls::{ConnectError, Mode};
@@ -115,7 +116,7 @@ pub fn probe(cfg: &Config, url: &LdapUrl, tls: Option<&Arc<ClientConfig>>) -> Pr
             return Probe { steps, downgraded: false };
         }
     };
-    let encrypted = conn.get_peer_certificate().is_ok_and(|c| c.is_some());
+    let encrypted = conn.encrypted();
     let tls_outcome = match mode {
         Mode::Ldaps => Outcome::Ok("established (ldaps://, TLS from the first byte)".into()),
         Mode::StartTls { .. } if encrypted => Outcome::Ok("established (StartTLS, sasl_ldapdb_starttls)".into()),
@@ -136,7 +137,7 @@ pub fn probe(cfg: &Config, url: &LdapUrl, tls: Option<&Arc<ClientConfig>>) -> Pr
     let downgraded = matches!(tls_outcome, Outcome::Failed(_));
     steps.push((ProbeStep::Tls, tls_outcome));
     steps.push((ProbeStep::ServiceBind, service_bind(cfg, url, &mut conn, deadline)));
-    let _ = conn.with_timeout(UNBIND_TIMEOUT).unbind();
+    conn.unbind(UNBIND_TIMEOUT);
     Probe { steps, downgraded }
 }
 
@@ -188,15 +189,13 @@ fn connect(cfg: &Config, url: &LdapUrl, addrs: &[SocketAddr], deadline: Deadline
     }
 }
 
-fn service_bind(cfg: &Config, url: &LdapUrl, conn: &mut LdapConn, deadline: Deadline) -> Outcome {
+fn service_bind(cfg: &Config, url: &LdapUrl, conn: &mut Conn, deadline: Deadline) -> Outcome {
     let (result, who) = match &cfg.bind {
         Bind::Anonymous => {
             return Outcome::NotNeeded("none: sasl_ldapdb_id is not set, so searches run as anonymous".into());
         }
-        Bind::Simple { dn, password } => {
-            (conn.with_timeout(deadline.left()).simple_bind(dn, password.expose()), format!("as {dn}"))
-        }
-        Bind::External => (conn.with_timeout(deadline.left()).sasl_external_bind(), "with SASL EXTERNAL".to_string()),
+        Bind::Simple { dn, password } => (conn.simple_bind(dn, password.expose(), deadline), format!("as {dn}")),
+        Bind::External => (conn.sasl_external_bind(deadline), "with SASL EXTERNAL".to_string()),
     };
     match result {
         Err(e) => Outcome::Failed(transport_error(url, "bind", cfg.timeout, e)),
