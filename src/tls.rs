@@ -364,10 +364,14 @@ pub fn connect_on(
     let mode = Mode::of(url, cfg.starttls);
     let io = |source: io::Error| ConnectError::Ldap { step: "connect", source: LdapError::Io { source } };
     let rt = wire::runtime().map_err(io)?;
+    let at = tokio::time::Instant::from_std(deadline.instant());
     if url.scheme == crate::uri::Scheme::Ldapi {
-        let socket = std::os::unix::net::UnixStream::connect(&url.host).map_err(io)?;
-        let net = Net::Unix(wire::unix(&rt, socket).map_err(io)?);
-        return wire::start(rt, net).map_err(|source| ConnectError::Ldap { step: "connect", source });
+        // A local socket needs no lookup, but its connect waits while the server's backlog is full.
+        let socket = rt
+            .block_on(async { tokio::time::timeout_at(at, tokio::net::UnixStream::connect(&url.host)).await })
+            .map_err(|elapsed| ConnectError::Ldap { step: "connect", source: LdapError::from(elapsed) })?
+            .map_err(io)?;
+        return wire::start(rt, Net::Unix(socket)).map_err(|source| ConnectError::Ldap { step: "connect", source });
     }
     let config = match (mode.uses_tls(), tls) {
         (false, _) => None,
@@ -386,7 +390,6 @@ pub fn connect_on(
     let mut tcp = wire::tcp(&rt, stream).map_err(io)?;
     // The name ldap3 verified before (an IPv6 literal keeps its brackets, and is refused).
     let name = if url.host.contains(':') { format!("[{}]", url.host) } else { url.host.clone() };
-    let at = tokio::time::Instant::from_std(deadline.instant());
     let secured: Result<Result<Net, (bool, LdapResult, _)>, LdapError> = rt.block_on(async {
         let steps = async {
             if let Mode::StartTls { demand } = mode {

@@ -665,3 +665,31 @@ fn a_huge_message_is_refused_as_it_arrives() {
     assert!(e.to_string().contains("over ldapbind's limit of 1048576 bytes"), "{e}");
     assert_eq!(e.sasl_code(), SASL_UNAVAIL, "{e}");
 }
+
+/// ldapi:// goes through the same connection code: a socket path, no lookup, the same limits.
+#[test]
+fn an_ldapi_socket_is_served_like_tcp() {
+    use std::os::unix::net::UnixListener;
+    let fake = fake_directory();
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("ldapi");
+    let listener = UnixListener::bind(&path).unwrap();
+    let port = fake.port();
+    // Pass each ldapi connection on to the scripted server.
+    std::thread::spawn(move || {
+        for client in listener.incoming().flatten() {
+            let server = TcpStream::connect(("127.0.0.1", port)).unwrap();
+            let (mut c2, mut s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+            let (mut client, mut server) = (client, server);
+            std::thread::spawn(move || std::io::copy(&mut c2, &mut s2));
+            std::thread::spawn(move || std::io::copy(&mut server, &mut client));
+        }
+    });
+    let encoded = path.to_str().unwrap().replace('/', "%2F");
+    let dir = directory(&format!("ldapi://{encoded}/{FAKE_BASE}"), "2");
+    assert!(matches!(find(&dir), Ok(Found::One(_))));
+    assert!(matches!(dir.check_password(FAKE_DN, FAKE_PW), Ok(true)));
+    let missing = tmp.path().join("missing").to_str().unwrap().replace('/', "%2F");
+    let e = find(&directory(&format!("ldapi://{missing}/{FAKE_BASE}"), "2")).unwrap_err();
+    assert_eq!(e.sasl_code(), SASL_UNAVAIL, "{e}");
+}
