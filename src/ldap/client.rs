@@ -223,7 +223,8 @@ impl LdapDirectory {
     ) -> Result<T, Error> {
         let cfg = &*self.config;
         let deadline = Deadline::after(cfg.timeout);
-        let mut failures: Vec<Error> = Vec::new();
+        // What failed so far, with the index of its URL.
+        let mut failures: Vec<(usize, Error)> = Vec::new();
         let mut kept = self.take_idle(purpose);
         // Computed after the kept connection's attempt, which may put its server on back-off.
         let mut candidates: Option<Vec<usize>> = None;
@@ -250,18 +251,27 @@ impl LdapDirectory {
             let url = &cfg.urls[live.url.min(cfg.urls.len() - 1)];
             match op(&mut live.conn, url, share) {
                 Ok((v, keep)) => {
+                    let live_url = live.url;
                     if fresh {
-                        self.mark_ok(live.url);
+                        self.mark_ok(live_url);
                     }
                     if keep == Keep::Yes {
                         self.put_idle(purpose, live);
                     }
-                    for e in failures {
-                        log::warn!(
-                            target: "ldapbind",
-                            "{e}; another server in sasl_ldapdb_uri answered, this one is skipped for {}s",
-                            BACKOFF.as_secs()
-                        );
+                    for (index, e) in failures {
+                        if index == live_url {
+                            log::warn!(
+                                target: "ldapbind",
+                                "{e}; a new connection to the same server answered (a firewall or NAT may drop \
+                                 idle connections)"
+                            );
+                        } else {
+                            log::warn!(
+                                target: "ldapbind",
+                                "{e}; another server in sasl_ldapdb_uri answered, this one is skipped for {}s",
+                                BACKOFF.as_secs()
+                            );
+                        }
                     }
                     return Ok(v);
                 }
@@ -278,7 +288,7 @@ impl LdapDirectory {
                 }
             }
         }
-        let last = failures.pop().unwrap_or_else(|| {
+        let last = failures.pop().map(|(_, e)| e).unwrap_or_else(|| {
             Error::Timeout(format!(
                 "no LDAP server in sasl_ldapdb_uri answered within {}s (sasl_ldapdb_timeout); check that the \
                  servers are up, or raise sasl_ldapdb_timeout",
@@ -292,7 +302,7 @@ impl LdapDirectory {
     /// (a refusal); otherwise the server is put on back-off and the failure kept for the log.
     /// A kept connection found closed (`!fresh`: the server restarted, an idle cut) says
     /// nothing about the server: that one is only replaced.
-    fn failed(&self, index: usize, fresh: bool, failure: Failure, failures: &mut Vec<Error>) -> Option<Error> {
+    fn failed(&self, index: usize, fresh: bool, failure: Failure, failures: &mut Vec<(usize, Error)>) -> Option<Error> {
         match failure {
             Failure::Refused(e) => Some(e),
             Failure::Transport(e) if !fresh && !matches!(e, Error::Timeout(_)) => {
@@ -302,7 +312,7 @@ impl LdapDirectory {
             }
             Failure::Transport(e) | Failure::Answer(e) => {
                 self.mark_failed(index);
-                failures.push(e);
+                failures.push((index, e));
                 None
             }
         }
@@ -310,8 +320,8 @@ impl LdapDirectory {
 }
 
 /// Log the failures before `last`, the one the caller reports, as errors: the operation failed.
-fn report(failures: Vec<Error>, last: Error) -> Error {
-    for e in failures {
+fn report(failures: Vec<(usize, Error)>, last: Error) -> Error {
+    for (_, e) in failures {
         log::error!(target: "ldapbind", "{e}");
     }
     last
