@@ -42,7 +42,8 @@ pub enum Error {
     #[error("canonical name of {len} bytes does not fit libsasl2's {max}-byte buffer")]
     TooLong { len: usize, max: usize },
 
-    /// Could not reach any LDAP server (refused, unreachable, DNS).
+    /// No LDAP server could answer: refused, unreachable, DNS, or a result another server or a
+    /// later try may not give (51 busy, 52 unavailable, 3 timeLimitExceeded, 10 referral, 80 other).
     #[error("{0}")]
     Unavailable(String),
 
@@ -50,7 +51,10 @@ pub enum Error {
     #[error("{0}")]
     Timeout(String),
 
-    /// The directory refused the service account or its access (rc 49, 50, 32, 48, ...).
+    /// The directory refused the service account or its access (service bind 49, 50, 48, 7,
+    /// search 32, 50, ...): the configuration or the server's ACLs need an admin. Not the user's
+    /// fault, so not `SASL_BADAUTH`, the code of a wrong password, on which fail2ban's
+    /// cyrus-imap filter bans (`SASL(-13)`); libsasl2's generic failure instead.
     #[error("{0}")]
     Directory(String),
 
@@ -70,13 +74,11 @@ impl Error {
             Error::Config(_) => SASL_CONFIGERR,
             Error::BadName { .. } => SASL_BADPROT,
             Error::NoSuchUser { .. } => SASL_NOUSER,
-            Error::Ambiguous { .. } | Error::WrongPassword { .. } | Error::Canon { .. } | Error::Directory(_) => {
-                SASL_BADAUTH
-            }
+            Error::Ambiguous { .. } | Error::WrongPassword { .. } | Error::Canon { .. } => SASL_BADAUTH,
             Error::TooLong { .. } => SASL_BUFOVER,
             Error::Unavailable(_) | Error::Timeout(_) => SASL_UNAVAIL,
             Error::Host { code, .. } => *code,
-            Error::Internal(_) => SASL_FAIL,
+            Error::Directory(_) | Error::Internal(_) => SASL_FAIL,
         }
     }
 
@@ -118,7 +120,7 @@ mod tests {
             (Error::TooLong { len: 2, max: 1 }, -3),
             (Error::Unavailable(s()), -24),
             (Error::Timeout(s()), -24),
-            (Error::Directory(s()), -13),
+            (Error::Directory(s()), -1),
             (Error::Host { call: "prop_set", code: -7 }, -7),
             (Error::Internal(s()), -1),
         ];

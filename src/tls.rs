@@ -21,11 +21,11 @@
 
 use std::fmt;
 use std::io;
+use std::net::TcpStream;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
-use ldap3::{LdapConn, LdapConnSettings, LdapError, LdapResult};
+use ldap3::{LdapError, LdapResult};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::WebPkiSupportedAlgorithms;
 use rustls::pki_types::pem::PemObject;
@@ -33,6 +33,8 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 
 use crate::config::{Config, StartTls, TlsReqCert};
+use crate::ldap::net::Deadline;
+use crate::ldap::wire::{self, Conn, Net};
 use crate::uri::{LdapUrl, Scheme};
 
 /// How connections to one URL are made.
@@ -332,68 +334,93 @@ pub enum ConnectError {
     Net(crate::error::Error),
 }
 
-/// Open a connection to `url` as the configuration says, within `cfg.timeout` (ldap3's
-/// connect timeout covers TCP connect, the StartTLS request and the TLS handshake). `tls` is
-/// the config from [`client_config`]; it must be `Some` when `url` uses TLS.
+/// Open a connection to `url` as the configuration says, by `deadline` (which covers the name
+/// lookup, TCP connect, the StartTLS request and the TLS handshake). `tls` is the config from
+/// [`client_config`]; it must be `Some` when `url` uses TLS.
 #[allow(
     clippy::result_large_err,
     reason = "ConnectError holds an ldap3::LdapError, which every ldap3 call returns unboxed too"
 )]
-pub fn connect(cfg: &Config, url: &LdapUrl, tls: Option<&Arc<ClientConfig>>) -> Result<LdapConn, ConnectError> {
-    let started = Instant::now();
+pub fn connect(
+    cfg: &Config,
+    url: &LdapUrl,
+    tls: Option<&Arc<ClientConfig>>,
+    deadline: Deadline,
+) -> Result<Conn, ConnectError> {
+    connect_on(cfg, url, tls, None, deadline)
+}
+
+/// [`connect`] over `stream` when it is `Some` (a TCP connection to `url` already made, see
+/// [`crate::ldap::net::connect_addrs`]). ldapbind makes the connection, StartTLS and the TLS
+/// handshake itself and hands ldap3 the result (see [`crate::ldap::wire`]).
+#[allow(clippy::result_large_err, reason = "see connect")]
+pub fn connect_on(
+    cfg: &Config,
+    url: &LdapUrl,
+    tls: Option<&Arc<ClientConfig>>,
+    stream: Option<TcpStream>,
+    deadline: Deadline,
+) -> Result<Conn, ConnectError> {
     let mode = Mode::of(url, cfg.starttls);
-    let mut settings =
-        LdapConnSettings::new().set_conn_timeout(cfg.timeout).set_starttls(matches!(mode, Mode::StartTls { .. }));
-    if mode.uses_tls() {
-        let Some(tls) = tls else {
+    let io = |source: io::Error| ConnectError::Ldap { step: "connect", source: LdapError::Io { source } };
+    let rt = wire::runtime().map_err(io)?;
+    let at = tokio::time::Instant::from_std(deadline.instant());
+    if url.scheme == crate::uri::Scheme::Ldapi {
+        // A local socket needs no lookup, but its connect waits while the server's backlog is full.
+        let socket = rt
+            .block_on(async { tokio::time::timeout_at(at, tokio::net::UnixStream::connect(&url.host)).await })
+            .map_err(|elapsed| ConnectError::Ldap { step: "connect", source: LdapError::from(elapsed) })?
+            .map_err(io)?;
+        return wire::start(rt, Net::Unix(socket)).map_err(|source| ConnectError::Ldap { step: "connect", source });
+    }
+    let config = match (mode.uses_tls(), tls) {
+        (false, _) => None,
+        (true, Some(tls)) => Some(Arc::clone(tls)),
+        (true, None) => {
             return Err(ConnectError::Tls(format!(
                 "internal error (please report): no TLS configuration for {}",
                 url.original
             )));
-        };
-        settings = settings.set_config(Arc::clone(tls));
-    }
-    let err = match LdapConn::with_settings(with_socket(settings, cfg, url, started)?, &url.connect_url()) {
-        Ok(conn) => return Ok(conn),
-        Err(e) => e,
-    };
-    match (mode, err) {
-        // The only LDAP result while connecting is the answer to the StartTLS request: the
-        // server does not offer TLS on this port.
-        (Mode::StartTls { demand }, LdapError::LdapResult { result }) => {
-            if demand {
-                return Err(ConnectError::Tls(starttls_refused(url, &result)));
-            }
-            log::warn!(target: "ldapbind", "{}", starttls_fallback(url, &result));
-            // Same budget for both attempts: the refusal came quickly, but never wait longer
-            // than the timeout in total.
-            let settings = with_socket(LdapConnSettings::new(), cfg, url, started)?;
-            LdapConn::with_settings(settings, &url.connect_url())
-                .map_err(|source| ConnectError::Ldap { step: "connect", source })
         }
-        (mode, err) => Err(match describe_failure(cfg, url, mode, &err) {
-            Some(line) => ConnectError::Tls(line),
-            None => ConnectError::Ldap { step: mode.step(), source: err },
-        }),
-    }
-}
-
-/// `settings` with a TCP socket ldapbind connected itself (resolution included, see
-/// [`crate::ldap::net`]) and ldap3's timeout set to what is left of the budget for the rest
-/// (StartTLS, TLS handshake). ldapi:// URLs are left to ldap3: a local socket path needs no lookup.
-#[allow(clippy::result_large_err, reason = "see connect")]
-fn with_socket(
-    settings: LdapConnSettings,
-    cfg: &Config,
-    url: &LdapUrl,
-    started: Instant,
-) -> Result<LdapConnSettings, ConnectError> {
-    let left = |started: Instant| cfg.timeout.saturating_sub(started.elapsed()).max(Duration::from_millis(1));
-    if url.scheme == crate::uri::Scheme::Ldapi {
-        return Ok(settings.set_conn_timeout(left(started)));
-    }
-    let stream = crate::ldap::net::connect(url, left(started), cfg.timeout).map_err(ConnectError::Net)?;
-    Ok(settings.set_std_stream(ldap3::StdStream::Tcp(stream)).set_conn_timeout(left(started)))
+    };
+    let stream = match stream {
+        Some(stream) => stream,
+        None => crate::ldap::net::connect(url, deadline, cfg.timeout).map_err(ConnectError::Net)?,
+    };
+    let mut tcp = wire::tcp(&rt, stream).map_err(io)?;
+    // The name ldap3 verified before (an IPv6 literal keeps its brackets, and is refused).
+    let name = if url.host.contains(':') { format!("[{}]", url.host) } else { url.host.clone() };
+    let secured: Result<Result<Net, (bool, LdapResult, _)>, LdapError> = rt.block_on(async {
+        let steps = async {
+            if let Mode::StartTls { demand } = mode {
+                let answer = wire::starttls(&mut tcp).await?;
+                if answer.rc != 0 {
+                    return Ok(Err((demand, answer, tcp)));
+                }
+            }
+            let Some(config) = config else { return Ok(Ok(Net::Tcp(tcp))) };
+            let name = ServerName::try_from(name)?;
+            let tls = tokio_rustls::TlsConnector::from(config).connect(name, tcp).await?;
+            Ok(Ok(Net::Tls(Box::new(tls))))
+        };
+        tokio::time::timeout_at(at, steps).await?
+    });
+    let net = match secured {
+        Ok(Ok(net)) => net,
+        // The server does not offer TLS on this port.
+        Ok(Err((true, answer, _))) => return Err(ConnectError::Tls(starttls_refused(url, &answer))),
+        Ok(Err((false, answer, tcp))) => {
+            log::warn!(target: "ldapbind", "{}", starttls_fallback(url, &answer));
+            Net::Tcp(tcp)
+        }
+        Err(err) => {
+            return Err(match describe_failure(cfg, url, mode, &err) {
+                Some(line) => ConnectError::Tls(line),
+                None => ConnectError::Ldap { step: mode.step(), source: err },
+            });
+        }
+    };
+    wire::start(rt, net).map_err(|source| ConnectError::Ldap { step: mode.step(), source })
 }
 
 /// One line for a connection failure that is about TLS; `None` for anything else.
@@ -611,6 +638,7 @@ mod tests {
     use std::collections::BTreeMap;
     use std::path::Path;
     use std::process::Command;
+    use std::time::Duration;
 
     use rustls::pki_types::ServerName;
     use rustls::server::WebPkiClientVerifier;
@@ -1104,7 +1132,7 @@ mod tests {
             .file("/ca.pem", &pki.ca());
         let cfg = src.config();
         let tls = build(&src);
-        match connect(&cfg, url(&cfg), Some(&tls)) {
+        match connect(&cfg, url(&cfg), Some(&tls), Deadline::after(cfg.timeout)) {
             Err(ConnectError::Tls(line)) => assert_eq!(
                 line,
                 format!(

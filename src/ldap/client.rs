@@ -1,12 +1,19 @@
-//! The ldap3 implementation of [`Directory`]: lazy, kept connections with a bounded wait on
-//! every step, failover across the URLs of `ldapdb_uri`, a back-off for servers that failed,
-//! one retry on a connection that died while idle, and no reuse across `fork()`.
+//! The ldap3 implementation of [`Directory`]: lazy, kept connections, failover across the URLs
+//! of `ldapdb_uri`, a back-off for servers that failed, no reuse across `fork()`, and one
+//! deadline per operation that every URL, step and message shares.
+//!
+//! An operation is a series of attempts, each on one connection: a kept one first, then a new
+//! one per URL (those not backing off first). Every attempt but the last gets half of the time
+//! left, so a server or a kept connection that does not answer leaves time for the next; a
+//! connection whose attempt failed is closed, never kept.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use ldap3::{DerefAliases, LdapConn, LdapError, Scope as LdapScope, SearchEntry, SearchOptions};
+use ldap3::{DerefAliases, LdapError, LdapResult, Scope as LdapScope, SearchEntry, SearchOptions};
 
+use super::net::Deadline;
+use super::wire::Conn;
 use super::{Directory, Entry, Found};
 use crate::config::{Bind, Config, Scope};
 use crate::error::Error;
@@ -21,7 +28,7 @@ const SIZE_LIMIT: i32 = 2;
 
 /// One open connection and where it came from.
 struct Live {
-    conn: LdapConn,
+    conn: Conn,
     url: usize,
     pid: u32,
 }
@@ -39,12 +46,24 @@ impl Live {
     }
 }
 
-/// Which kind of failure ended an attempt; decides retry and back-off.
+/// Which kind of failure ended an attempt; decides failover and back-off.
 enum Failure {
     /// The connection is unusable (I/O error, closed, timeout). Try another connection.
     Transport(Error),
-    /// The server answered and said no. Retrying elsewhere will not help.
+    /// The server answered with a result another server or a later try may not give (busy,
+    /// unavailable, time limit, referral, see [`passing`]). Try the next server.
+    Answer(Error),
+    /// The server answered and said no for a reason every server shares (configuration, ACLs).
     Refused(Error),
+}
+
+/// Which pool an operation takes its connection from.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Purpose {
+    /// Bound as `ldapdb_id`, for searches.
+    Service,
+    /// For password checks; never used for searches.
+    Verify,
 }
 
 /// The directory behind `ldapdb_uri`.
@@ -90,14 +109,21 @@ impl LdapDirectory {
             let idle: Vec<Live> = std::mem::take(&mut *lock(pool));
             for live in idle {
                 if let Some(mut live) = live.discard_if_foreign() {
-                    let _ = live.conn.with_timeout(Duration::from_millis(200)).unbind();
+                    live.conn.unbind(Duration::from_millis(200));
                 }
             }
         }
     }
 
-    fn take_idle(pool: &Mutex<Vec<Live>>) -> Option<Live> {
-        let mut idle = lock(pool);
+    fn pool(&self, purpose: Purpose) -> &Mutex<Vec<Live>> {
+        match purpose {
+            Purpose::Service => &self.service,
+            Purpose::Verify => &self.verify,
+        }
+    }
+
+    fn take_idle(&self, purpose: Purpose) -> Option<Live> {
+        let mut idle = lock(self.pool(purpose));
         while let Some(live) = idle.pop() {
             if let Some(live) = live.discard_if_foreign() {
                 return Some(live);
@@ -106,29 +132,43 @@ impl LdapDirectory {
         None
     }
 
-    fn put_idle(pool: &Mutex<Vec<Live>>, live: Live) {
-        let mut idle = lock(pool);
+    fn put_idle(&self, purpose: Purpose, live: Live) {
+        let mut idle = lock(self.pool(purpose));
         if idle.len() < MAX_IDLE {
             idle.push(live);
         }
     }
 
-    /// The URL indexes to try, in order: those not backing off, or else the one whose
-    /// back-off ends first (so a lone server that came back is found again).
+    /// Drop the idle connections to `url` in every pool: its server failed or restarted, so
+    /// they are dead or about to time out too.
+    fn forget(&self, url: usize) {
+        for pool in [&self.service, &self.verify] {
+            let gone: Vec<Live> = {
+                let mut idle = lock(pool);
+                let (gone, kept) = std::mem::take(&mut *idle).into_iter().partition(|l| l.url == url);
+                *idle = kept;
+                gone
+            };
+            gone.into_iter().for_each(|l| drop(l.discard_if_foreign()));
+        }
+    }
+
+    /// The URL indexes to try, in order: those not backing off, then the others, the one whose
+    /// back-off ends first first (a server that failed is skipped while another answers, and a
+    /// lone server that came back is found again).
     fn candidates(&self) -> Vec<usize> {
         let now = Instant::now();
         let backoff = lock(&self.backoff);
-        let ready: Vec<usize> = (0..backoff.len()).filter(|&i| backoff[i].is_none_or(|until| until <= now)).collect();
-        if !ready.is_empty() {
-            return ready;
-        }
-        (0..backoff.len()).min_by_key(|&i| backoff[i]).into_iter().collect()
+        let mut order: Vec<usize> = (0..backoff.len()).collect();
+        order.sort_by_key(|&i| backoff[i].filter(|until| *until > now));
+        order
     }
 
     fn mark_failed(&self, url: usize) {
         if let Some(slot) = lock(&self.backoff).get_mut(url) {
             *slot = Some(Instant::now() + BACKOFF);
         }
+        self.forget(url);
     }
 
     fn mark_ok(&self, url: usize) {
@@ -137,118 +177,154 @@ impl LdapDirectory {
         }
     }
 
-    /// Open a connection to the first reachable URL, bound as the service when `service_bind`.
-    fn open(&self, service_bind: bool) -> Result<Live, Error> {
-        let candidates = self.candidates();
-        let mut last = None;
-        for (n, &url) in candidates.iter().enumerate() {
-            match self.open_one(url, service_bind) {
-                Ok(live) => {
-                    self.mark_ok(url);
-                    return Ok(live);
-                }
-                Err(Failure::Refused(e)) => return Err(e),
-                Err(Failure::Transport(e)) => {
-                    self.mark_failed(url);
-                    // The last failure is returned and reported once by the caller; earlier
-                    // ones are said here, since the login goes on with the next server.
-                    if n + 1 < candidates.len() {
-                        log::warn!(
-                            target: "ldapbind",
-                            "{e}; trying the next server in sasl_ldapdb_uri and skipping this one for {}s",
-                            BACKOFF.as_secs()
-                        );
-                    }
-                    last = Some(e);
-                }
-            }
-        }
-        Err(last.unwrap_or_else(|| Error::Unavailable("sasl_ldapdb_uri lists no server".into())))
-    }
-
-    fn open_one(&self, index: usize, service_bind: bool) -> Result<Live, Failure> {
+    /// A new connection to URL `index`, bound as the service for [`Purpose::Service`].
+    fn open_one(&self, index: usize, purpose: Purpose, deadline: Deadline) -> Result<Live, Failure> {
         let cfg = &*self.config;
         let Some(url) = cfg.urls.get(index) else {
             return Err(Failure::Transport(Error::Unavailable(format!("no URL #{index}"))));
         };
-        let mut conn = crate::tls::connect(cfg, url, self.tls.as_ref()).map_err(|e| {
+        let mut conn = crate::tls::connect(cfg, url, self.tls.as_ref(), deadline).map_err(|e| {
             Failure::Transport(match e {
                 crate::tls::ConnectError::Tls(line) => Error::Unavailable(line),
                 crate::tls::ConnectError::Ldap { step, source } => transport_error(url, step, cfg.timeout, source),
                 crate::tls::ConnectError::Net(e) => e,
             })
         })?;
-        if service_bind {
-            self.service_bind(&mut conn, url)?;
+        if purpose == Purpose::Service {
+            self.service_bind(&mut conn, url, deadline)?;
         }
         log::debug!(target: "ldapbind", "connected to {}", url.endpoint());
         Ok(Live { conn, url: index, pid: std::process::id() })
     }
 
-    fn service_bind(&self, conn: &mut LdapConn, url: &LdapUrl) -> Result<(), Failure> {
+    fn service_bind(&self, conn: &mut Conn, url: &LdapUrl, deadline: Deadline) -> Result<(), Failure> {
         let cfg = &*self.config;
         let result = match &cfg.bind {
             Bind::Anonymous => return Ok(()),
-            Bind::Simple { dn, password } => conn.with_timeout(cfg.timeout).simple_bind(dn, password.expose()),
-            Bind::External => conn.with_timeout(cfg.timeout).sasl_external_bind(),
+            Bind::Simple { dn, password } => conn.simple_bind(dn, password.expose(), deadline),
+            Bind::External => conn.sasl_external_bind(deadline),
         };
         let result = result.map_err(|e| Failure::Transport(transport_error(url, "bind", cfg.timeout, e)))?;
-        if result.rc == 0 {
-            return Ok(());
+        match result.rc {
+            0 => Ok(()),
+            rc if passing(rc) => Err(Failure::Answer(service_bind_refused(cfg, url, &result))),
+            _ => Err(Failure::Refused(service_bind_refused(cfg, url, &result))),
         }
-        Err(Failure::Refused(Error::Directory(bind_refused_message(cfg, url, result.rc, &result.text))))
     }
 
-    /// Run `op` on a pooled service connection; a kept connection that turns out dead is
-    /// replaced and `op` retried once.
-    fn with_service<T>(
+    /// Run `op` by the deadline of one operation: on a kept connection of `purpose` first, then
+    /// on new ones, one per URL in [`Self::candidates`] order, until an attempt succeeds or a
+    /// server refuses. What failed on the way is logged, as warnings when another server
+    /// answered and as errors when none did (the last failure is returned for the caller).
+    fn run<T>(
         &self,
-        op: impl FnMut(&mut LdapConn, &LdapUrl) -> Result<(T, Keep), Failure>,
+        purpose: Purpose,
+        mut op: impl FnMut(&mut Conn, &LdapUrl, Deadline) -> Result<(T, Keep), Failure>,
     ) -> Result<T, Error> {
-        self.with_pooled(&self.service, true, op)
-    }
-
-    /// [`LdapDirectory::with_service`] on `pool`, whose new connections bind as the service
-    /// account when `service_bind`.
-    fn with_pooled<T>(
-        &self,
-        pool: &Mutex<Vec<Live>>,
-        service_bind: bool,
-        mut op: impl FnMut(&mut LdapConn, &LdapUrl) -> Result<(T, Keep), Failure>,
-    ) -> Result<T, Error> {
-        let (mut live, mut reused) = match Self::take_idle(pool) {
-            Some(live) => (live, true),
-            None => (self.open(service_bind)?, false),
-        };
+        let cfg = &*self.config;
+        let deadline = Deadline::after(cfg.timeout);
+        // What failed so far, with the index of its URL.
+        let mut failures: Vec<(usize, Error)> = Vec::new();
+        let mut kept = self.take_idle(purpose);
+        // Computed after the kept connection's attempt, which may put its server on back-off.
+        let mut candidates: Option<Vec<usize>> = None;
         loop {
-            let url = &self.config.urls[live.url.min(self.config.urls.len() - 1)];
-            match op(&mut live.conn, url) {
+            let (mut live, share) = match kept.take() {
+                Some(live) => (live, deadline.share(true)),
+                None => {
+                    let todo = candidates.get_or_insert_with(|| self.candidates().into_iter().rev().collect());
+                    let Some(url) = todo.pop() else { break };
+                    if deadline.passed() && !failures.is_empty() {
+                        break;
+                    }
+                    let share = deadline.share(!todo.is_empty());
+                    match self.open_one(url, purpose, share) {
+                        Ok(live) => (live, share),
+                        Err(failure) => match self.failed(url, true, failure, &mut failures) {
+                            Some(refused) => return Err(report(failures, refused)),
+                            None => continue,
+                        },
+                    }
+                }
+            };
+            let fresh = candidates.is_some();
+            let url = &cfg.urls[live.url.min(cfg.urls.len() - 1)];
+            match op(&mut live.conn, url, share) {
                 Ok((v, keep)) => {
+                    let live_url = live.url;
+                    if fresh {
+                        self.mark_ok(live_url);
+                    }
                     if keep == Keep::Yes {
-                        Self::put_idle(pool, live);
+                        self.put_idle(purpose, live);
+                    }
+                    for (index, e) in failures {
+                        if index == live_url {
+                            log::warn!(
+                                target: "ldapbind",
+                                "{e}; a new connection to the same server answered (a firewall or NAT may drop \
+                                 idle connections)"
+                            );
+                        } else {
+                            log::warn!(
+                                target: "ldapbind",
+                                "{e}; another server in sasl_ldapdb_uri answered, this one is skipped for {}s",
+                                BACKOFF.as_secs()
+                            );
+                        }
                     }
                     return Ok(v);
                 }
-                Err(Failure::Refused(e)) => {
-                    Self::put_idle(pool, live);
-                    return Err(e);
-                }
-                Err(Failure::Transport(e)) => {
-                    let url = live.url;
-                    drop(live);
-                    // A server that stopped answering costs this login its one timeout; a kept
-                    // connection that died (server restarted, idle cut) is replaced at once.
-                    if !reused || matches!(e, Error::Timeout(_)) {
-                        self.mark_failed(url);
-                        return Err(e);
+                Err(failure) => {
+                    let index = live.url;
+                    let refused = matches!(failure, Failure::Refused(_));
+                    if refused {
+                        // The connection is fine; the server said no.
+                        self.put_idle(purpose, live);
                     }
-                    log::debug!(target: "ldapbind", "kept connection failed ({e}); reconnecting once");
-                    live = self.open(service_bind)?;
-                    reused = false;
+                    if let Some(refused) = self.failed(index, fresh, failure, &mut failures) {
+                        return Err(report(failures, refused));
+                    }
                 }
             }
         }
+        let last = failures.pop().map(|(_, e)| e).unwrap_or_else(|| {
+            Error::Timeout(format!(
+                "no LDAP server in sasl_ldapdb_uri answered within {}s (sasl_ldapdb_timeout); check that the \
+                 servers are up, or raise sasl_ldapdb_timeout",
+                cfg.timeout.as_secs_f64()
+            ))
+        });
+        Err(report(failures, last))
     }
+
+    /// Account for a failed attempt on URL `index`: `Some` error when the operation must end
+    /// (a refusal); otherwise the server is put on back-off and the failure kept for the log.
+    /// A kept connection found closed (`!fresh`: the server restarted, an idle cut) says
+    /// nothing about the server: that one is only replaced.
+    fn failed(&self, index: usize, fresh: bool, failure: Failure, failures: &mut Vec<(usize, Error)>) -> Option<Error> {
+        match failure {
+            Failure::Refused(e) => Some(e),
+            Failure::Transport(e) if !fresh && !matches!(e, Error::Timeout(_)) => {
+                log::debug!(target: "ldapbind", "kept connection failed ({e}); reconnecting");
+                self.forget(index);
+                None
+            }
+            Failure::Transport(e) | Failure::Answer(e) => {
+                self.mark_failed(index);
+                failures.push((index, e));
+                None
+            }
+        }
+    }
+}
+
+/// Log the failures before `last`, the one the caller reports, as errors: the operation failed.
+fn report(failures: Vec<(usize, Error)>, last: Error) -> Error {
+    for (_, e) in failures {
+        log::error!(target: "ldapbind", "{e}");
+    }
+    last
 }
 
 /// Whether a connection may go back to the pool after an operation that succeeded.
@@ -267,12 +343,11 @@ impl Directory for LdapDirectory {
             Scope::One => LdapScope::OneLevel,
             Scope::Sub => LdapScope::Subtree,
         };
-        let wanted: Vec<&str> = if attrs.is_empty() { vec!["1.1"] } else { attrs.iter().map(String::as_str).collect() };
-        self.with_service(|conn, url| {
+        let wanted: Vec<String> = if attrs.is_empty() { vec!["1.1".to_owned()] } else { attrs.to_vec() };
+        self.run(Purpose::Service, |conn, url, deadline| {
+            let options = SearchOptions::new().deref(DerefAliases::Never).sizelimit(SIZE_LIMIT);
             let mut stream = conn
-                .with_timeout(cfg.timeout)
-                .with_search_options(SearchOptions::new().deref(DerefAliases::Never).sizelimit(SIZE_LIMIT))
-                .streaming_search(&cfg.search_base, scope, filter, wanted.clone())
+                .search(&cfg.search_base, scope, filter, wanted.clone(), options, deadline)
                 .map_err(|e| Failure::Transport(transport_error(url, "search", cfg.timeout, e)))?;
             // Read at most SIZE_LIMIT + 1 entries whatever the server sends: enough to tell
             // "one" from "ambiguous", and a bound on memory. A search cut short leaves work on
@@ -280,8 +355,9 @@ impl Directory for LdapDirectory {
             let mut entries: Vec<Entry> = Vec::new();
             let mut cut_short = false;
             loop {
-                let next =
-                    stream.next().map_err(|e| Failure::Transport(transport_error(url, "search", cfg.timeout, e)))?;
+                let next = stream
+                    .next_entry()
+                    .map_err(|e| Failure::Transport(transport_error(url, "search", cfg.timeout, e)))?;
                 let Some(raw) = next else { break };
                 if raw.is_ref() || raw.is_intermediate() {
                     continue;
@@ -299,6 +375,9 @@ impl Directory for LdapDirectory {
             } else {
                 let res = stream.result();
                 if res.rc != 0 && res.rc != 4 {
+                    if passing(res.rc) {
+                        return Err(Failure::Answer(passing_result(url, "user search", &res)));
+                    }
                     return Err(Failure::Refused(Error::Directory(search_refused_message(
                         &cfg, url, res.rc, &res.text,
                     ))));
@@ -322,19 +401,53 @@ impl Directory for LdapDirectory {
 
     fn check_password(&self, dn: &str, password: &str) -> Result<bool, Error> {
         let timeout = self.config.timeout;
-        // A kept connection that died (directory restarted) is replaced, as for searches.
-        self.with_pooled(&self.verify, false, |conn, url| match conn.with_timeout(timeout).simple_bind(dn, password) {
-            Ok(res) if res.rc == 0 => Ok((true, Keep::Yes)),
-            Ok(res) if res.rc == 49 => Ok((false, Keep::Yes)),
-            Ok(res) => Err(Failure::Refused(Error::Directory(format!(
-                "LDAP server {} refused the password check bind as {dn} with result {} ({})",
-                url.endpoint(),
-                res.rc,
-                res.text
-            )))),
-            Err(e) => Err(Failure::Transport(transport_error(url, "password check bind", timeout, e))),
+        self.run(Purpose::Verify, |conn, url, deadline| {
+            let res = conn
+                .simple_bind(dn, password, deadline)
+                .map_err(|e| Failure::Transport(transport_error(url, "password check bind", timeout, e)))?;
+            match res.rc {
+                0 => Ok((true, Keep::Yes)),
+                49 => Ok((false, Keep::Yes)),
+                rc if passing(rc) => Err(Failure::Answer(passing_result(url, "password check bind", &res))),
+                rc => Err(Failure::Refused(Error::Directory(format!(
+                    "LDAP server {} refused the password check bind as {dn} with result {rc} ({})",
+                    url.endpoint(),
+                    res.text
+                )))),
+            }
         })
     }
+}
+
+/// Results that say "not now" or "not here" rather than "no": another server of
+/// `ldapdb_uri`, or a later try, may answer. 3 timeLimitExceeded, 10 referral, 51 busy,
+/// 52 unavailable, 80 other.
+fn passing(rc: u32) -> bool {
+    matches!(rc, 3 | 10 | 51 | 52 | 80)
+}
+
+/// The error for a service bind answered with `res` (not success): a [`passing`] result is
+/// the server's problem, anything else a refusal of the configured account.
+pub(crate) fn service_bind_refused(cfg: &Config, url: &LdapUrl, res: &LdapResult) -> Error {
+    if passing(res.rc) {
+        return passing_result(url, "service bind", res);
+    }
+    Error::Directory(bind_refused_message(cfg, url, res.rc, &res.text))
+}
+
+/// The line for a [`passing`] result at `step`.
+fn passing_result(url: &LdapUrl, step: &str, res: &LdapResult) -> Error {
+    let detail = if res.text.is_empty() { String::new() } else { format!(": {}", res.text) };
+    let fix = match res.rc {
+        10 => "ldapbind does not follow referrals: list in sasl_ldapdb_uri a server that holds the entries",
+        _ => "the server cannot answer now; check its load and its log, or list another server in sasl_ldapdb_uri",
+    };
+    Error::Unavailable(format!(
+        "LDAP server {} answered the {step} with {} {}{detail} (a directory problem, not a wrong password); {fix}",
+        url.endpoint(),
+        res.rc,
+        ldap_rc_name(res.rc)
+    ))
 }
 
 /// Values of one attribute kept from one entry; more are ignored (with a warning).

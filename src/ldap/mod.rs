@@ -4,6 +4,7 @@
 pub mod client;
 pub mod net;
 pub mod probe;
+pub mod wire;
 
 /// One entry, with only the attributes that were asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]

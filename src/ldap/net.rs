@@ -1,4 +1,5 @@
-//! TCP connections with every wait bounded, name resolution included.
+//! TCP connections with every wait bounded, name resolution included, and the one deadline a
+//! directory operation shares among all its steps.
 //!
 //! ldap3 resolves host names with tokio's `spawn_blocking(getaddrinfo)`, and dropping the
 //! connection's runtime after a timeout waits for that thread: a hung resolver would hold the
@@ -7,7 +8,7 @@
 
 use std::io;
 use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
-use std::sync::mpsc;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use ldap3::LdapError;
@@ -16,56 +17,139 @@ use super::client::{port_note, transport_error};
 use crate::error::Error;
 use crate::uri::LdapUrl;
 
-/// Addresses of `host`, waiting at most `timeout`. An IP literal needs no lookup; a name is
-/// looked up on a short-lived thread that is left behind if the resolver hangs (it ends when
-/// getaddrinfo returns), so the caller never waits longer than `timeout`.
-fn resolve(host: &str, port: u16, timeout: Duration) -> Result<Vec<SocketAddr>, ResolveError> {
+/// When a directory operation must be done: every URL, connect, TLS handshake, bind and message
+/// of one operation shares the time up to it.
+#[derive(Debug, Clone, Copy)]
+pub struct Deadline(Instant);
+
+impl Deadline {
+    pub fn after(budget: Duration) -> Deadline {
+        Deadline(Instant::now() + budget)
+    }
+
+    pub fn instant(self) -> Instant {
+        self.0
+    }
+
+    /// The time left, at least 1 ms (a wait given it then fails by timing out).
+    pub fn left(self) -> Duration {
+        self.0.saturating_duration_since(Instant::now()).max(Duration::from_millis(1))
+    }
+
+    pub fn passed(self) -> bool {
+        Instant::now() >= self.0
+    }
+
+    /// The deadline of one attempt of several: half of what is left when `more` attempts may
+    /// follow (so a server that does not answer leaves time for the next), else all of it.
+    pub fn share(self, more: bool) -> Deadline {
+        if more { Deadline(Instant::now() + self.0.saturating_duration_since(Instant::now()) / 2) } else { self }
+    }
+}
+
+type Lookup = Result<Vec<IpAddr>, (io::ErrorKind, String)>;
+
+/// A name lookup under way on its own thread; every caller asking for the same name meanwhile
+/// waits for this one instead of starting another, so a hung resolver costs one thread per name.
+struct Pending {
+    host: String,
+    /// The process that started it: after `fork()` the thread does not exist in the child.
+    pid: u32,
+    result: Mutex<Option<Lookup>>,
+    done: Condvar,
+}
+
+static PENDING: Mutex<Vec<Arc<Pending>>> = Mutex::new(Vec::new());
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The lookup of `host` under way, or a new one.
+fn pending_lookup(host: &str) -> io::Result<Arc<Pending>> {
+    let pid = std::process::id();
+    let mut pending = lock(&PENDING);
+    pending.retain(|p| p.pid == pid);
+    if let Some(p) = pending.iter().find(|p| p.host == host) {
+        return Ok(Arc::clone(p));
+    }
+    let p = Arc::new(Pending { host: host.to_owned(), pid, result: Mutex::new(None), done: Condvar::new() });
+    let theirs = Arc::clone(&p);
+    std::thread::Builder::new().name("ldapbind-dns".into()).spawn(move || {
+        let result = (theirs.host.as_str(), 0)
+            .to_socket_addrs()
+            .map(|addrs| addrs.map(|a| a.ip()).collect())
+            .map_err(|e| (e.kind(), e.to_string()));
+        *lock(&theirs.result) = Some(result);
+        theirs.done.notify_all();
+        lock(&PENDING).retain(|q| !Arc::ptr_eq(q, &theirs));
+    })?;
+    pending.push(Arc::clone(&p));
+    Ok(p)
+}
+
+/// Addresses of `host`, waiting until `deadline` at most. An IP literal needs no lookup; a name
+/// is looked up on a short-lived thread that is left behind if the resolver hangs (it ends
+/// when getaddrinfo returns), and at most one such thread runs per name.
+pub fn resolve(host: &str, port: u16, deadline: Deadline) -> Result<Vec<SocketAddr>, ResolveError> {
     if let Ok(ip) = host.parse::<IpAddr>() {
         return Ok(vec![SocketAddr::new(ip, port)]);
     }
-    let (tx, rx) = mpsc::channel();
-    let name = host.to_owned();
-    std::thread::Builder::new()
-        .name("ldapbind-dns".into())
-        .spawn(move || {
-            let _ = tx.send((name.as_str(), port).to_socket_addrs().map(Vec::from_iter));
-        })
-        .map_err(ResolveError::Failed)?;
-    match rx.recv_timeout(timeout) {
-        Ok(Ok(addrs)) if !addrs.is_empty() => Ok(addrs),
-        Ok(Ok(_)) => Err(ResolveError::Failed(io::Error::new(io::ErrorKind::NotFound, "no address"))),
-        Ok(Err(e)) => Err(ResolveError::Failed(e)),
-        Err(_) => Err(ResolveError::TimedOut),
+    let pending = pending_lookup(host).map_err(|e| ResolveError::Failed(e.to_string()))?;
+    let guard = lock(&pending.result);
+    let (guard, _) =
+        pending.done.wait_timeout_while(guard, deadline.left(), |r| r.is_none()).unwrap_or_else(|p| p.into_inner());
+    match &*guard {
+        Some(Ok(ips)) if !ips.is_empty() => Ok(ips.iter().map(|ip| SocketAddr::new(*ip, port)).collect()),
+        Some(Ok(_)) => Err(ResolveError::Failed("no address".into())),
+        Some(Err((_, e))) => Err(ResolveError::Failed(e.clone())),
+        None => Err(ResolveError::TimedOut),
     }
 }
 
-enum ResolveError {
+pub enum ResolveError {
     TimedOut,
-    Failed(io::Error),
+    Failed(String),
 }
 
-/// A TCP connection to `url`'s host and port, trying each address in turn, all within
-/// `timeout` (what is left of `configured`, the `ldapdb_timeout` that messages name).
-pub fn connect(url: &LdapUrl, timeout: Duration, configured: Duration) -> Result<TcpStream, Error> {
-    let deadline = Instant::now() + timeout;
-    let secs = configured.as_secs_f64();
-    let addrs = resolve(&url.host, url.port, timeout).map_err(|e| match e {
-        ResolveError::TimedOut => Error::Timeout(format!(
-            "resolving {} from sasl_ldapdb_uri took longer than {secs}s (sasl_ldapdb_timeout); check the \
-             host name and this host's DNS resolver, or write the server's IP address",
-            url.host
-        )),
-        ResolveError::Failed(e) => {
-            Error::Unavailable(format!("cannot resolve {} from sasl_ldapdb_uri ({e}); check the host name", url.host))
+impl ResolveError {
+    /// The log line for `url`; `configured` is the `ldapdb_timeout` the message names.
+    pub fn into_error(self, url: &LdapUrl, configured: Duration) -> Error {
+        match self {
+            ResolveError::TimedOut => Error::Timeout(format!(
+                "resolving {} from sasl_ldapdb_uri took longer than {}s (sasl_ldapdb_timeout); check the \
+                 host name and this host's DNS resolver, or write the server's IP address",
+                url.host,
+                configured.as_secs_f64()
+            )),
+            ResolveError::Failed(e) => Error::Unavailable(format!(
+                "cannot resolve {} from sasl_ldapdb_uri ({e}); check the host name",
+                url.host
+            )),
         }
-    })?;
+    }
+}
+
+/// A TCP connection to `url`'s host and port, resolution included, by `deadline`;
+/// `configured` is the `ldapdb_timeout` that messages name.
+pub fn connect(url: &LdapUrl, deadline: Deadline, configured: Duration) -> Result<TcpStream, Error> {
+    let addrs = resolve(&url.host, url.port, deadline).map_err(|e| e.into_error(url, configured))?;
+    connect_addrs(url, &addrs, deadline, configured)
+}
+
+/// A TCP connection to the first of `addrs` that accepts, by `deadline`.
+pub fn connect_addrs(
+    url: &LdapUrl,
+    addrs: &[SocketAddr],
+    deadline: Deadline,
+    configured: Duration,
+) -> Result<TcpStream, Error> {
     let mut last = None;
     for addr in addrs {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
+        if deadline.passed() {
             break;
         }
-        match TcpStream::connect_timeout(&addr, left) {
+        match TcpStream::connect_timeout(addr, deadline.left()) {
             Ok(stream) => {
                 // Login traffic is small request/response pairs: do not let Nagle delay them.
                 let _ = stream.set_nodelay(true);
@@ -79,10 +163,11 @@ pub fn connect(url: &LdapUrl, timeout: Duration, configured: Duration) -> Result
             transport_error(url, "connect", configured, LdapError::Io { source: e })
         }
         _ => Error::Timeout(format!(
-            "LDAP server {}{} did not answer the connect within {secs}s (sasl_ldapdb_timeout); check that the \
+            "LDAP server {}{} did not answer the connect within {}s (sasl_ldapdb_timeout); check that the \
              server is up and that host and port in sasl_ldapdb_uri are right",
             url.endpoint(),
-            port_note(url)
+            port_note(url),
+            configured.as_secs_f64()
         )),
     })
 }
@@ -95,11 +180,15 @@ mod tests {
         crate::uri::parse_uri_list(s).unwrap().urls.remove(0)
     }
 
+    fn secs(n: u64) -> (Deadline, Duration) {
+        (Deadline::after(Duration::from_secs(n)), Duration::from_secs(n))
+    }
+
     #[test]
     fn ip_literals_need_no_lookup_and_refusals_name_the_port() {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let e = connect(&url(&format!("ldap://127.0.0.1:{port}/dc=x")), Duration::from_secs(1), Duration::from_secs(1))
-            .unwrap_err();
+        let (d, t) = secs(1);
+        let e = connect(&url(&format!("ldap://127.0.0.1:{port}/dc=x")), d, t).unwrap_err();
         assert!(e.to_string().contains("connection refused") && e.to_string().contains(&port.to_string()), "{e}");
     }
 
@@ -107,11 +196,20 @@ mod tests {
     fn names_resolve_and_connect() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
-        let stream =
-            connect(&url(&format!("ldap://localhost:{port}/dc=x")), Duration::from_secs(2), Duration::from_secs(2));
+        let (d, t) = secs(2);
+        let stream = connect(&url(&format!("ldap://localhost:{port}/dc=x")), d, t);
         assert!(stream.is_ok(), "{:?}", stream.err());
-        let e = connect(&url("ldap://no-such-host.invalid:389/dc=x"), Duration::from_secs(5), Duration::from_secs(5))
-            .unwrap_err();
+        let (d, t) = secs(5);
+        let e = connect(&url("ldap://no-such-host.invalid:389/dc=x"), d, t).unwrap_err();
         assert!(e.to_string().contains("cannot resolve no-such-host.invalid"), "{e}");
+    }
+
+    #[test]
+    fn a_share_leaves_half_for_the_next_attempt() {
+        let d = Deadline::after(Duration::from_secs(10));
+        let first = d.share(true).left();
+        assert!(first <= Duration::from_secs(5) && first > Duration::from_millis(4900), "{first:?}");
+        assert!(d.share(false).left() > Duration::from_millis(9900));
+        assert_eq!(Deadline::after(Duration::ZERO).left(), Duration::from_millis(1));
     }
 }

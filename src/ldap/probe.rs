@@ -2,21 +2,24 @@
 //! bind, each reported on its own so an admin sees *which* step fails (the seed's author needed
 //! gdb to learn that libldap was connecting to port 389).
 //!
-//! It connects the way [`super::client::LdapDirectory`] does ([`crate::tls::connect`], the same
-//! timeouts and TLS configuration) and reports with the same one-line messages
-//! ([`transport_error`], [`bind_refused_message`]), but keeps nothing: every probe opens its
+//! It connects the way [`super::client::LdapDirectory`] does ([`net::resolve`],
+//! [`net::connect_addrs`], [`crate::tls::connect_on`], one deadline, the same TLS configuration)
+//! and reports with the same one-line messages ([`transport_error`], [`service_bind_refused`]),
+//! but keeps nothing: every probe opens its
 //! own connection and closes it. The plugin never calls this module.
 
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::{SocketAddr, TcpStream};
 use std::os::unix::fs::FileTypeExt;
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ldap3::{LdapConn, LdapError};
+use ldap3::LdapError;
 use rustls::ClientConfig;
 
-use super::client::{bind_refused_message, port_note, transport_error};
+use super::client::{service_bind_refused, transport_error};
+use super::net::{self, Deadline};
+use super::wire::Conn;
 use crate::config::{Bind, Config};
 use crate::error::Error;
 use crate::tls::{ConnectError, Mode};
@@ -75,28 +78,29 @@ impl Probe {
     }
 }
 
-/// Take the steps for `url` with the plugin's settings; stop at the first failure. `tls` is the
-/// configuration from [`crate::tls::client_config`] (`Some` when `url` uses TLS).
+/// Take the steps for `url` with the plugin's settings, all by one `ldapdb_timeout` as a
+/// plugin operation; stop at the first failure. `tls` is the configuration from
+/// [`crate::tls::client_config`] (`Some` when `url` uses TLS).
 pub fn probe(cfg: &Config, url: &LdapUrl, tls: Option<&Arc<ClientConfig>>) -> Probe {
+    let deadline = Deadline::after(cfg.timeout);
     let mut steps = Vec::new();
-    let (outcome, addrs) = resolve(url);
+    let (outcome, addrs) = resolve(cfg, url, deadline);
     let failed = matches!(outcome, Outcome::Failed(_));
     steps.push((ProbeStep::Resolve, outcome));
     if failed {
         return Probe { steps, downgraded: false };
     }
 
-    let outcome = connect(cfg, url, &addrs);
+    let (outcome, stream) = connect(cfg, url, &addrs, deadline);
     let failed = matches!(outcome, Outcome::Failed(_));
     steps.push((ProbeStep::Connect, outcome));
     if failed {
         return Probe { steps, downgraded: false };
     }
 
-    // The plugin's own connect: ldap3 connects again and, for ldaps:// or StartTLS, does the
-    // TLS handshake in the same call.
+    // The plugin's own connect on that socket: for ldaps:// or StartTLS, the TLS handshake.
     let mode = Mode::of(url, cfg.starttls);
-    let mut conn = match crate::tls::connect(cfg, url, tls) {
+    let mut conn = match crate::tls::connect_on(cfg, url, tls, stream, deadline) {
         Ok(conn) => conn,
         Err(e) => {
             let err = match e {
@@ -112,7 +116,7 @@ pub fn probe(cfg: &Config, url: &LdapUrl, tls: Option<&Arc<ClientConfig>>) -> Pr
             return Probe { steps, downgraded: false };
         }
     };
-    let encrypted = conn.get_peer_certificate().is_ok_and(|c| c.is_some());
+    let encrypted = conn.encrypted();
     let tls_outcome = match mode {
         Mode::Ldaps => Outcome::Ok("established (ldaps://, TLS from the first byte)".into()),
         Mode::StartTls { .. } if encrypted => Outcome::Ok("established (StartTLS, sasl_ldapdb_starttls)".into()),
@@ -132,13 +136,14 @@ pub fn probe(cfg: &Config, url: &LdapUrl, tls: Option<&Arc<ClientConfig>>) -> Pr
     // A cleartext fallback still lets the plugin work: report it, then go on to the bind.
     let downgraded = matches!(tls_outcome, Outcome::Failed(_));
     steps.push((ProbeStep::Tls, tls_outcome));
-    steps.push((ProbeStep::ServiceBind, service_bind(cfg, url, &mut conn)));
-    let _ = conn.with_timeout(UNBIND_TIMEOUT).unbind();
+    steps.push((ProbeStep::ServiceBind, service_bind(cfg, url, &mut conn, deadline)));
+    conn.unbind(UNBIND_TIMEOUT);
     Probe { steps, downgraded }
 }
 
-/// The addresses of the URL's host, in the resolver's order (ldapi: none, the path is checked).
-fn resolve(url: &LdapUrl) -> (Outcome, Vec<SocketAddr>) {
+/// The addresses of the URL's host, in the resolver's order (ldapi: none, the path is checked),
+/// by the plugin's bounded lookup.
+fn resolve(cfg: &Config, url: &LdapUrl, deadline: Deadline) -> (Outcome, Vec<SocketAddr>) {
     if url.scheme == Scheme::Ldapi {
         let outcome = match std::fs::metadata(&url.host) {
             Ok(m) if m.file_type().is_socket() => Outcome::Ok(format!("socket {} exists", url.host)),
@@ -155,77 +160,46 @@ fn resolve(url: &LdapUrl) -> (Outcome, Vec<SocketAddr>) {
         };
         return (outcome, Vec::new());
     }
-    match (url.host.as_str(), url.port).to_socket_addrs() {
+    match net::resolve(&url.host, url.port, deadline) {
         Ok(addrs) => {
-            let addrs: Vec<SocketAddr> = addrs.collect();
-            if addrs.is_empty() {
-                let e =
-                    Error::Unavailable(format!("{} has no address; check the host name in sasl_ldapdb_uri", url.host));
-                return (Outcome::Failed(e), addrs);
-            }
             let shown: Vec<String> = addrs.iter().map(|a| a.ip().to_string()).collect();
             (Outcome::Ok(format!("{} is {}", url.host, shown.join(", "))), addrs)
         }
-        Err(e) => {
-            let e = Error::Unavailable(format!(
-                "cannot resolve {}: {e}; check the host name in sasl_ldapdb_uri (and /etc/hosts or DNS)",
-                url.host
-            ));
-            (Outcome::Failed(e), Vec::new())
-        }
+        Err(e) => (Outcome::Failed(e.into_error(url, cfg.timeout)), Vec::new()),
     }
 }
 
-/// A plain socket connect, so that a refused or silent port is told apart from TLS and LDAP.
-fn connect(cfg: &Config, url: &LdapUrl, addrs: &[SocketAddr]) -> Outcome {
+/// The plugin's TCP connect, on its own so that a refused or silent port is told apart from TLS
+/// and LDAP; the socket is then used for the rest (ldapi: only checked, ldap3 connects).
+fn connect(cfg: &Config, url: &LdapUrl, addrs: &[SocketAddr], deadline: Deadline) -> (Outcome, Option<TcpStream>) {
     let started = Instant::now();
     if url.scheme == Scheme::Ldapi {
-        return match UnixStream::connect(&url.host) {
+        let outcome = match UnixStream::connect(&url.host) {
             Ok(_) => Outcome::Ok(format!("connected to {} ({} ms)", url.host, started.elapsed().as_millis())),
             Err(e) => Outcome::Failed(transport_error(url, "connect", cfg.timeout, LdapError::Io { source: e })),
         };
+        return (outcome, None);
     }
-    let mut last = None;
-    for addr in addrs {
-        match TcpStream::connect_timeout(addr, cfg.timeout) {
-            Ok(_) => {
-                return Outcome::Ok(format!("connected to {addr} ({} ms)", started.elapsed().as_millis()));
-            }
-            Err(e) => last = Some(e),
+    match net::connect_addrs(url, addrs, deadline, cfg.timeout) {
+        Ok(stream) => {
+            let peer = stream.peer_addr().map_or_else(|_| url.endpoint(), |a| a.to_string());
+            (Outcome::Ok(format!("connected to {peer} ({} ms)", started.elapsed().as_millis())), Some(stream))
         }
+        Err(e) => (Outcome::Failed(e), None),
     }
-    let Some(e) = last else {
-        return Outcome::Failed(Error::Unavailable(format!(
-            "{} has no address; check the host name in sasl_ldapdb_uri",
-            url.host
-        )));
-    };
-    if matches!(e.kind(), std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock) {
-        // The same words the plugin logs when ldap3's connect times out.
-        return Outcome::Failed(Error::Timeout(format!(
-            "LDAP server {}{} did not answer the connect within {}s (sasl_ldapdb_timeout); \
-             check that the server is up and that host and port in sasl_ldapdb_uri are right",
-            url.endpoint(),
-            port_note(url),
-            cfg.timeout.as_secs_f64()
-        )));
-    }
-    Outcome::Failed(transport_error(url, "connect", cfg.timeout, LdapError::Io { source: e }))
 }
 
-fn service_bind(cfg: &Config, url: &LdapUrl, conn: &mut LdapConn) -> Outcome {
+fn service_bind(cfg: &Config, url: &LdapUrl, conn: &mut Conn, deadline: Deadline) -> Outcome {
     let (result, who) = match &cfg.bind {
         Bind::Anonymous => {
             return Outcome::NotNeeded("none: sasl_ldapdb_id is not set, so searches run as anonymous".into());
         }
-        Bind::Simple { dn, password } => {
-            (conn.with_timeout(cfg.timeout).simple_bind(dn, password.expose()), format!("as {dn}"))
-        }
-        Bind::External => (conn.with_timeout(cfg.timeout).sasl_external_bind(), "with SASL EXTERNAL".to_string()),
+        Bind::Simple { dn, password } => (conn.simple_bind(dn, password.expose(), deadline), format!("as {dn}")),
+        Bind::External => (conn.sasl_external_bind(deadline), "with SASL EXTERNAL".to_string()),
     };
     match result {
         Err(e) => Outcome::Failed(transport_error(url, "bind", cfg.timeout, e)),
         Ok(res) if res.rc == 0 => Outcome::Ok(format!("bound {who}")),
-        Ok(res) => Outcome::Failed(Error::Directory(bind_refused_message(cfg, url, res.rc, &res.text))),
+        Ok(res) => Outcome::Failed(service_bind_refused(cfg, url, &res)),
     }
 }
