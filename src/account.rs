@@ -215,7 +215,9 @@ fn judge(attr: &str, value: &str, now: i64) -> Option<(Condition, &'static str)>
             let t: i64 = value.parse().ok()?;
             (t != 0).then_some((Condition::LockedOut, "Active Directory: locked at that time after failed binds"))
         }
-        "pwdLastSet" => (value == "0").then_some((Condition::MustChange, "Active Directory: must change at next logon")),
+        "pwdLastSet" => {
+            (value == "0").then_some((Condition::MustChange, "Active Directory: must change at next logon"))
+        }
         "accountStatus" if value.eq_ignore_ascii_case("inactive") => {
             Some((Condition::Disabled, "glauth: the account is inactive"))
         }
@@ -243,7 +245,10 @@ pub enum BindOutcome {
     WrongPassword,
     /// The directory refuses the account; `said` is how it said so (result code, its
     /// diagnostic text, the control).
-    Refused { condition: Condition, said: String },
+    Refused {
+        condition: Condition,
+        said: String,
+    },
     /// Anything else (a server problem): the caller's own handling.
     Other,
 }
@@ -281,12 +286,32 @@ pub fn bind_outcome(rc: u32, text: &str, ctrls: &[RawControl]) -> BindOutcome {
             _ => BindOutcome::WrongPassword,
         },
         // 389-ds: "Account inactivated. Contact system administrator."
-        53 if lower.contains("inactivated") => refused(Condition::Locked, format!("result 53 unwillingToPerform{diag}")),
+        53 if lower.contains("inactivated") => {
+            refused(Condition::Locked, format!("result 53 unwillingToPerform{diag}"))
+        }
         // 389-ds: "Exceed password retry limit. Please try later."
         19 if lower.contains("retry limit") => {
             refused(Condition::LockedOut, format!("result 19 constraintViolation{diag}"))
         }
         _ => plain(rc),
+    }
+}
+
+/// The request control that makes a server say why it refuses a bind (non-critical: servers
+/// without a password policy ignore it).
+pub fn ppolicy_request() -> RawControl {
+    RawControl { ctype: PPOLICY_OID.to_owned(), crit: false, val: None }
+}
+
+/// The error for a bind as the user at `server` that the directory refused for `condition`.
+pub fn bind_refusal(server: &str, dn: &str, condition: Condition, said: &str) -> crate::error::Error {
+    crate::error::Error::Account {
+        condition,
+        what: format!(
+            "the account {dn} {} (LDAP server {server} answered the bind as it with {said}); {}",
+            condition.says(),
+            condition.user_fix()
+        ),
     }
 }
 

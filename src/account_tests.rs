@@ -34,7 +34,10 @@ fn generalized_times_read_like_ldap_writes_them() {
 
 #[test]
 fn openldap_ppolicy() {
-    assert_eq!(refused(&[("pwdAccountLockedTime", "000001010000Z")]), Some((Condition::Locked, "pwdAccountLockedTime")));
+    assert_eq!(
+        refused(&[("pwdAccountLockedTime", "000001010000Z")]),
+        Some((Condition::Locked, "pwdAccountLockedTime"))
+    );
     // Any other lock time: locked out by failed binds (the lockout duration is not in the entry).
     assert_eq!(
         refused(&[("pwdAccountLockedTime", "20260531235900Z")]),
@@ -149,7 +152,10 @@ fn bind_results_of_389ds() {
 fn bind_results_with_the_ppolicy_control() {
     // SEQUENCE { error [1] ENUMERATED n }
     let error = |n: u8| [0x30, 0x03, 0x81, 0x01, n];
-    assert_eq!(condition(bind_outcome(49, "", &[ctrl(PPOLICY_OID, Some(&error(0)))])), Some(Condition::PasswordExpired));
+    assert_eq!(
+        condition(bind_outcome(49, "", &[ctrl(PPOLICY_OID, Some(&error(0)))])),
+        Some(Condition::PasswordExpired)
+    );
     assert_eq!(condition(bind_outcome(49, "", &[ctrl(PPOLICY_OID, Some(&error(1)))])), Some(Condition::Locked));
     assert_eq!(condition(bind_outcome(0, "", &[ctrl(PPOLICY_OID, Some(&error(2)))])), Some(Condition::MustChange));
     // SEQUENCE { warning [0] { graceAuthNsRemaining [1] 2 } }: a grace login is a success.

@@ -511,7 +511,8 @@ fn an_expired_password_logs_in_only_when_allowed() {
     let err = svc.lookup(&host, AUTHID, b"jdoe@example.com").unwrap_err();
     assert!(err.to_string().contains("sasl_ldapdb_allow_expired_password: yes"), "{err}");
     let allow = config(&[("ldapdb_allow_expired_password", "yes")]);
-    let svc = Service::new(Arc::clone(&allow), FakeDir::default().expect_find(JOHN_FILTER, john_with("pwdReset", "TRUE")));
+    let svc =
+        Service::new(Arc::clone(&allow), FakeDir::default().expect_find(JOHN_FILTER, john_with("pwdReset", "TRUE")));
     let host = FakeHost::requesting(&["*userPassword"]);
     svc.lookup(&host, AUTHID, b"jdoe@example.com").unwrap();
     assert_eq!(host.values("*userPassword"), ["dogood"]);

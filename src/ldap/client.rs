@@ -5,9 +5,11 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use ldap3::{DerefAliases, LdapConn, LdapError, Scope as LdapScope, SearchEntry, SearchOptions};
+use ldap3::controls::RawControl;
+use ldap3::{DerefAliases, LdapConn, LdapError, LdapResult, Scope as LdapScope, SearchEntry, SearchOptions};
 
 use super::{Directory, Entry, Found};
+use crate::account::{self, BindOutcome};
 use crate::config::{Bind, Config, Scope};
 use crate::error::Error;
 use crate::uri::LdapUrl;
@@ -189,14 +191,14 @@ impl LdapDirectory {
         let cfg = &*self.config;
         let result = match &cfg.bind {
             Bind::Anonymous => return Ok(()),
-            Bind::Simple { dn, password } => conn.with_timeout(cfg.timeout).simple_bind(dn, password.expose()),
+            Bind::Simple { dn, password } => conn
+                .with_timeout(cfg.timeout)
+                .with_controls(account::ppolicy_request())
+                .simple_bind(dn, password.expose()),
             Bind::External => conn.with_timeout(cfg.timeout).sasl_external_bind(),
         };
         let result = result.map_err(|e| Failure::Transport(transport_error(url, "bind", cfg.timeout, e)))?;
-        if result.rc == 0 {
-            return Ok(());
-        }
-        Err(Failure::Refused(Error::Directory(bind_refused_message(cfg, url, result.rc, &result.text))))
+        service_bind_result(cfg, url, &result).map_err(|m| Failure::Refused(Error::Directory(m)))
     }
 
     /// Run `op` on a pooled service connection; a kept connection that turns out dead is
@@ -316,25 +318,44 @@ impl Directory for LdapDirectory {
             None => self.open(false)?,
         };
         let url = &self.config.urls[live.url.min(self.config.urls.len() - 1)];
-        let result = live.conn.with_timeout(timeout).simple_bind(dn, password);
+        let result =
+            live.conn.with_timeout(timeout).with_controls(account::ppolicy_request()).simple_bind(dn, password);
         match result {
-            Ok(res) if res.rc == 0 => {
-                Self::put_idle(&self.verify, live);
-                Ok(true)
-            }
-            Ok(res) if res.rc == 49 => {
-                Self::put_idle(&self.verify, live);
-                Ok(false)
-            }
-            Ok(res) => Err(Error::Directory(format!(
-                "LDAP server {} refused the password check bind as {dn} with result {} ({})",
-                url.endpoint(),
-                res.rc,
-                res.text
-            ))),
+            Ok(res) => match account::bind_outcome(res.rc, &res.text, &raw_controls(&res)) {
+                BindOutcome::Accepted => {
+                    Self::put_idle(&self.verify, live);
+                    Ok(true)
+                }
+                BindOutcome::WrongPassword => {
+                    Self::put_idle(&self.verify, live);
+                    Ok(false)
+                }
+                // The bind succeeded; only the policy's must-change rule said no.
+                BindOutcome::Refused { condition, .. }
+                    if res.rc == 0 && condition.is_password() && self.config.allow_expired_password =>
+                {
+                    Self::put_idle(&self.verify, live);
+                    Ok(true)
+                }
+                BindOutcome::Refused { condition, said } => {
+                    Self::put_idle(&self.verify, live);
+                    Err(account::bind_refusal(&url.endpoint(), dn, condition, &said))
+                }
+                BindOutcome::Other => Err(Error::Directory(format!(
+                    "LDAP server {} refused the password check bind as {dn} with result {} ({})",
+                    url.endpoint(),
+                    res.rc,
+                    res.text
+                ))),
+            },
             Err(e) => Err(transport_error(url, "password check bind", timeout, e)),
         }
     }
+}
+
+/// A result's response controls as sent, whatever ldap3 parsed of them.
+fn raw_controls(res: &LdapResult) -> Vec<RawControl> {
+    res.ctrls.iter().map(|c| c.1.clone()).collect()
 }
 
 /// Values of one attribute kept from one entry; more are ignored (with a warning).
@@ -410,6 +431,28 @@ fn ldap_rc_name(rc: u32) -> &'static str {
     }
 }
 
+/// Whether the service bind that returned `res` lets ldapbind search, or why not: a bind the
+/// password policy accepted only for a password change (every search would then be refused
+/// with 53) is no success either.
+pub(crate) fn service_bind_result(cfg: &Config, url: &LdapUrl, res: &LdapResult) -> Result<(), String> {
+    match account::bind_outcome(res.rc, &res.text, &raw_controls(res)) {
+        BindOutcome::Accepted => Ok(()),
+        BindOutcome::Refused { condition, said } => {
+            let who = match &cfg.bind {
+                Bind::Simple { dn, .. } => format!("the service account {dn} (sasl_ldapdb_id)"),
+                Bind::External | Bind::Anonymous => "the service account".to_owned(),
+            };
+            Err(format!(
+                "{who} {} (LDAP server {} answered its bind with {said}); {}",
+                condition.says(),
+                url.endpoint(),
+                condition.service_fix()
+            ))
+        }
+        BindOutcome::WrongPassword | BindOutcome::Other => Err(bind_refused_message(cfg, url, res.rc, &res.text)),
+    }
+}
+
 pub(crate) fn bind_refused_message(cfg: &Config, url: &LdapUrl, rc: u32, text: &str) -> String {
     let server = url.endpoint();
     let detail = if text.is_empty() { String::new() } else { format!(": {text}") };
@@ -478,6 +521,54 @@ fn search_refused_message(cfg: &Config, url: &LdapUrl, rc: u32, text: &str) -> S
 mod tests {
     use super::*;
     use std::collections::HashMap;
+
+    struct Opts;
+    impl crate::config::Sources for Opts {
+        fn option(&self, key: &str) -> Option<String> {
+            match key {
+                "ldapdb_uri" => Some("ldap://127.0.0.1:3893/dc=users,dc=local".into()),
+                "ldapdb_id" => Some("cn=cyrus,ou=machines,dc=users,dc=local".into()),
+                "ldapdb_pw" => Some("cyrus".into()),
+                _ => None,
+            }
+        }
+        fn read_file(&self, path: &std::path::Path) -> std::io::Result<crate::config::FileData> {
+            Err(std::io::Error::new(std::io::ErrorKind::NotFound, path.display().to_string()))
+        }
+    }
+
+    #[test]
+    fn a_service_account_in_a_policy_state_gets_the_policy_fix() {
+        let cfg = Config::from_sources(&Opts).unwrap();
+        let url = &cfg.urls[0];
+        let res = |rc: u32, text: &str, ctrls: Vec<ldap3::controls::Control>| LdapResult {
+            rc,
+            matched: String::new(),
+            text: text.into(),
+            refs: Vec::new(),
+            ctrls,
+        };
+        assert_eq!(service_bind_result(&cfg, url, &res(0, "", Vec::new())), Ok(()));
+        let locked =
+            service_bind_result(&cfg, url, &res(53, "Account inactivated. Contact system administrator.", vec![]))
+                .unwrap_err();
+        assert!(
+            locked.starts_with("the service account cn=cyrus,ou=machines,dc=users,dc=local (sasl_ldapdb_id) is locked")
+                && locked.contains("Account inactivated")
+                && locked.contains("exempt it from the password policy")
+                && !locked.contains("check sasl_ldapdb_id and sasl_ldapdb_pw"),
+            "{locked}"
+        );
+        // Bound, but only to change its password: every search would be refused.
+        let expired = ldap3::controls::Control(
+            None,
+            RawControl { ctype: account::NETSCAPE_EXPIRED_OID.into(), crit: false, val: Some(b"0".to_vec()) },
+        );
+        let must = service_bind_result(&cfg, url, &res(0, "", vec![expired])).unwrap_err();
+        assert!(must.contains("must change its password") && must.contains("set a new password for it"), "{must}");
+        let wrong = service_bind_result(&cfg, url, &res(49, "", Vec::new())).unwrap_err();
+        assert!(wrong.contains("check sasl_ldapdb_id and sasl_ldapdb_pw"), "{wrong}");
+    }
 
     #[test]
     fn entries_keep_bounded_values_and_never_truncate_one() {

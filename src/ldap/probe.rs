@@ -4,7 +4,7 @@
 //!
 //! It connects the way [`super::client::LdapDirectory`] does ([`crate::tls::connect`], the same
 //! timeouts and TLS configuration) and reports with the same one-line messages
-//! ([`transport_error`], [`bind_refused_message`]), but keeps nothing: every probe opens its
+//! ([`transport_error`], [`service_bind_result`]), but keeps nothing: every probe opens its
 //! own connection and closes it. The plugin never calls this module.
 
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use ldap3::{LdapConn, LdapError};
 use rustls::ClientConfig;
 
-use super::client::{bind_refused_message, port_note, transport_error};
+use super::client::{port_note, service_bind_result, transport_error};
 use crate::config::{Bind, Config};
 use crate::error::Error;
 use crate::tls::{ConnectError, Mode};
@@ -219,13 +219,16 @@ fn service_bind(cfg: &Config, url: &LdapUrl, conn: &mut LdapConn) -> Outcome {
             return Outcome::NotNeeded("none: sasl_ldapdb_id is not set, so searches run as anonymous".into());
         }
         Bind::Simple { dn, password } => {
-            (conn.with_timeout(cfg.timeout).simple_bind(dn, password.expose()), format!("as {dn}"))
+            let bind = conn.with_timeout(cfg.timeout).with_controls(crate::account::ppolicy_request());
+            (bind.simple_bind(dn, password.expose()), format!("as {dn}"))
         }
         Bind::External => (conn.with_timeout(cfg.timeout).sasl_external_bind(), "with SASL EXTERNAL".to_string()),
     };
     match result {
         Err(e) => Outcome::Failed(transport_error(url, "bind", cfg.timeout, e)),
-        Ok(res) if res.rc == 0 => Outcome::Ok(format!("bound {who}")),
-        Ok(res) => Outcome::Failed(Error::Directory(bind_refused_message(cfg, url, res.rc, &res.text))),
+        Ok(res) => match service_bind_result(cfg, url, &res) {
+            Ok(()) => Outcome::Ok(format!("bound {who}")),
+            Err(msg) => Outcome::Failed(Error::Directory(msg)),
+        },
     }
 }
