@@ -193,7 +193,12 @@ pub const PP_RESET_HASHED: TestUser = TestUser {
     password: Some("sesame"),
     stored: Some("{SSHA}J7T6T1SDhrQKVYIM81oPpitKmTG3kgTn"),
 };
-/// The policy entry and the users of [`SlapdOptions::ppolicy`]; `pwdAccountLockedTime` and
+/// Service accounts of [`SlapdOptions::ppolicy`] (password [`SERVICE_PW`]) that the policy
+/// refuses: locked by an administrator, and reset (a bind succeeds, then every search is
+/// refused until the password is changed).
+pub const SERVICE_LOCKED_DN: &str = "cn=cyrus-locked,ou=machines,dc=users,dc=local";
+pub const SERVICE_RESET_DN: &str = "cn=cyrus-reset,ou=machines,dc=users,dc=local";
+/// The policy entry, users and service accounts of [`SlapdOptions::ppolicy`]; `pwdAccountLockedTime` and
 /// `pwdReset` are the overlay's operational attributes, which slapadd stores as written.
 pub const PPOLICY_LDIF: &str = "\
 dn: ou=policies,dc=users,dc=local
@@ -208,6 +213,20 @@ pwdAttribute: userPassword
 pwdLockout: TRUE
 pwdMaxFailure: 3
 pwdMustChange: TRUE
+
+dn: cn=cyrus-locked,ou=machines,dc=users,dc=local
+objectClass: organizationalRole
+objectClass: simpleSecurityObject
+cn: cyrus-locked
+userPassword: cyrus
+pwdAccountLockedTime: 000001010000Z
+
+dn: cn=cyrus-reset,ou=machines,dc=users,dc=local
+objectClass: organizationalRole
+objectClass: simpleSecurityObject
+cn: cyrus-reset
+userPassword: cyrus
+pwdReset: TRUE
 
 dn: cn=pplocked,ou=superheros,dc=users,dc=local
 objectClass: inetOrgPerson
@@ -617,7 +636,9 @@ pub struct SlapdOptions {
     /// OpenLDAP's password policy: the `ppolicy` overlay on the users' database (its schema is
     /// built into the 2.5 module) with [`PPOLICY_DEFAULT_DN`] as the default policy (lockout
     /// after 3 failures, must change after a reset, the lock reported in the response control),
-    /// and the users of [`PPOLICY_LDIF`]. `false`: no password policy.
+    /// and the users and service accounts of [`PPOLICY_LDIF`]. The state attributes of the
+    /// `*hashed` users are hidden from the service account by an ACL, so that only a bind as
+    /// them learns it (the bind path). `false`: no password policy.
     pub ppolicy: bool,
 }
 
@@ -1075,6 +1096,17 @@ impl Slapd {
             let anchor = "olcModuleLoad: back_mdb\n";
             assert!(ldif.contains(anchor), "slapd-config.ldif lost its `{anchor}` line");
             ldif = ldif.replacen(anchor, &format!("{anchor}olcModuleLoad: ppolicy\n"), 1);
+            // Hide the hashed users' state from everyone (the overlay itself reads it anyway).
+            let (secrets, rest) = ("olcAccess: {0}to attrs=userPassword", "olcAccess: {1}to *");
+            assert!(ldif.contains(secrets) && ldif.contains(rest), "slapd-config.ldif lost its olcAccess lines");
+            ldif = ldif.replacen(rest, "olcAccess: {2}to *", 1).replacen(
+                secrets,
+                &format!(
+                    "olcAccess: {{0}}to dn.regex=\"^cn=pp[a-z]+hashed,{USERS_DN}$\" \
+                     attrs=pwdAccountLockedTime,pwdReset by * none\nolcAccess: {{1}}to attrs=userPassword"
+                ),
+                1,
+            );
             ldif.push_str(&format!(
                 "\ndn: olcOverlay={{0}}ppolicy,olcDatabase={{1}}mdb,cn=config\nobjectClass: olcOverlayConfig\n\
                  objectClass: olcPPolicyConfig\nolcOverlay: {{0}}ppolicy\nolcPPolicyDefault: {PPOLICY_DEFAULT_DN}\n\
