@@ -1594,8 +1594,7 @@ fn check_password(
         },
         Ok(false) => Step::problem(
             format!("wrong password: the directory refused a bind as {dn} with it (49 invalidCredentials)"),
-            "check the password (the directory itself says it is wrong); each wrong one counts towards the \
-             directory's lockout of the account",
+            "check the password (the directory itself says it is wrong)",
         ),
         Err(e @ Error::Account { condition, .. }) => {
             let mut step = Step::from_message(&e.to_string(), condition.user_fix());
