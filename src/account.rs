@@ -261,6 +261,9 @@ pub fn bind_outcome(rc: u32, text: &str, ctrls: &[RawControl]) -> BindOutcome {
     if let Some(error) = ctrl(PPOLICY_OID).and_then(|c| ppolicy_error(c.val.as_deref()?)) {
         let (condition, name) = match error {
             0 => (Condition::PasswordExpired, "passwordExpired"),
+            // 389-ds says accountLocked both for nsAccountLock (53) and for a lockout after
+            // failed binds (19 "Exceed password retry limit").
+            1 if rc == 19 => (Condition::LockedOut, "accountLocked"),
             1 => (Condition::Locked, "accountLocked"),
             2 => (Condition::MustChange, "changeAfterReset"),
             // The others answer password changes, not binds.

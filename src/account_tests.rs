@@ -148,6 +148,23 @@ fn bind_results_of_389ds() {
     assert_eq!(bind_outcome(53, "something else", &[]), BindOutcome::Other);
 }
 
+/// What 389-ds 2.3.1 (Debian 12) answered, byte for byte, to binds that asked for the password
+/// policy control: its BER uses 4-byte long-form lengths.
+#[test]
+fn bind_results_as_389ds_sends_them() {
+    let pp = |n: u8| ctrl(PPOLICY_OID, Some(&[0x30, 0x84, 0x00, 0x00, 0x00, 0x03, 0x81, 0x01, n]));
+    let ns = ctrl(NETSCAPE_EXPIRED_OID, Some(b"0"));
+    let locked = bind_outcome(53, "Account inactivated. Contact system administrator.", &[pp(1)]);
+    assert_eq!(condition(locked), Some(Condition::Locked));
+    let lockout = bind_outcome(19, "Exceed password retry limit. Please try later.", &[pp(1)]);
+    assert_eq!(condition(lockout), Some(Condition::LockedOut));
+    let expired = bind_outcome(49, "password expired!", &[pp(0), ns.clone()]);
+    assert_eq!(condition(expired), Some(Condition::PasswordExpired));
+    assert_eq!(condition(bind_outcome(0, "", &[pp(2), ns.clone()])), Some(Condition::MustChange));
+    assert_eq!(condition(bind_outcome(0, "", &[ns])), Some(Condition::MustChange), "without the request control");
+    assert_eq!(bind_outcome(49, "", &[]), BindOutcome::WrongPassword);
+}
+
 #[test]
 fn bind_results_with_the_ppolicy_control() {
     // SEQUENCE { error [1] ENUMERATED n }
