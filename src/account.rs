@@ -180,7 +180,9 @@ fn judge(attr: &str, value: &str, now: i64) -> Option<(Condition, &'static str)>
         // still counts until a bind or an administrator clears it.
         "pwdAccountLockedTime" => generalized_time(value)
             .map(|_| (Condition::LockedOut, "OpenLDAP ppolicy: locked at that time after failed binds")),
-        "pwdReset" if yes => Some((Condition::MustChange, "OpenLDAP ppolicy: reset by an administrator")),
+        "pwdReset" if yes => {
+            Some((Condition::MustChange, "password policy (OpenLDAP ppolicy, 389-ds): reset by an administrator"))
+        }
         "nsAccountLock" if yes => Some((Condition::Locked, "389-ds: locked by an administrator")),
         "passwordExpirationTime" if value == DS389_EPOCH => {
             Some((Condition::MustChange, "389-ds: reset by an administrator, must be changed"))
