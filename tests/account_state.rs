@@ -260,3 +260,24 @@ fn the_doctor_hears_the_bind_refuse_a_locked_or_reset_account() {
     r.line_starting("  problem  wrong password: the directory refused a bind as");
     assert!(r.err.contains("counts as a failed login"), "{}", r.err);
 }
+
+/// Three wrong binds (the policy's pwdMaxFailure) lock the account out; from then on the right
+/// password no longer logs in through ldapbind either, which never binds as the user.
+#[test]
+fn a_ppolicy_lockout_after_failed_binds_refuses_the_login() {
+    let slapd = with_ppolicy();
+    let (_dir, server) = server(&slapd, &[]);
+    let alice = slapd::ALICE;
+    logs_in(&server, alice.uid, alice.pw());
+    for _ in 0..3 {
+        let mut conn = slapd.connect();
+        assert_eq!(conn.with_timeout(slapd::OP_TIMEOUT).simple_bind(alice.dn, "wrong").unwrap().rc, 49);
+    }
+    refused(
+        &server,
+        alice.uid,
+        alice.pw(),
+        SASL_DISABLED,
+        "is locked out after failed password attempts: pwdAccountLockedTime is 20",
+    );
+}

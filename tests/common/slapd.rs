@@ -635,7 +635,8 @@ pub struct SlapdOptions {
     pub size_limit: Option<SizeLimit>,
     /// OpenLDAP's password policy: the `ppolicy` overlay on the users' database (its schema is
     /// built into the 2.5 module) with [`PPOLICY_DEFAULT_DN`] as the default policy (lockout
-    /// after 3 failures, must change after a reset, the lock reported in the response control),
+    /// after 3 failures, written as `pwdAccountLockedTime`; must change after a reset; the lock
+    /// reported in the response control),
     /// and the users and service accounts of [`PPOLICY_LDIF`]. The state attributes of the
     /// `*hashed` users are hidden from the service account by an ACL, so that only a bind as
     /// them learns it (the bind path). `false`: no password policy.
@@ -1096,6 +1097,11 @@ impl Slapd {
             let anchor = "olcModuleLoad: back_mdb\n";
             assert!(ldif.contains(anchor), "slapd-config.ldif lost its `{anchor}` line");
             ldif = ldif.replacen(anchor, &format!("{anchor}olcModuleLoad: ppolicy\n"), 1);
+            // The overlay writes lockouts as the database's root DN (without one, the write is
+            // refused with 50 and no lockout happens); it has no password, so nobody binds as it.
+            let suffix = "olcSuffix: dc=users,dc=local\n";
+            assert!(ldif.contains(suffix), "slapd-config.ldif lost its `{suffix}` line");
+            ldif = ldif.replacen(suffix, &format!("{suffix}olcRootDN: cn=ppolicy,{BASE_DN}\n"), 1);
             // Hide the hashed users' state from everyone (the overlay itself reads it anyway).
             let (secrets, rest) = ("olcAccess: {0}to attrs=userPassword", "olcAccess: {1}to *");
             assert!(ldif.contains(secrets) && ldif.contains(rest), "slapd-config.ldif lost its olcAccess lines");
