@@ -209,3 +209,17 @@ fn plain_results() {
     assert_eq!(bind_outcome(49, "", &[]), BindOutcome::WrongPassword);
     assert_eq!(bind_outcome(51, "busy", &[]), BindOutcome::Other);
 }
+
+#[test]
+fn a_refused_bind_offers_the_allowance_only_where_it_helps() {
+    let refusal = |condition, bound| bind_refusal("h:389", "uid=u", condition, "result x", bound).to_string();
+    let expired = refusal(Condition::PasswordExpired, false);
+    assert!(expired.contains("it refuses binds with this one"), "{expired}");
+    assert!(refusal(Condition::MustChange, true).contains("or set sasl_ldapdb_allow_expired_password: yes"));
+    let locked = refusal(Condition::Locked, false);
+    assert_eq!(
+        locked,
+        "the account uid=u is locked (LDAP server h:389 answered the bind as it with result x); enable the account \
+         in the directory if the user should log in"
+    );
+}

@@ -339,7 +339,7 @@ impl Directory for LdapDirectory {
                 }
                 BindOutcome::Refused { condition, said } => {
                     Self::put_idle(&self.verify, live);
-                    Err(account::bind_refusal(&url.endpoint(), dn, condition, &said))
+                    Err(account::bind_refusal(&url.endpoint(), dn, condition, &said, res.rc == 0))
                 }
                 BindOutcome::Other => Err(Error::Directory(format!(
                     "LDAP server {} refused the password check bind as {dn} with result {} ({})",
