@@ -75,6 +75,9 @@ if [ ${#missing[@]} -gt 0 ]; then
     fi
 fi
 
+# 389 Directory Server for tests/ds389.rs, unpacked under target/ds389, not installed.
+"$(dirname "$0")/ds389.sh"
+
 if ! command -v cargo >/dev/null; then
     echo "deps.sh: cargo not found; install a Rust toolchain (rustup) first" >&2
     exit 1

@@ -21,6 +21,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use crate::account::AccountState;
 use crate::config::{Config, FileData, Secret, Sources, SystemSources, keys};
 use crate::core::{LookupFlags, PREFETCH, Service, Unusable};
 use crate::error::Error;
@@ -234,6 +235,9 @@ pub struct Report {
     pub mechanisms: Vec<MechRow>,
     /// With `--password-stdin`: whether the password is right for a login.
     pub password_ok: Option<bool>,
+    /// The account's state as its entry says (`usable`, `locked`, `must change password`, ...);
+    /// `None` without an entry.
+    pub account: Option<String>,
 }
 
 impl Report {
@@ -387,6 +391,7 @@ impl Report {
                 ),
             ),
             ("password_ok", self.password_ok.map_or(Json::Null, Json::Bool)),
+            ("account", opt(&self.account)),
             ("working", Json::Arr(self.working().into_iter().map(s).collect())),
             ("problems", Json::Num(self.problems() as i64)),
             ("result", s(&self.verdict())),
@@ -949,6 +954,7 @@ enum SearchOutcome {
     One {
         dn: String,
         formats: BTreeMap<String, Vec<String>>,
+        state: AccountState,
     },
     Many(Vec<String>),
     /// Cut short by the server's size limit before two entries (DNs of those that came).
@@ -1021,7 +1027,11 @@ impl Directory for Recorder {
         let result = self.inner.find(filter, attrs);
         let outcome = match &result {
             Ok(Found::None) => SearchOutcome::None,
-            Ok(Found::One(e)) => SearchOutcome::One { dn: e.dn.clone(), formats: self.formats(e) },
+            Ok(Found::One(e)) => SearchOutcome::One {
+                dn: e.dn.clone(),
+                formats: self.formats(e),
+                state: crate::account::state(e, std::time::SystemTime::now()),
+            },
             Ok(Found::Many(dns)) => SearchOutcome::Many(dns.clone()),
             Ok(Found::Unsure { dns, .. }) => SearchOutcome::Unsure(dns.clone()),
             Err(e) => SearchOutcome::Failed(e.to_string()),
@@ -1052,6 +1062,8 @@ struct Secrets {
     plain_secret: bool,
     cram_secret: bool,
     digest_secret: bool,
+    /// What refuses the account, to follow "the account" (`is locked: nsAccountLock is true ...`).
+    refused: Option<String>,
 }
 
 impl Secrets {
@@ -1101,6 +1113,7 @@ pub fn run(input: &Input) -> Result<Report, InputError> {
         properties: Vec::new(),
         mechanisms: Vec::new(),
         password_ok: None,
+        account: None,
     };
 
     // Options: each effective one, then the plugin's verdict on them.
@@ -1322,6 +1335,7 @@ fn lookup(
     let scope = config.scope.as_str();
     steps.push(Step::ok(format!("base {} ({}), scope {scope}", config.search_base, config.base_source)));
     let mut dn = None;
+    let mut account = None;
     for rec in &searches {
         steps.push(Step::ok(format!("filter as sent: {}", rec.filter)));
         let (entries, dns) = match &rec.outcome {
@@ -1331,9 +1345,10 @@ fn lookup(
                 secrets.blocked = Some(format!("the search found no entry for {}", input.user));
                 (0, Vec::new())
             }
-            SearchOutcome::One { dn: d, formats } => {
+            SearchOutcome::One { dn: d, formats, state } => {
                 steps.push(Step::ok(format!("1 entry: {d}")));
                 dn = Some((d.clone(), formats.clone()));
+                account = Some(state.clone());
                 (1, vec![d.clone()])
             }
             SearchOutcome::Many(dns) => {
@@ -1382,6 +1397,9 @@ fn lookup(
     }
     report.sections.push(Section { title: "user search".into(), steps });
     report.dn = dn.as_ref().map(|(d, _)| d.clone());
+    if let Some(state) = &account {
+        account_section(config, state, report, secrets);
+    }
 
     // The canonical name.
     let canon_plugin = opts.spelled("canon_user_plugin");
@@ -1490,6 +1508,8 @@ fn lookup(
             ));
             secrets.blocked.get_or_insert_with(|| "the entry has no password the service account can read".into());
         }
+    } else if let (Some(_), Some(Err(Error::Account { .. }))) = (&dn, &looked_up) {
+        steps.push(Step::skipped("none handed to libsasl2: ldapbind refuses the account (see account)"));
     } else if let (Some(_), Some(Err(e))) = (&dn, &looked_up) {
         steps.push(Step::from_message(&e.to_string(), "see the plugin's message above"));
         secrets.blocked.get_or_insert_with(|| "the property lookup failed".into());
@@ -1509,6 +1529,42 @@ fn lookup(
         report.sections.push(Section { title: PASSWORD.into(), steps: vec![step] });
     }
     service.directory().inner.close_all();
+}
+
+/// The stderr line `ldapbind-check` writes before it binds as the user.
+pub fn bind_warning(dn: &str) -> String {
+    format!(
+        "ldapbind-check: binding as {dn} to check the password: a wrong password counts as a failed login \
+         towards the directory's lockout (ppolicy pwdMaxFailure, 389-ds passwordMaxFailure, AD lockoutThreshold)"
+    )
+}
+
+/// What the entry says about the account, as the plugin judges it.
+fn account_section(config: &Config, state: &AccountState, report: &mut Report, secrets: &mut Secrets) {
+    let mut steps = Vec::new();
+    let refusal = state.refusal(config.allow_expired_password);
+    for f in &state.findings {
+        let text = format!("{}: {}", f.condition.word(), f.evidence());
+        if refusal.is_some() || !f.condition.is_password() {
+            steps.push(Step::problem(text, f.condition.user_fix()));
+        } else {
+            steps.push(Step::note(format!("{text}; let in by sasl_ldapdb_allow_expired_password")));
+        }
+    }
+    if let Some(f) = refusal {
+        let why = format!("{}: {}", f.condition.says(), f.evidence());
+        secrets.blocked = Some(format!("the account {why}"));
+        secrets.refused = Some(why);
+    }
+    if steps.is_empty() {
+        steps.push(Step::ok(format!(
+            "usable: none of {} says the directory refuses it (attributes the service account cannot read say \
+             nothing)",
+            crate::account::ATTRS.join(", ")
+        )));
+    }
+    report.account = Some(refusal.map_or("usable", |f| f.condition.word()).to_owned());
+    report.sections.push(Section { title: "account".into(), steps });
 }
 
 fn check_password(
@@ -1551,7 +1607,14 @@ fn check_password(
             )
         };
     }
+    if let Some(why) = &secrets.refused {
+        return Step::skipped(format!(
+            "not checked: the account {why}; no password logs in, and a bind would only count one more failed login"
+        ));
+    }
     let scheme = secrets.user_password.first().cloned();
+    // The bind is a login attempt to the directory: a wrong password counts towards its lockout.
+    eprintln!("{}", bind_warning(dn));
     match service.directory().check_password(dn, pw) {
         Ok(true) => match scheme {
             Some(scheme) => Step::problem(
@@ -1569,6 +1632,11 @@ fn check_password(
             format!("wrong password: the directory refused a bind as {dn} with it (49 invalidCredentials)"),
             "check the password (the directory itself says it is wrong)",
         ),
+        Err(e @ Error::Account { condition, .. }) => {
+            let mut step = Step::from_message(&e.to_string(), condition.user_fix());
+            step.text = format!("{}: {}", condition.word(), step.text);
+            step
+        }
         Err(e) => Step::from_message(&e.to_string(), "check the server"),
     }
 }
@@ -1589,6 +1657,9 @@ fn mechanisms(opts: &Options, selection: &Selection, s: &Secrets) -> Vec<MechRow
                 if !list.iter().any(|m| m == name) {
                     return row(MechStatus::No, format!("not in {}", opts.spelled("mech_list")));
                 }
+            }
+            if let Some(why) = &s.refused {
+                return row(MechStatus::No, format!("ldapbind refuses the account: it {why}"));
             }
             let not_asked = || format!("{aux} does not name ldapbind, so libsasl2 never asks it");
             match name {

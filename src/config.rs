@@ -34,6 +34,7 @@ pub mod keys {
     pub const TLS_CACERT: &str = "ldapdb_tls_cacert";
     pub const TLS_CERT: &str = "ldapdb_tls_cert";
     pub const TLS_KEY: &str = "ldapdb_tls_key";
+    pub const ALLOW_EXPIRED_PASSWORD: &str = "ldapdb_allow_expired_password";
     /// Every option ldapbind reads.
     pub const ALL: &[&str] = &[
         URI,
@@ -52,6 +53,7 @@ pub mod keys {
         TLS_CACERT,
         TLS_CERT,
         TLS_KEY,
+        ALLOW_EXPIRED_PASSWORD,
     ];
 }
 
@@ -294,6 +296,8 @@ pub struct Config {
     pub tls_cert: Option<CertFile>,
     pub tls_key: Option<KeyFile>,
     pub tls_reqcert: TlsReqCert,
+    /// `ldapdb_allow_expired_password`: an expired or must-change password still logs in.
+    pub allow_expired_password: bool,
     /// NOTE-level lines for init.
     pub notes: Vec<String>,
     /// WARN-level lines for init.
@@ -389,6 +393,11 @@ pub enum ConfigError {
          try (TLS when the server offers it), or remove the line for no StartTLS"
     )]
     BadStartTls { value: String },
+    #[error(
+        "sasl_ldapdb_allow_expired_password: `{value}` is not yes or no; write yes to let expired and \
+         must-change passwords log in, or remove the line (no: the directory's verdict stands)"
+    )]
+    BadAllowExpired { value: String },
     #[error(
         "sasl_ldapdb_scope: `{value}` is not base, one or sub; use sub (the default: the whole \
          subtree under the search base)"
@@ -548,6 +557,7 @@ impl<S: Sources> Parser<'_, S> {
         let filter = self.filter();
         let timeout = self.timeout(rc.as_ref());
         let tls_reqcert = rc.as_ref().and_then(|r| r.reqcert).unwrap_or(DEFAULT_TLS_REQCERT);
+        let allow_expired_password = self.allow_expired_password();
 
         self.cross_checks(&urls, &bind, starttls, tls_reqcert, tls_cacert.is_some() || tls_cert.is_some());
 
@@ -571,6 +581,7 @@ impl<S: Sources> Parser<'_, S> {
             tls_cert,
             tls_key,
             tls_reqcert,
+            allow_expired_password,
             notes: self.notes,
             warnings: self.warnings,
         })
@@ -958,6 +969,21 @@ impl<S: Sources> Parser<'_, S> {
                 wipe(&mut bytes);
                 self.errors.push(ConfigError::PasswordNotUtf8 { path });
                 None
+            }
+        }
+    }
+
+    /// A libsasl2 boolean (yes/no, on/off, true/false, 1/0); absent is no.
+    fn allow_expired_password(&mut self) -> bool {
+        let Some(value) = self.get(keys::ALLOW_EXPIRED_PASSWORD) else {
+            return false;
+        };
+        match value.to_ascii_lowercase().as_str() {
+            "yes" | "on" | "true" | "1" => true,
+            "no" | "off" | "false" | "0" => false,
+            _ => {
+                self.errors.push(ConfigError::BadAllowExpired { value });
+                false
             }
         }
     }
@@ -1669,6 +1695,18 @@ mod tests {
     }
 
     // ---- simple options ----------------------------------------------------------------------
+
+    #[test]
+    fn allow_expired_password() {
+        assert!(!ok(&minimal()).allow_expired_password);
+        assert!(ok(&minimal().set("ldapdb_allow_expired_password", "yes")).allow_expired_password);
+        assert!(ok(&minimal().set("ldapdb_allow_expired_password", " On ")).allow_expired_password);
+        assert!(!ok(&minimal().set("ldapdb_allow_expired_password", "no")).allow_expired_password);
+        assert!(
+            one_err(&minimal().set("ldapdb_allow_expired_password", "sometimes"))
+                .starts_with("sasl_ldapdb_allow_expired_password: `sometimes` is not yes or no")
+        );
+    }
 
     #[test]
     fn canon_attr() {

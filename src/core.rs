@@ -24,7 +24,8 @@ pub const CACHE_SLOTS: usize = 64;
 /// Properties fetched with every search besides the requested ones, so that the checks that
 /// follow a canonicalisation in the same login (checkpw asks for `*userPassword` and
 /// `*cmusaslsecretPLAIN`; CRAM/DIGEST/SCRAM for the password or their secrets) need no second
-/// search. Unknown attribute names are ignored by LDAP servers.
+/// search. Unknown attribute names are ignored by LDAP servers. The account state attributes
+/// ([`crate::account::ATTRS`]) are asked for too.
 pub const PREFETCH: &[&str] =
     &["userPassword", "authPassword", "cmusaslsecretPLAIN", "cmusaslsecretCRAM-MD5", "cmusaslsecretDIGEST-MD5"];
 
@@ -162,6 +163,8 @@ impl<D: Directory> Service<D> {
         if let Some(canon) = &config.canon_attr {
             base_attrs.insert(canon.to_ascii_lowercase());
         }
+        // The account's state comes with the same search (see [`crate::account::state`]).
+        base_attrs.extend(crate::account::ATTRS.iter().map(|a| a.to_ascii_lowercase()));
         Service { config, dir, cache: Mutex::new(Vec::new()), base_attrs }
     }
 
@@ -357,6 +360,27 @@ impl<D: Directory> Service<D> {
             }
             Found::One(entry) => entry,
         };
+        // The authid's account, as the directory would judge it at a bind; an authzid's
+        // account is the proxy policy's business.
+        if !flags.authzid {
+            let state = crate::account::state(entry, std::time::SystemTime::now());
+            if let Some(f) = state.refusal(self.config.allow_expired_password) {
+                if candidate.is_some() {
+                    host.prop_erase("*userPassword");
+                }
+                return Err(Error::Account {
+                    condition: f.condition,
+                    what: format!(
+                        "user {name} ({}) {}: {}; the directory would refuse a bind, so ldapbind refuses the login; \
+                         {}",
+                        entry.dn,
+                        f.condition.says(),
+                        f.evidence(),
+                        f.condition.user_fix()
+                    ),
+                });
+            }
+        }
         for req in wanted {
             let prop = req.name.strip_prefix('*').unwrap_or(&req.name);
             if let (Some(cand), true) = (&candidate, req.name == "*userPassword") {

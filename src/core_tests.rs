@@ -64,6 +64,9 @@ impl Directory for FakeDir {
     fn find(&self, filter: &str, attrs: &[String]) -> Result<Found, Error> {
         self.find_calls.set(self.find_calls.get() + 1);
         assert!(attrs.iter().any(|a| a == "userpassword"), "password always prefetched: {attrs:?}");
+        for state in crate::account::ATTRS {
+            assert!(attrs.iter().any(|a| a.eq_ignore_ascii_case(state)), "account state in the same search: {attrs:?}");
+        }
         let mut finds = self.finds.borrow_mut();
         let i = finds.iter().position(|(f, _)| f == filter).unwrap_or_else(|| panic!("unexpected search {filter}"));
         Ok(finds.remove(i).1)
@@ -502,4 +505,70 @@ proptest::proptest! {
             proptest::prop_assert_eq!(name.trim_ascii(), name.as_str());
         }
     }
+}
+
+fn john_with(attr: &str, value: &str) -> Found {
+    let Found::One(mut e) = john("dogood") else { unreachable!() };
+    e.attrs.push((attr.to_owned(), vec![value.as_bytes().to_vec()]));
+    Found::One(e)
+}
+
+#[test]
+fn a_locked_account_gets_no_password_and_names_the_attribute() {
+    for (attr, value, code, says) in [
+        ("nsAccountLock", "true", -19, "is locked: nsAccountLock is true (389-ds"),
+        ("pwdAccountLockedTime", "000001010000Z", -19, "is locked: pwdAccountLockedTime is 000001010000Z"),
+        ("userAccountControl", "514", -19, "is disabled: userAccountControl is 514"),
+        ("accountStatus", "inactive", -19, "is disabled: accountStatus is inactive (glauth"),
+        ("shadowExpire", "1", -19, "has expired: shadowExpire is 1"),
+        ("pwdReset", "TRUE", -18, "must change its password (it was reset): pwdReset is TRUE"),
+    ] {
+        let svc = Service::new(config(&[]), FakeDir::default().expect_find(JOHN_FILTER, john_with(attr, value)));
+        let host = FakeHost::requesting(&["*userPassword", "*cmusaslsecretPLAIN"]);
+        let err = svc.lookup(&host, AUTHID, b"jdoe@example.com").unwrap_err();
+        assert!(matches!(err, Error::Account { .. }), "{err:?}");
+        assert_eq!((err.sasl_code(), err.level()), (code, Level::Fail), "{attr}");
+        let msg = err.to_string();
+        assert!(msg.contains("user jdoe@example.com (cn=johndoe,ou=superheros,dc=users,dc=local)"), "{msg}");
+        assert!(msg.contains(says), "{msg}");
+        assert!(host.set.borrow().is_empty(), "{attr}: no value handed to libsasl2");
+    }
+}
+
+#[test]
+fn an_expired_password_logs_in_only_when_allowed() {
+    let svc = Service::new(config(&[]), FakeDir::default().expect_find(JOHN_FILTER, john_with("pwdReset", "TRUE")));
+    let host = FakeHost::requesting(&["*userPassword"]);
+    let err = svc.lookup(&host, AUTHID, b"jdoe@example.com").unwrap_err();
+    assert!(err.to_string().contains("sasl_ldapdb_allow_expired_password: yes"), "{err}");
+    let allow = config(&[("ldapdb_allow_expired_password", "yes")]);
+    let svc =
+        Service::new(Arc::clone(&allow), FakeDir::default().expect_find(JOHN_FILTER, john_with("pwdReset", "TRUE")));
+    let host = FakeHost::requesting(&["*userPassword"]);
+    svc.lookup(&host, AUTHID, b"jdoe@example.com").unwrap();
+    assert_eq!(host.values("*userPassword"), ["dogood"]);
+    // The allowance covers passwords, never a locked account.
+    let svc = Service::new(allow, FakeDir::default().expect_find(JOHN_FILTER, john_with("nsAccountLock", "TRUE")));
+    let host = FakeHost::requesting(&["*userPassword"]);
+    assert_eq!(svc.lookup(&host, AUTHID, b"jdoe@example.com").unwrap_err().sasl_code(), -19);
+}
+
+#[test]
+fn a_locked_account_is_refused_before_any_bind_and_the_candidate_erased() {
+    let svc =
+        Service::new(config(&[]), FakeDir::default().expect_find(JOHN_FILTER, john_with("nsAccountLock", "true")));
+    let host = FakeHost::requesting(&["*userPassword"]);
+    host.requested.borrow_mut()[0] =
+        Requested { name: "*userPassword".into(), has_values: true, first_value: Some(b"dogood".to_vec()) };
+    let verify = LookupFlags { verify_against_hash: true, ..AUTHID };
+    assert_eq!(svc.lookup(&host, verify, b"jdoe@example.com").unwrap_err().sasl_code(), -19);
+    assert_eq!(*host.erased.borrow(), ["*userPassword"]);
+}
+
+#[test]
+fn an_authzid_account_state_is_left_to_the_proxy_policy() {
+    let svc =
+        Service::new(config(&[]), FakeDir::default().expect_find(JOHN_FILTER, john_with("nsAccountLock", "true")));
+    let host = FakeHost::requesting(&["uidNumber"]);
+    svc.lookup(&host, AUTHZID, b"jdoe@example.com").unwrap();
 }

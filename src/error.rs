@@ -5,7 +5,8 @@
 use libc::c_int;
 
 use crate::ffi::sasl::{
-    SASL_BADAUTH, SASL_BADPROT, SASL_BUFOVER, SASL_CONFIGERR, SASL_FAIL, SASL_NOUSER, SASL_UNAVAIL,
+    SASL_BADAUTH, SASL_BADPROT, SASL_BUFOVER, SASL_CONFIGERR, SASL_DISABLED, SASL_EXPIRED, SASL_FAIL, SASL_NOUSER,
+    SASL_UNAVAIL,
 };
 
 /// What went wrong in one plugin call.
@@ -37,6 +38,11 @@ pub enum Error {
     /// The entry has no usable value for `ldapdb_canon_attr`.
     #[error("{what}")]
     Canon { what: String },
+
+    /// The directory refuses the user's account (locked, disabled, expired, password expired
+    /// or to be changed): said by its state attributes or by its answer to a bind as the user.
+    #[error("{what}")]
+    Account { condition: crate::account::Condition, what: String },
 
     /// The canonical name does not fit the host's buffer.
     #[error("canonical name of {len} bytes does not fit libsasl2's {max}-byte buffer")]
@@ -75,6 +81,9 @@ impl Error {
             Error::BadName { .. } => SASL_BADPROT,
             Error::NoSuchUser { .. } => SASL_NOUSER,
             Error::Ambiguous { .. } | Error::WrongPassword { .. } | Error::Canon { .. } => SASL_BADAUTH,
+            // DISABLED wins over other auxprop plugins' OK and NOUSER (auxprop.c's merge).
+            Error::Account { condition, .. } if condition.is_password() => SASL_EXPIRED,
+            Error::Account { .. } => SASL_DISABLED,
             Error::TooLong { .. } => SASL_BUFOVER,
             Error::Unavailable(_) | Error::Timeout(_) => SASL_UNAVAIL,
             Error::Host { code, .. } => *code,
@@ -98,6 +107,7 @@ impl Error {
             | Error::Ambiguous { .. }
             | Error::WrongPassword { .. }
             | Error::Canon { .. }
+            | Error::Account { .. }
             | Error::TooLong { .. } => Level::Fail,
         }
     }
@@ -117,6 +127,8 @@ mod tests {
             (Error::Ambiguous { user: s(), filter: s(), base: s(), dns: s() }, -13),
             (Error::WrongPassword { user: s(), dn: s(), why: s() }, -13),
             (Error::Canon { what: s() }, -13),
+            (Error::Account { condition: crate::account::Condition::Locked, what: s() }, -19),
+            (Error::Account { condition: crate::account::Condition::MustChange, what: s() }, -18),
             (Error::TooLong { len: 2, max: 1 }, -3),
             (Error::Unavailable(s()), -24),
             (Error::Timeout(s()), -24),

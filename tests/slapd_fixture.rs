@@ -332,3 +332,51 @@ fn a_size_limit_cuts_an_ambiguous_search_after_one_entry() {
         assert_eq!(unique.len(), 1, "{limit:?}");
     }
 }
+
+#[test]
+fn ppolicy_enforces_the_stored_state_and_hides_it_for_the_hashed_users() {
+    let slapd = Slapd::start_with(SlapdOptions { ppolicy: true, ..SlapdOptions::default() });
+    let mut conn = slapd.service_conn();
+    let attrs = ["pwdAccountLockedTime", "pwdReset"];
+    let state = |conn: &mut LdapConn, uid: &str| {
+        let found = search(conn, &format!("(uid={uid})"), &attrs).unwrap();
+        assert_eq!(found.len(), 1, "{uid}");
+        let mut a: Vec<(String, Vec<String>)> = found[0].attrs.clone().into_iter().collect();
+        a.sort();
+        a
+    };
+    let one = |k: &str, v: &str| vec![(k.to_owned(), vec![v.to_owned()])];
+    assert_eq!(state(&mut conn, PP_LOCKED.uid), one("pwdAccountLockedTime", "000001010000Z"));
+    assert_eq!(state(&mut conn, PP_RESET.uid), one("pwdReset", "TRUE"));
+    assert_eq!(state(&mut conn, PP_LOCKED_HASHED.uid), vec![], "hidden from the service account");
+    assert_eq!(state(&mut conn, PP_RESET_HASHED.uid), vec![]);
+    // The overlay refuses the locked ones' binds (49 even with the right password), lets the
+    // reset ones bind, and lets everyone else in.
+    for (dn, pw, want) in [
+        (PP_LOCKED.dn, PP_LOCKED.pw(), 49),
+        (PP_LOCKED_HASHED.dn, PP_LOCKED_HASHED.pw(), 49),
+        (SERVICE_LOCKED_DN, SERVICE_PW, 49),
+        (PP_RESET_HASHED.dn, PP_RESET_HASHED.pw(), 0),
+        (SERVICE_RESET_DN, SERVICE_PW, 0),
+        (JOHNDOE.dn, JOHNDOE.pw(), 0),
+    ] {
+        let mut as_user = slapd.connect();
+        assert_eq!(as_user.with_timeout(OP_TIMEOUT).simple_bind(dn, pw).unwrap().rc, want, "{dn}");
+    }
+    // After the reset account's bind, only a password change is allowed.
+    let mut reset = slapd.connect();
+    reset.with_timeout(OP_TIMEOUT).simple_bind(SERVICE_RESET_DN, SERVICE_PW).unwrap().success().unwrap();
+    assert_eq!(rc(search(&mut reset, "(uid=johndoe)", &["uid"])), 50);
+}
+
+#[test]
+fn account_state_entries_are_stored_as_written() {
+    let slapd =
+        Slapd::start_with(SlapdOptions { extra_ldif: Some(ACCOUNT_STATE_LDIF.into()), ..SlapdOptions::default() });
+    let mut conn = slapd.service_conn();
+    for (uid, attr) in ACCOUNT_STATE_USERS.iter().copied().chain([(STATE_FINE, "shadowExpire")]) {
+        let found = search(&mut conn, &format!("(uid={uid})"), &[attr]).unwrap();
+        assert_eq!(found.len(), 1, "{uid}");
+        assert_eq!(found[0].attrs.get(attr).map(Vec::len), Some(1), "{uid}: {attr}");
+    }
+}

@@ -10,11 +10,13 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use ldap3::controls::RawControl;
 use ldap3::{DerefAliases, LdapError, LdapResult, Scope as LdapScope, SearchEntry, SearchOptions};
 
 use super::net::Deadline;
 use super::wire::Conn;
 use super::{Directory, Entry, Found};
+use crate::account::{self, BindOutcome};
 use crate::config::{Bind, Config, Scope};
 use crate::error::Error;
 use crate::uri::{LdapUrl, Scheme};
@@ -205,11 +207,10 @@ impl LdapDirectory {
             Bind::External => conn.sasl_external_bind(deadline),
         };
         let result = result.map_err(|e| Failure::Transport(transport_error(url, "bind", cfg.timeout, e)))?;
-        match result.rc {
-            0 => Ok(()),
-            rc if passing(rc) => Err(Failure::Answer(service_bind_refused(cfg, url, &result))),
-            _ => Err(Failure::Refused(service_bind_refused(cfg, url, &result))),
-        }
+        service_bind_checked(cfg, url, &result).map_err(|e| match e {
+            Error::Unavailable(_) => Failure::Answer(e),
+            e => Failure::Refused(e),
+        })
     }
 
     /// Run `op` by the deadline of one operation: on a kept connection of `purpose` first, then
@@ -405,18 +406,35 @@ impl Directory for LdapDirectory {
             let res = conn
                 .simple_bind(dn, password, deadline)
                 .map_err(|e| Failure::Transport(transport_error(url, "password check bind", timeout, e)))?;
-            match res.rc {
-                0 => Ok((true, Keep::Yes)),
-                49 => Ok((false, Keep::Yes)),
-                rc if passing(rc) => Err(Failure::Answer(passing_result(url, "password check bind", &res))),
-                rc => Err(Failure::Refused(Error::Directory(format!(
-                    "LDAP server {} refused the password check bind as {dn} with result {rc} ({})",
+            if passing(res.rc) {
+                return Err(Failure::Answer(passing_result(url, "password check bind", &res)));
+            }
+            match account::bind_outcome(res.rc, &res.text, &raw_controls(&res)) {
+                BindOutcome::Accepted => Ok((true, Keep::Yes)),
+                BindOutcome::WrongPassword => Ok((false, Keep::Yes)),
+                // The bind succeeded; only the policy's must-change rule said no.
+                BindOutcome::Refused { condition, .. }
+                    if res.rc == 0 && condition.is_password() && self.config.allow_expired_password =>
+                {
+                    Ok((true, Keep::Yes))
+                }
+                BindOutcome::Refused { condition, said } => {
+                    Err(Failure::Refused(account::bind_refusal(&url.endpoint(), dn, condition, &said, res.rc == 0)))
+                }
+                BindOutcome::Other => Err(Failure::Refused(Error::Directory(format!(
+                    "LDAP server {} refused the password check bind as {dn} with result {} ({})",
                     url.endpoint(),
+                    res.rc,
                     res.text
                 )))),
             }
         })
     }
+}
+
+/// A result's response controls as sent, whatever ldap3 parsed of them.
+fn raw_controls(res: &LdapResult) -> Vec<RawControl> {
+    res.ctrls.iter().map(|c| c.1.clone()).collect()
 }
 
 /// Results that say "not now" or "not here" rather than "no": another server of
@@ -426,13 +444,14 @@ fn passing(rc: u32) -> bool {
     matches!(rc, 3 | 10 | 51 | 52 | 80)
 }
 
-/// The error for a service bind answered with `res` (not success): a [`passing`] result is
-/// the server's problem, anything else a refusal of the configured account.
-pub(crate) fn service_bind_refused(cfg: &Config, url: &LdapUrl, res: &LdapResult) -> Error {
+/// The service bind's answer `res`: `Ok` when bound and usable; a [`passing`] result is the
+/// server's problem ([`Error::Unavailable`]), anything else a refusal of the configured account
+/// (its password policy state included) ([`Error::Directory`]).
+pub(crate) fn service_bind_checked(cfg: &Config, url: &LdapUrl, res: &LdapResult) -> Result<(), Error> {
     if passing(res.rc) {
-        return passing_result(url, "service bind", res);
+        return Err(passing_result(url, "service bind", res));
     }
-    Error::Directory(bind_refused_message(cfg, url, res.rc, &res.text))
+    service_bind_result(cfg, url, res).map_err(Error::Directory)
 }
 
 /// The line for a [`passing`] result at `step`.
@@ -559,6 +578,28 @@ fn ldap_rc_name(rc: u32) -> &'static str {
     }
 }
 
+/// Whether the service bind that returned `res` lets ldapbind search, or why not: a bind the
+/// password policy accepted only for a password change (every search would then be refused
+/// with 53) is no success either.
+pub(crate) fn service_bind_result(cfg: &Config, url: &LdapUrl, res: &LdapResult) -> Result<(), String> {
+    match account::bind_outcome(res.rc, &res.text, &raw_controls(res)) {
+        BindOutcome::Accepted => Ok(()),
+        BindOutcome::Refused { condition, said } => {
+            let who = match &cfg.bind {
+                Bind::Simple { dn, .. } => format!("the service account {dn} (sasl_ldapdb_id)"),
+                Bind::External | Bind::Anonymous => "the service account".to_owned(),
+            };
+            Err(format!(
+                "{who} {} (LDAP server {} answered its bind with {said}); {}",
+                condition.says(),
+                url.endpoint(),
+                condition.service_fix()
+            ))
+        }
+        BindOutcome::WrongPassword | BindOutcome::Other => Err(bind_refused_message(cfg, url, res.rc, &res.text)),
+    }
+}
+
 pub(crate) fn bind_refused_message(cfg: &Config, url: &LdapUrl, rc: u32, text: &str) -> String {
     let server = url.endpoint();
     let detail = if text.is_empty() { String::new() } else { format!(": {text}") };
@@ -655,6 +696,54 @@ mod tests {
         assert_eq!(ldap_rc_name(11), "adminLimitExceeded");
         assert_eq!(ldap_rc_name(80), "other");
         assert_eq!(ldap_rc_name(4242), "unknown result code");
+    }
+
+    struct Opts;
+    impl crate::config::Sources for Opts {
+        fn option(&self, key: &str) -> Option<String> {
+            match key {
+                "ldapdb_uri" => Some("ldap://127.0.0.1:3893/dc=users,dc=local".into()),
+                "ldapdb_id" => Some("cn=cyrus,ou=machines,dc=users,dc=local".into()),
+                "ldapdb_pw" => Some("cyrus".into()),
+                _ => None,
+            }
+        }
+        fn read_file(&self, path: &std::path::Path) -> std::io::Result<crate::config::FileData> {
+            Err(std::io::Error::new(std::io::ErrorKind::NotFound, path.display().to_string()))
+        }
+    }
+
+    #[test]
+    fn a_service_account_in_a_policy_state_gets_the_policy_fix() {
+        let cfg = Config::from_sources(&Opts).unwrap();
+        let url = &cfg.urls[0];
+        let res = |rc: u32, text: &str, ctrls: Vec<ldap3::controls::Control>| LdapResult {
+            rc,
+            matched: String::new(),
+            text: text.into(),
+            refs: Vec::new(),
+            ctrls,
+        };
+        assert_eq!(service_bind_result(&cfg, url, &res(0, "", Vec::new())), Ok(()));
+        let locked =
+            service_bind_result(&cfg, url, &res(53, "Account inactivated. Contact system administrator.", vec![]))
+                .unwrap_err();
+        assert!(
+            locked.starts_with("the service account cn=cyrus,ou=machines,dc=users,dc=local (sasl_ldapdb_id) is locked")
+                && locked.contains("Account inactivated")
+                && locked.contains("exempt it from the password policy")
+                && !locked.contains("check sasl_ldapdb_id and sasl_ldapdb_pw"),
+            "{locked}"
+        );
+        // Bound, but only to change its password: every search would be refused.
+        let expired = ldap3::controls::Control(
+            None,
+            RawControl { ctype: account::NETSCAPE_EXPIRED_OID.into(), crit: false, val: Some(b"0".to_vec()) },
+        );
+        let must = service_bind_result(&cfg, url, &res(0, "", vec![expired])).unwrap_err();
+        assert!(must.contains("must change its password") && must.contains("set a new password for it"), "{must}");
+        let wrong = service_bind_result(&cfg, url, &res(49, "", Vec::new())).unwrap_err();
+        assert!(wrong.contains("check sasl_ldapdb_id and sasl_ldapdb_pw"), "{wrong}");
     }
 
     #[test]

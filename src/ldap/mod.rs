@@ -43,7 +43,10 @@ pub trait Directory {
     /// Search the configured base with `filter` (already escaped), returning `attrs`.
     fn find(&self, filter: &str, attrs: &[String]) -> Result<Found, crate::error::Error>;
     /// Whether `password` is right for `dn`, by a simple bind on a connection that is never
-    /// used for anything else. `Ok(false)` for wrong credentials; `Err` when the check could
-    /// not be made.
+    /// used for anything else. `Ok(false)` for wrong credentials; `Err(Error::Account)` when the
+    /// directory refuses the account itself (locked, disabled, expired, password expired or to
+    /// be changed, also after a bind that succeeded only for a password change: see
+    /// [`crate::account::bind_outcome`]), a user's refusal at `FAIL`; other `Err`s when the
+    /// check could not be made.
     fn check_password(&self, dn: &str, password: &str) -> Result<bool, crate::error::Error>;
 }

@@ -4,7 +4,7 @@
 //!
 //! It connects the way [`super::client::LdapDirectory`] does ([`net::resolve`],
 //! [`net::connect_addrs`], [`crate::tls::connect_on`], one deadline, the same TLS configuration)
-//! and reports with the same one-line messages ([`transport_error`], [`service_bind_refused`]),
+//! and reports with the same one-line messages ([`transport_error`], [`service_bind_checked`]),
 //! but keeps nothing: every probe opens its
 //! own connection and closes it. The plugin never calls this module.
 
@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use ldap3::LdapError;
 use rustls::ClientConfig;
 
-use super::client::{service_bind_refused, transport_error};
+use super::client::{service_bind_checked, transport_error};
 use super::net::{self, Deadline};
 use super::wire::Conn;
 use crate::config::{Bind, Config};
@@ -199,7 +199,9 @@ fn service_bind(cfg: &Config, url: &LdapUrl, conn: &mut Conn, deadline: Deadline
     };
     match result {
         Err(e) => Outcome::Failed(transport_error(url, "bind", cfg.timeout, e)),
-        Ok(res) if res.rc == 0 => Outcome::Ok(format!("bound {who}")),
-        Ok(res) => Outcome::Failed(service_bind_refused(cfg, url, &res)),
+        Ok(res) => match service_bind_checked(cfg, url, &res) {
+            Ok(()) => Outcome::Ok(format!("bound {who}")),
+            Err(e) => Outcome::Failed(e),
+        },
     }
 }

@@ -128,8 +128,12 @@ impl Conn {
         }
     }
 
+    /// A simple bind that asks for the password policy response control (servers answer with it
+    /// only when asked), so [`crate::account::bind_outcome`] can tell a locked or expired account.
     pub fn simple_bind(&mut self, dn: &str, password: &str, deadline: Deadline) -> Ldap3Result<LdapResult> {
-        self.call(deadline, |mut ldap| async move { ldap.simple_bind(dn, password).await })
+        self.call(deadline, |mut ldap| async move {
+            ldap.with_controls(crate::account::ppolicy_request()).simple_bind(dn, password).await
+        })
     }
 
     pub fn sasl_external_bind(&mut self, deadline: Deadline) -> Ldap3Result<LdapResult> {

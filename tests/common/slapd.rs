@@ -159,6 +159,209 @@ pub const NOPASS: TestUser = TestUser {
 };
 pub const ALL_USERS: [TestUser; 8] = [JOHNDOE, ALICE, OBRIEN, SSHA_USER, CRYPT_USER, TWIN_A, TWIN_B, NOPASS];
 
+/// The default password policy of [`SlapdOptions::ppolicy`].
+pub const PPOLICY_DEFAULT_DN: &str = "cn=default,ou=policies,dc=users,dc=local";
+/// Locked by an administrator (`pwdAccountLockedTime: 000001010000Z`); cleartext password.
+pub const PP_LOCKED: TestUser = TestUser {
+    uid: "pplocked",
+    mail: "pplocked@example.com",
+    dn: "cn=pplocked,ou=superheros,dc=users,dc=local",
+    password: Some("locked-pw"),
+    stored: Some("locked-pw"),
+};
+/// Reset by an administrator, must change (`pwdReset: TRUE`); cleartext password.
+pub const PP_RESET: TestUser = TestUser {
+    uid: "ppreset",
+    mail: "ppreset@example.com",
+    dn: "cn=ppreset,ou=superheros,dc=users,dc=local",
+    password: Some("reset-pw"),
+    stored: Some("reset-pw"),
+};
+/// [`PP_LOCKED`] with the `{SSHA}` password of [`SSHA_USER`] ("sesame"): only a bind checks it.
+pub const PP_LOCKED_HASHED: TestUser = TestUser {
+    uid: "pplockedhashed",
+    mail: "pplockedhashed@example.com",
+    dn: "cn=pplockedhashed,ou=superheros,dc=users,dc=local",
+    password: Some("sesame"),
+    stored: Some("{SSHA}J7T6T1SDhrQKVYIM81oPpitKmTG3kgTn"),
+};
+/// [`PP_RESET`] with the `{SSHA}` password of [`SSHA_USER`] ("sesame").
+pub const PP_RESET_HASHED: TestUser = TestUser {
+    uid: "ppresethashed",
+    mail: "ppresethashed@example.com",
+    dn: "cn=ppresethashed,ou=superheros,dc=users,dc=local",
+    password: Some("sesame"),
+    stored: Some("{SSHA}J7T6T1SDhrQKVYIM81oPpitKmTG3kgTn"),
+};
+/// Service accounts of [`SlapdOptions::ppolicy`] (password [`SERVICE_PW`]) that the policy
+/// refuses: locked by an administrator, and reset (a bind succeeds, then every search is
+/// refused until the password is changed).
+pub const SERVICE_LOCKED_DN: &str = "cn=cyrus-locked,ou=machines,dc=users,dc=local";
+pub const SERVICE_RESET_DN: &str = "cn=cyrus-reset,ou=machines,dc=users,dc=local";
+/// The policy entry, users and service accounts of [`SlapdOptions::ppolicy`]; `pwdAccountLockedTime` and
+/// `pwdReset` are the overlay's operational attributes, which slapadd stores as written.
+pub const PPOLICY_LDIF: &str = "\
+dn: ou=policies,dc=users,dc=local
+objectClass: organizationalUnit
+ou: policies
+
+dn: cn=default,ou=policies,dc=users,dc=local
+objectClass: device
+objectClass: pwdPolicy
+cn: default
+pwdAttribute: userPassword
+pwdLockout: TRUE
+pwdMaxFailure: 3
+pwdMustChange: TRUE
+
+dn: cn=cyrus-locked,ou=machines,dc=users,dc=local
+objectClass: organizationalRole
+objectClass: simpleSecurityObject
+cn: cyrus-locked
+userPassword: cyrus
+pwdAccountLockedTime: 000001010000Z
+
+dn: cn=cyrus-reset,ou=machines,dc=users,dc=local
+objectClass: organizationalRole
+objectClass: simpleSecurityObject
+cn: cyrus-reset
+userPassword: cyrus
+pwdReset: TRUE
+
+dn: cn=pplocked,ou=superheros,dc=users,dc=local
+objectClass: inetOrgPerson
+cn: pplocked
+sn: Locked
+uid: pplocked
+mail: pplocked@example.com
+userPassword: locked-pw
+pwdAccountLockedTime: 000001010000Z
+
+dn: cn=ppreset,ou=superheros,dc=users,dc=local
+objectClass: inetOrgPerson
+cn: ppreset
+sn: Reset
+uid: ppreset
+mail: ppreset@example.com
+userPassword: reset-pw
+pwdReset: TRUE
+
+dn: cn=pplockedhashed,ou=superheros,dc=users,dc=local
+objectClass: inetOrgPerson
+cn: pplockedhashed
+sn: Locked
+uid: pplockedhashed
+mail: pplockedhashed@example.com
+userPassword: {SSHA}J7T6T1SDhrQKVYIM81oPpitKmTG3kgTn
+pwdAccountLockedTime: 000001010000Z
+
+dn: cn=ppresethashed,ou=superheros,dc=users,dc=local
+objectClass: inetOrgPerson
+cn: ppresethashed
+sn: Reset
+uid: ppresethashed
+mail: ppresethashed@example.com
+userPassword: {SSHA}J7T6T1SDhrQKVYIM81oPpitKmTG3kgTn
+pwdReset: TRUE
+";
+
+/// Account state in the words of 389-ds, Active Directory, glauth and posix, for
+/// [`SlapdOptions::extra_ldif`] (attributes from the test schema's `ldapbindAccountState`, and
+/// `shadowAccount`). Each user's cleartext password is `<uid>-pw`; every one but
+/// [`STATE_FINE`] is refused by ldapbind: (uid, attribute that says so).
+pub const ACCOUNT_STATE_USERS: [(&str, &str); 7] = [
+    ("dslocked", "nsAccountLock"),
+    ("dsexpired", "passwordExpirationTime"),
+    ("addisabled", "userAccountControl"),
+    ("adexpired", "accountExpires"),
+    ("adlockedout", "lockoutTime"),
+    ("glauthinactive", "accountStatus"),
+    ("shadowexpired", "shadowExpire"),
+];
+/// Carries every state attribute with a value that means "fine": logs in with `statefine-pw`.
+pub const STATE_FINE: &str = "statefine";
+pub const ACCOUNT_STATE_LDIF: &str = "\
+dn: cn=dslocked,ou=superheros,dc=users,dc=local
+objectClass: inetOrgPerson
+objectClass: ldapbindAccountState
+cn: dslocked
+sn: Locked
+uid: dslocked
+userPassword: dslocked-pw
+nsAccountLock: true
+
+dn: cn=dsexpired,ou=superheros,dc=users,dc=local
+objectClass: inetOrgPerson
+objectClass: ldapbindAccountState
+cn: dsexpired
+sn: Expired
+uid: dsexpired
+userPassword: dsexpired-pw
+passwordExpirationTime: 20200101000000Z
+
+dn: cn=addisabled,ou=superheros,dc=users,dc=local
+objectClass: inetOrgPerson
+objectClass: ldapbindAccountState
+cn: addisabled
+sn: Disabled
+uid: addisabled
+userPassword: addisabled-pw
+userAccountControl: 514
+
+dn: cn=adexpired,ou=superheros,dc=users,dc=local
+objectClass: inetOrgPerson
+objectClass: ldapbindAccountState
+cn: adexpired
+sn: Expired
+uid: adexpired
+userPassword: adexpired-pw
+accountExpires: 132223104000000000
+
+dn: cn=adlockedout,ou=superheros,dc=users,dc=local
+objectClass: inetOrgPerson
+objectClass: ldapbindAccountState
+cn: adlockedout
+sn: LockedOut
+uid: adlockedout
+userPassword: adlockedout-pw
+lockoutTime: 133000000000000000
+
+dn: cn=glauthinactive,ou=superheros,dc=users,dc=local
+objectClass: inetOrgPerson
+objectClass: ldapbindAccountState
+cn: glauthinactive
+sn: Inactive
+uid: glauthinactive
+userPassword: glauthinactive-pw
+accountStatus: inactive
+
+dn: cn=shadowexpired,ou=superheros,dc=users,dc=local
+objectClass: inetOrgPerson
+objectClass: shadowAccount
+cn: shadowexpired
+sn: Expired
+uid: shadowexpired
+userPassword: shadowexpired-pw
+shadowExpire: 1
+
+dn: cn=statefine,ou=superheros,dc=users,dc=local
+objectClass: inetOrgPerson
+objectClass: ldapbindAccountState
+objectClass: shadowAccount
+cn: statefine
+sn: Fine
+uid: statefine
+userPassword: statefine-pw
+nsAccountLock: false
+passwordExpirationTime: 29990101000000Z
+userAccountControl: 66048
+accountExpires: 9223372036854775807
+lockoutTime: 0
+pwdLastSet: 133000000000000000
+accountStatus: active
+shadowExpire: -1
+";
+
 /// Entries whose stored values no login may use as they are, for [`SlapdOptions::extra_ldif`]
 /// (they are not in `users.ldif`, so [`ALL_USERS`] and the other tests never meet them). slapd
 /// stores each value as written (base64 LDIF for the NUL bytes, control and padding):
@@ -430,6 +633,14 @@ pub struct SlapdOptions {
     /// A server-side limit on the entries one search returns (see [`SizeLimit`]); `None`: slapd's
     /// default (500), which never cuts a user search short.
     pub size_limit: Option<SizeLimit>,
+    /// OpenLDAP's password policy: the `ppolicy` overlay on the users' database (its schema is
+    /// built into the 2.5 module) with [`PPOLICY_DEFAULT_DN`] as the default policy (lockout
+    /// after 3 failures, written as `pwdAccountLockedTime`; must change after a reset; the lock
+    /// reported in the response control),
+    /// and the users and service accounts of [`PPOLICY_LDIF`]. The state attributes of the
+    /// `*hashed` users are hidden from the service account by an ACL, so that only a bind as
+    /// them learns it (the bind path). `false`: no password policy.
+    pub ppolicy: bool,
 }
 
 /// Where [`SlapdOptions::size_limit`] applies.
@@ -444,7 +655,14 @@ pub enum SizeLimit {
 
 impl Default for SlapdOptions {
     fn default() -> Self {
-        SlapdOptions { stats_log: true, tls: None, extra_ldif: None, ldapdb_compat: false, size_limit: None }
+        SlapdOptions {
+            stats_log: true,
+            tls: None,
+            extra_ldif: None,
+            ldapdb_compat: false,
+            size_limit: None,
+            ppolicy: false,
+        }
     }
 }
 
@@ -833,6 +1051,10 @@ impl Slapd {
             fs::create_dir(dir.join(sub)).expect("create a temp subdir");
         }
         let mut users = USERS_LDIF.to_owned();
+        if self.opts.ppolicy {
+            users.push('\n');
+            users.push_str(PPOLICY_LDIF);
+        }
         if let Some(extra) = &self.opts.extra_ldif {
             users.push('\n');
             users.push_str(extra);
@@ -871,6 +1093,32 @@ impl Slapd {
     /// and the limit of [`SlapdOptions::size_limit`] to the users' database.
     fn config_ldif(&self, dir: &str) -> String {
         let mut ldif = CONFIG_LDIF.replace("@DIR@", dir);
+        if self.opts.ppolicy {
+            let anchor = "olcModuleLoad: back_mdb\n";
+            assert!(ldif.contains(anchor), "slapd-config.ldif lost its `{anchor}` line");
+            ldif = ldif.replacen(anchor, &format!("{anchor}olcModuleLoad: ppolicy\n"), 1);
+            // The overlay writes lockouts as the database's root DN (without one, the write is
+            // refused with 50 and no lockout happens); it has no password, so nobody binds as it.
+            let suffix = "olcSuffix: dc=users,dc=local\n";
+            assert!(ldif.contains(suffix), "slapd-config.ldif lost its `{suffix}` line");
+            ldif = ldif.replacen(suffix, &format!("{suffix}olcRootDN: cn=ppolicy,{BASE_DN}\n"), 1);
+            // Hide the hashed users' state from everyone (the overlay itself reads it anyway).
+            let (secrets, rest) = ("olcAccess: {0}to attrs=userPassword", "olcAccess: {1}to *");
+            assert!(ldif.contains(secrets) && ldif.contains(rest), "slapd-config.ldif lost its olcAccess lines");
+            ldif = ldif.replacen(rest, "olcAccess: {2}to *", 1).replacen(
+                secrets,
+                &format!(
+                    "olcAccess: {{0}}to dn.regex=\"^cn=pp[a-z]+hashed,{USERS_DN}$\" \
+                     attrs=pwdAccountLockedTime,pwdReset by * none\nolcAccess: {{1}}to attrs=userPassword"
+                ),
+                1,
+            );
+            ldif.push_str(&format!(
+                "\ndn: olcOverlay={{0}}ppolicy,olcDatabase={{1}}mdb,cn=config\nobjectClass: olcOverlayConfig\n\
+                 objectClass: olcPPolicyConfig\nolcOverlay: {{0}}ppolicy\nolcPPolicyDefault: {PPOLICY_DEFAULT_DN}\n\
+                 olcPPolicyUseLockout: TRUE\n"
+            ));
+        }
         if let Some(limit) = self.opts.size_limit {
             let attr = match limit {
                 SizeLimit::Database(n) => format!("olcSizeLimit: {n}\n"),
