@@ -1017,8 +1017,9 @@ impl Secrets {
     }
 }
 
-/// Run every step for `input`.
-pub fn run(input: &Input) -> Result<Report, InputError> {
+/// The options of `input` (file, then `-o`), as libsasl2 would hand them to the plugin: the one
+/// reader behind ldapbind-check and ldapbind-authd. The steps are what reading found.
+fn load(input: &Input) -> Result<(Options, Vec<Step>), InputError> {
     for (k, _) in &input.overrides {
         if option_key(k).is_none() {
             return Err(InputError(format!(
@@ -1028,8 +1029,38 @@ pub fn run(input: &Input) -> Result<Report, InputError> {
             )));
         }
     }
-    let mut option_steps = Vec::new();
-    let opts = read_options(input, &mut option_steps)?;
+    let mut steps = Vec::new();
+    let opts = read_options(input, &mut steps)?;
+    Ok((opts, steps))
+}
+
+/// What ldapbind-authd reads: the plugin's configuration from the same options ldapbind-check
+/// reads ([`load`]), with the problems reading found (one line each, cause and fix).
+pub struct Loaded {
+    /// The plugin's parse, or its error lines.
+    pub config: Result<Config, Vec<String>>,
+    /// Problems in the files (keys set twice, stray names), as "cause; fix" lines.
+    pub problems: Vec<String>,
+}
+
+/// Read `input`'s options and parse them with the plugin's parser.
+pub fn read_config(input: &Input) -> Result<Loaded, InputError> {
+    let (opts, steps) = load(input)?;
+    let problems = steps
+        .into_iter()
+        .filter(|s| s.status == Status::Problem)
+        .map(|s| match s.fix {
+            Some(fix) => format!("{}; {fix}", s.text),
+            None => s.text,
+        })
+        .collect();
+    let config = Config::from_sources(&CheckSources(&opts)).map_err(|e| e.0.iter().map(ToString::to_string).collect());
+    Ok(Loaded { config, problems })
+}
+
+/// Run every step for `input`.
+pub fn run(input: &Input) -> Result<Report, InputError> {
+    let (opts, mut option_steps) = load(input)?;
     let service = input.service.trim().to_ascii_lowercase();
     let source = match (&input.conf, input.overrides.is_empty()) {
         (Some(ConfFile::Imapd(p)), _) => format!("{} (imapd.conf, service {service})", p.display()),

@@ -76,7 +76,7 @@ pub struct Service<D> {
 }
 
 /// A name as it may be sent to the directory.
-fn checked_name(input: &[u8]) -> Result<String, Error> {
+pub(crate) fn checked_name(input: &[u8]) -> Result<String, Error> {
     let shown = || format!("{:?}", String::from_utf8_lossy(&input[..input.len().min(64)]));
     let text = std::str::from_utf8(input).map_err(|_| Error::BadName { shown: shown(), why: "not valid UTF-8" })?;
     if text.contains('\0') {

@@ -24,6 +24,7 @@
     )
 )]
 
+pub mod authd;
 pub mod check;
 pub mod config;
 pub mod core;

@@ -6,4 +6,5 @@ pub mod boundary;
 pub mod bytes;
 pub mod hostlog;
 pub mod sasl;
+pub mod signals;
 pub mod utils;
