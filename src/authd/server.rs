@@ -59,11 +59,24 @@ struct Conn {
     stream: UnixStream,
     deadline: Instant,
     answered: AtomicBool,
+    /// A worker took it.
+    picked: AtomicBool,
     /// "login NAME (service S)" once the request was read.
     who: Mutex<Option<String>>,
 }
 
 impl Conn {
+    fn new(id: u64, stream: UnixStream, deadline: Instant) -> Conn {
+        Conn {
+            id,
+            stream,
+            deadline,
+            answered: AtomicBool::new(false),
+            picked: AtomicBool::new(false),
+            who: Mutex::new(None),
+        }
+    }
+
     /// Send `answer` unless someone already did.
     fn answer(&self, answer: &str) -> bool {
         if self.answered.swap(true, Ordering::AcqRel) {
@@ -99,6 +112,7 @@ impl Shared {
 }
 
 fn handle(shared: &Shared, conn: &Conn) {
+    conn.picked.store(true, Ordering::Release);
     let mut stream = match conn.stream.try_clone() {
         Ok(s) => s,
         Err(e) => {
@@ -188,12 +202,14 @@ fn watchdog(shared: Arc<Shared>) {
                         );
                     }
                 }
-                None => {
-                    // Never read (queued behind busy workers, or the client sent nothing).
-                    if !conn.answered.swap(true, Ordering::AcqRel) {
-                        let _ = conn.stream.shutdown(std::net::Shutdown::Both);
+                // Still waiting for a worker: the directory is too slow for the load.
+                None if !conn.picked.load(Ordering::Acquire) => {
+                    if conn.answer("NO busy") {
+                        note_busy(&shared);
                     }
                 }
+                // The client has not sent its request yet: its reader drops it.
+                None => {}
             }
         }
         if shared.stopping.load(Ordering::Acquire) && shared.in_flight.load(Ordering::Acquire) == 0 {
@@ -202,11 +218,14 @@ fn watchdog(shared: Arc<Shared>) {
     }
 }
 
-/// Say that connections were refused for lack of workers, at most once a second.
+/// Refuse a connection at once for lack of workers.
 fn refuse_busy(shared: &Shared, stream: UnixStream) {
-    let conn =
-        Conn { id: 0, stream, deadline: Instant::now(), answered: AtomicBool::new(false), who: Mutex::new(None) };
-    conn.answer("NO busy");
+    Conn::new(0, stream, Instant::now()).answer("NO busy");
+    note_busy(shared);
+}
+
+/// Say that connections were refused for lack of workers, at most once a second.
+fn note_busy(shared: &Shared) {
     let n = shared.busy_refused.fetch_add(1, Ordering::AcqRel) + 1;
     let mut last = lock(&shared.busy_logged);
     if last.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
@@ -214,7 +233,7 @@ fn refuse_busy(shared: &Shared, stream: UnixStream) {
         shared.busy_refused.store(0, Ordering::Release);
         log::error!(
             target: "ldapbind",
-            "refused {n} connection(s) at once: all {WORKERS} workers busy and {QUEUE} waiting; \
+            "refused {n} connection(s): all {WORKERS} workers busy and {QUEUE} waiting (or none free in time); \
              the directory is slow or the load is higher than it can answer"
         );
     }
@@ -305,13 +324,8 @@ pub fn run(socket: PathBuf, load: Loader, signals: Signals) -> Result<(), String
             refuse_busy(&shared, stream);
             continue;
         }
-        let conn = Arc::new(Conn {
-            id: shared.next_id.fetch_add(1, Ordering::Relaxed),
-            stream,
-            deadline: Instant::now() + shared.timeout() + MARGIN,
-            answered: AtomicBool::new(false),
-            who: Mutex::new(None),
-        });
+        let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
+        let conn = Arc::new(Conn::new(id, stream, Instant::now() + shared.timeout() + MARGIN));
         lock(&shared.watched).push(Arc::clone(&conn));
         if tx.send(conn).is_err() {
             break;

@@ -125,7 +125,14 @@ impl<D: Directory> Verifier<D> {
             }
             Ok(Found::One(entry)) => entry.dn,
         };
-        match self.dir.check_password(&dn, password) {
+        // A kept user-bind connection that died while idle (directory restarted) fails once
+        // without the server having been asked; the failed connection is dropped, so one more
+        // try runs on a fresh one. (Issue 10 moves this retry into the pool itself.)
+        let checked = match self.dir.check_password(&dn, password) {
+            Err(Error::Unavailable(_)) => self.dir.check_password(&dn, password),
+            other => other,
+        };
+        match checked {
             Ok(true) => Ok(dn),
             Ok(false) => Err(Refusal::WrongPassword(format!("wrong password (the bind as {dn} returned 49)"))),
             Err(Error::Directory(text)) => match ad_reason(&text) {

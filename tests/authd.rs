@@ -1,0 +1,410 @@
+//! ldapbind-authd against a real slapd whose passwords nobody may read (glauth-true), asked by
+//! Debian's testsaslauthd, by real libsasl2 and by raw sockets sending malformed requests.
+mod common;
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::imapd::wait_bounded;
+use common::slapd::{self, CRYPT_USER, JOHNDOE, SSHA_USER, Slapd, SlapdOptions, TWIN_A};
+
+const BIN: &str = env!("CARGO_BIN_EXE_ldapbind-authd");
+const TESTSASLAUTHD: &str = "/usr/sbin/testsaslauthd";
+/// sasl_ldapdb_timeout of the daemon under test.
+const TIMEOUT: Duration = Duration::from_secs(1);
+/// The daemon's margin (server::MARGIN) and some scheduling slack for a loaded machine.
+const SLACK: Duration = Duration::from_millis(700);
+
+fn glauth_like() -> Slapd {
+    Slapd::start_with(SlapdOptions { hidden_passwords: true, ..SlapdOptions::default() })
+}
+
+/// The options the daemon reads, as a SASL application config.
+fn conf_for(slapd: &Slapd) -> String {
+    format!(
+        "ldapdb_uri: {}/{}\nldapdb_id: {}\nldapdb_pw: {}\nldapdb_timeout: {}\n",
+        slapd.url(),
+        slapd::BASE_DN,
+        slapd::SERVICE_DN,
+        slapd::SERVICE_PW,
+        TIMEOUT.as_secs()
+    )
+}
+
+struct Authd {
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+}
+
+impl Authd {
+    fn start(conf: &str) -> Authd {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("app.conf"), conf).unwrap();
+        let mut a = Authd { dir, child: None };
+        a.child = Some(a.spawn());
+        a.wait_ready();
+        a
+    }
+
+    fn spawn(&self) -> Child {
+        let log = fs::OpenOptions::new().create(true).append(true).open(self.log_path()).unwrap();
+        Command::new(BIN)
+            .arg("--sasl-conf")
+            .arg(self.dir.path().join("app.conf"))
+            .arg("--socket")
+            .arg(self.socket())
+            .arg("-d")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap()
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !self.log().contains(" listening on ") {
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("ldapbind-authd exited ({status}):\n{}", self.log());
+            }
+            assert!(Instant::now() < deadline, "ldapbind-authd did not start:\n{}", self.log());
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn socket(&self) -> PathBuf {
+        self.dir.path().join("mux")
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.dir.path().join("authd.log")
+    }
+
+    fn log(&self) -> String {
+        fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    fn pid(&self) -> i32 {
+        self.child.as_ref().unwrap().id() as i32
+    }
+
+    fn signal(&self, sig: i32) {
+        // SAFETY: kill(2) on our own unreaped child.
+        assert_eq!(unsafe { libc::kill(self.pid(), sig) }, 0);
+    }
+
+    /// SIGTERM and the exit status, within `within`.
+    fn terminate(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        self.signal(libc::SIGTERM);
+        let status = wait_bounded(self.child.as_mut().unwrap(), within);
+        if status.is_some() {
+            self.child = None;
+        }
+        status
+    }
+
+    fn rewrite_conf(&self, conf: &str) {
+        fs::write(self.dir.path().join("app.conf"), conf).unwrap();
+    }
+
+    /// Wait until the log has `needle` `times` times.
+    fn wait_log(&self, needle: &str, times: usize) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if self.log().matches(needle).count() >= times {
+                return true;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+}
+
+impl Drop for Authd {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if thread::panicking() {
+            eprintln!("--- ldapbind-authd log ---\n{}", self.log());
+        }
+    }
+}
+
+/// One request as libsasl2 writes it; the answer and how long it took.
+fn ask(socket: &Path, login: &str, password: &str, service: &str, realm: &str) -> (String, Duration) {
+    let t = Instant::now();
+    let mut s = UnixStream::connect(socket).unwrap();
+    // A connection refused at once for lack of workers may be answered and closed before the
+    // request is written (EPIPE); its answer is still there to read.
+    let _ = s.write_all(&ldapbind::authd::protocol::encode_request([
+        login.as_bytes(),
+        password.as_bytes(),
+        service.as_bytes(),
+        realm.as_bytes(),
+    ]));
+    let answer = ldapbind::authd::protocol::read_answer(&mut s, Duration::from_secs(10)).expect("an answer");
+    (answer, t.elapsed())
+}
+
+/// Debian's testsaslauthd: its exit status and output.
+fn testsaslauthd(socket: &Path, user: &str, password: &str) -> (bool, String) {
+    let out = Command::new(TESTSASLAUTHD)
+        .args(["-u", user, "-p", password, "-s", "imap", "-f"])
+        .arg(socket)
+        .output()
+        .unwrap();
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+#[test]
+fn testsaslauthd_right_wrong_empty_unknown_on_a_directory_that_hides_passwords() {
+    let slapd = glauth_like();
+    let authd = Authd::start(&conf_for(&slapd));
+    let sock = authd.socket();
+    // The service account really cannot read a password here.
+    assert!(!slapd.log_text().is_empty());
+    for (user, pw) in [(JOHNDOE.uid, JOHNDOE.pw()), (JOHNDOE.mail, JOHNDOE.pw()), (SSHA_USER.uid, SSHA_USER.pw())] {
+        let (ok, out) = testsaslauthd(&sock, user, pw);
+        assert!(ok && out.contains("OK"), "{user}: {out}");
+    }
+    let (ok, out) = testsaslauthd(&sock, CRYPT_USER.mail, CRYPT_USER.pw());
+    assert!(ok, "{out}");
+    let (ok, out) = testsaslauthd(&sock, JOHNDOE.uid, "wrong");
+    assert!(!ok && out.contains("NO"), "{out}");
+    assert!(authd.wait_log(&format!("login {} (service imap) refused: wrong password", JOHNDOE.uid), 1));
+    let (ok, _) = testsaslauthd(&sock, "nobody-here", "x");
+    assert!(!ok);
+    assert!(authd.wait_log("login nobody-here (service imap) refused: unknown user", 1));
+    // Ambiguous: the shared mail matches two entries.
+    let (ok, _) = testsaslauthd(&sock, slapd::SHARED_MAIL, TWIN_A.pw());
+    assert!(!ok);
+    assert!(authd.wait_log("refused: ambiguous", 1));
+    // Empty password: NO, and no bind reaches the directory.
+    let mark = slapd.mark();
+    let (answer, _) = ask(&sock, JOHNDOE.uid, "", "imap", "");
+    assert!(answer.starts_with("NO"), "{answer}");
+    assert!(authd.wait_log("empty password", 1));
+    assert_eq!(slapd.ops_since(&mark).binds, 0);
+    assert!(!authd.log().contains(JOHNDOE.pw()), "a password was logged:\n{}", authd.log());
+}
+
+#[test]
+fn a_login_split_at_the_at_sign_is_put_back_together() {
+    let slapd = glauth_like();
+    let authd = Authd::start(&conf_for(&slapd));
+    // What libsasl2 sends for jdoe@example.com: login and realm apart.
+    let (local, domain) = JOHNDOE.mail.split_once('@').unwrap();
+    let (answer, _) = ask(&authd.socket(), local, JOHNDOE.pw(), "imap", domain);
+    assert_eq!(answer, "OK");
+    let (answer, _) = ask(&authd.socket(), JOHNDOE.uid, JOHNDOE.pw(), "imap", "");
+    assert_eq!(answer, "OK");
+}
+
+#[test]
+fn malformed_requests_are_answered_or_dropped_in_time_and_the_daemon_goes_on() {
+    let slapd = glauth_like();
+    let authd = Authd::start(&conf_for(&slapd));
+    let sock = authd.socket();
+    let mark = slapd.mark();
+    let raw = |bytes: &[u8], shut: bool| -> (Option<String>, Duration) {
+        let t = Instant::now();
+        let mut s = UnixStream::connect(&sock).unwrap();
+        let _ = s.write_all(bytes);
+        if shut {
+            let _ = s.shutdown(std::net::Shutdown::Write);
+        }
+        let answer = ldapbind::authd::protocol::read_answer(&mut s, Duration::from_secs(10)).ok();
+        (answer, t.elapsed())
+    };
+    let enc = ldapbind::authd::protocol::encode_request;
+    let big = vec![b'a'; 65535];
+    let cases: Vec<(&str, Vec<u8>, bool, Option<&str>)> = vec![
+        ("length past the data", vec![0, 200, b'j', b'd'], true, None),
+        ("zero-length fields", enc([b"", b"", b"", b""]), false, Some("NO")),
+        ("64 KiB login", enc([&big, b"pw", b"imap", b""]), false, Some("NO")),
+        ("64 KiB password", enc([b"johndoe", &big, b"imap", b""]), false, Some("NO")),
+        ("NUL in login", enc([b"john\0doe", b"pw", b"imap", b""]), false, Some("NO")),
+        ("invalid UTF-8", enc([b"john\xffdoe", b"pw", b"imap", b""]), false, Some("NO")),
+        ("3 bytes then wait", vec![0, 7, b'j'], false, None),
+        ("nothing", Vec::new(), false, None),
+    ];
+    for (what, bytes, shut, want) in cases {
+        let (answer, took) = raw(&bytes, shut);
+        match want {
+            Some(prefix) => assert!(answer.as_deref().is_some_and(|a| a.starts_with(prefix)), "{what}: {answer:?}"),
+            None => assert_eq!(answer, None, "{what}"),
+        }
+        assert!(took < TIMEOUT + SLACK + Duration::from_secs(1), "{what}: took {took:?}");
+    }
+    assert_eq!(slapd.ops_since(&mark).binds, 0, "no bad request reaches the directory");
+    assert_eq!(slapd.ops_since(&mark).searches, 0, "no bad request reaches the directory");
+    let (answer, _) = ask(&sock, JOHNDOE.uid, JOHNDOE.pw(), "imap", "");
+    assert_eq!(answer, "OK", "the daemon is unharmed");
+}
+
+#[test]
+fn sixty_four_concurrent_clients_all_get_their_answer() {
+    let slapd = glauth_like();
+    let authd = Authd::start(&conf_for(&slapd));
+    let sock = authd.socket();
+    let answers: Vec<(bool, String)> = thread::scope(|s| {
+        let handles: Vec<_> = (0..64)
+            .map(|i| {
+                let sock = &sock;
+                s.spawn(move || {
+                    let right = i % 2 == 0;
+                    let pw = if right { JOHNDOE.pw() } else { "wrong" };
+                    (right, ask(sock, JOHNDOE.uid, pw, "imap", "").0)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for (right, answer) in answers {
+        assert_eq!(answer.starts_with("OK"), right, "{answer}");
+    }
+}
+
+#[test]
+fn a_verified_login_costs_one_search_one_bind_and_no_new_connection() {
+    let slapd = glauth_like();
+    let authd = Authd::start(&conf_for(&slapd));
+    // Warm both pools.
+    for _ in 0..2 {
+        assert_eq!(ask(&authd.socket(), JOHNDOE.uid, JOHNDOE.pw(), "imap", "").0, "OK");
+    }
+    let mark = slapd.mark();
+    for _ in 0..5 {
+        assert_eq!(ask(&authd.socket(), JOHNDOE.uid, JOHNDOE.pw(), "imap", "").0, "OK");
+    }
+    thread::sleep(Duration::from_millis(200));
+    let ops = slapd.ops_since(&mark);
+    assert_eq!((ops.searches, ops.binds, ops.connections), (5, 5, 0), "{ops:?}");
+}
+
+#[test]
+fn a_frozen_directory_costs_each_request_the_timeout_and_no_more() {
+    let slapd = glauth_like();
+    let authd = Authd::start(&conf_for(&slapd));
+    assert_eq!(ask(&authd.socket(), JOHNDOE.uid, JOHNDOE.pw(), "imap", "").0, "OK");
+    slapd.freeze();
+    let results: Vec<(String, Duration)> = thread::scope(|s| {
+        let hs: Vec<_> =
+            (0..8).map(|_| s.spawn(|| ask(&authd.socket(), JOHNDOE.uid, JOHNDOE.pw(), "imap", ""))).collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    slapd.thaw();
+    for (answer, took) in results {
+        assert!(answer.starts_with("NO"), "{answer}");
+        assert!(took <= TIMEOUT + SLACK, "answered after {took:?}");
+    }
+    assert!(authd.wait_log("refused: ", 1));
+    // After the thaw the daemon works again.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while ask(&authd.socket(), JOHNDOE.uid, JOHNDOE.pw(), "imap", "").0 != "OK" {
+        assert!(Instant::now() < deadline, "no OK after the directory came back:\n{}", authd.log());
+        thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn more_clients_than_workers_and_queue_are_told_no_at_once() {
+    let slapd = glauth_like();
+    let authd = Authd::start(&conf_for(&slapd));
+    slapd.freeze();
+    let n = ldapbind::authd::server::WORKERS + ldapbind::authd::server::QUEUE + 10;
+    let results: Vec<(String, Duration)> = thread::scope(|s| {
+        let hs: Vec<_> =
+            (0..n).map(|_| s.spawn(|| ask(&authd.socket(), JOHNDOE.uid, JOHNDOE.pw(), "imap", ""))).collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    slapd.thaw();
+    let busy: Vec<&(String, Duration)> = results.iter().filter(|(a, _)| a == "NO busy").collect();
+    assert!(busy.len() >= 10, "{} busy answers", busy.len());
+    assert!(results.iter().all(|(a, t)| a.starts_with("NO") && *t <= TIMEOUT + SLACK), "{results:?}");
+    assert!(authd.wait_log("workers busy", 1));
+}
+
+#[test]
+fn after_a_directory_restart_no_login_fails() {
+    let mut slapd = glauth_like();
+    let authd = Authd::start(&conf_for(&slapd));
+    for _ in 0..3 {
+        assert_eq!(ask(&authd.socket(), JOHNDOE.uid, JOHNDOE.pw(), "imap", "").0, "OK");
+    }
+    slapd.restart();
+    for i in 0..5 {
+        let (answer, _) = ask(&authd.socket(), JOHNDOE.uid, JOHNDOE.pw(), "imap", "");
+        assert_eq!(answer, "OK", "login {i} after the restart:\n{}", authd.log());
+    }
+}
+
+#[test]
+fn sigterm_answers_what_is_in_flight_removes_the_socket_and_exits_0() {
+    let slapd = glauth_like();
+    let mut authd = Authd::start(&conf_for(&slapd));
+    let sock = authd.socket();
+    slapd.freeze();
+    let (answers, status) = thread::scope(|s| {
+        let hs: Vec<_> = (0..4).map(|_| s.spawn(|| ask(&sock, JOHNDOE.uid, JOHNDOE.pw(), "imap", ""))).collect();
+        thread::sleep(Duration::from_millis(200));
+        let status = authd.terminate(TIMEOUT + SLACK + Duration::from_secs(2));
+        (hs.into_iter().map(|h| h.join().unwrap()).collect::<Vec<_>>(), status)
+    });
+    slapd.thaw();
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "exit status");
+    for (answer, took) in answers {
+        assert!(answer.starts_with("NO") && took <= TIMEOUT + SLACK, "{answer} after {took:?}");
+    }
+    assert!(!sock.exists(), "the socket is removed");
+}
+
+#[test]
+fn sighup_reads_a_good_configuration_and_keeps_the_old_one_for_a_broken_one() {
+    let slapd = glauth_like();
+    let authd = Authd::start(&conf_for(&slapd));
+    // Broken: the old configuration stays.
+    authd.rewrite_conf("ldapdb_uri: ldap://127.0.0.1:389/\nldapdb_timeout: soon\n");
+    authd.signal(libc::SIGHUP);
+    assert!(authd.wait_log("the old one stays in use", 1), "{}", authd.log());
+    assert_eq!(ask(&authd.socket(), JOHNDOE.uid, JOHNDOE.pw(), "imap", "").0, "OK");
+    // Good: a filter that finds users by mail only.
+    authd.rewrite_conf(&format!("{}ldapdb_filter: (mail=%u)\n", conf_for(&slapd)));
+    authd.signal(libc::SIGHUP);
+    assert!(authd.wait_log("configuration read again", 1), "{}", authd.log());
+    assert!(ask(&authd.socket(), JOHNDOE.uid, JOHNDOE.pw(), "imap", "").0.starts_with("NO"));
+    assert_eq!(ask(&authd.socket(), JOHNDOE.mail, JOHNDOE.pw(), "imap", "").0, "OK");
+}
+
+#[test]
+fn a_live_daemon_keeps_its_socket_and_a_stale_one_is_replaced() {
+    let slapd = glauth_like();
+    let mut first = Authd::start(&conf_for(&slapd));
+    let out = Command::new(BIN)
+        .arg("--sasl-conf")
+        .arg(first.dir.path().join("app.conf"))
+        .arg("--socket")
+        .arg(first.socket())
+        .arg("-d")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("another daemon answers on"), "{out:?}");
+    // Killed without cleanup: the socket file stays, and the next start replaces it.
+    first.signal(libc::SIGKILL);
+    wait_bounded(first.child.as_mut().unwrap(), Duration::from_secs(5)).unwrap();
+    first.child = None;
+    assert!(first.socket().exists());
+    fs::remove_file(first.log_path()).unwrap();
+    first.child = Some(first.spawn());
+    first.wait_ready();
+    assert!(first.log().contains("replaced the stale socket"));
+    assert_eq!(ask(&first.socket(), JOHNDOE.uid, JOHNDOE.pw(), "imap", "").0, "OK");
+}
