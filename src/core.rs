@@ -287,11 +287,21 @@ impl<D: Directory> Service<D> {
                             ),
                         ),
                         Some(scheme) => (Level::Fail, hashed_password_message(&name, &entry.dn, &attr, &scheme)),
+                        None if saslauthd => (
+                            Level::Debug,
+                            format!(
+                                "ldapbind: entry {} of {name} shows the service account no {attr}; PLAIN/LOGIN are \
+                                 left to saslauthd (sasl_pwcheck_method), other mechanisms need a readable one",
+                                entry.dn
+                            ),
+                        ),
                         None => (
                             Level::Fail,
                             format!(
                                 "ldapbind: entry {} of {name} has no {attr}, or the service account may not read it; \
-                                 give the service account (sasl_ldapdb_id) read access to {attr}",
+                                 give the service account (sasl_ldapdb_id) read access to {attr}, or, for a directory \
+                                 that never reveals passwords (glauth, Active Directory), run ldapbind-authd and set \
+                                 sasl_pwcheck_method: auxprop saslauthd and sasl_saslauthd_path: /run/ldapbind-authd/mux",
                                 entry.dn
                             ),
                         ),

@@ -11,6 +11,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::imapd::wait_bounded;
+use common::sasl;
 use common::slapd::{self, CRYPT_USER, JOHNDOE, SSHA_USER, Slapd, SlapdOptions, TWIN_A};
 
 const BIN: &str = env!("CARGO_BIN_EXE_ldapbind-authd");
@@ -407,4 +408,85 @@ fn a_live_daemon_keeps_its_socket_and_a_stale_one_is_replaced() {
     first.wait_ready();
     assert!(first.log().contains("replaced the stale socket"));
     assert_eq!(ask(&first.socket(), JOHNDOE.uid, JOHNDOE.pw(), "imap", "").0, "OK");
+}
+
+/// Real libsasl2 with the built plugin as auxprop, `pwcheck_method` and the daemon's socket.
+fn libsasl2(slapd: &Slapd, authd: &Authd, pwcheck: &str) -> (sasl::PluginDir, sasl::Server) {
+    let uri = format!("{}/{}", slapd.url(), slapd::BASE_DN);
+    let socket = authd.socket().to_str().unwrap().to_owned();
+    let options: Vec<(&str, &str)> = vec![
+        ("auxprop_plugin", "ldapbind"),
+        ("pwcheck_method", pwcheck),
+        ("saslauthd_path", &socket),
+        ("auto_transition", "yes"),
+        ("mech_list", "PLAIN LOGIN CRAM-MD5 SCRAM-SHA-256"),
+        ("log_level", "7"),
+        ("ldapdb_uri", &uri),
+        ("ldapdb_id", slapd::SERVICE_DN),
+        ("ldapdb_pw", slapd::SERVICE_PW),
+    ];
+    let dir = sasl::PluginDir::with_ldapbind();
+    let server = sasl::Server::init("ldapbind-authd-test", dir.path(), &options);
+    (dir, server)
+}
+
+#[test]
+fn libsasl2_with_saslauthd_and_auto_transition_logs_in_stores_nothing_and_logs_no_error() {
+    let slapd = glauth_like();
+    let authd = Authd::start(&conf_for(&slapd));
+    let (_dir, server) = libsasl2(&slapd, &authd, "saslauthd");
+    let mark = slapd.mark();
+    for name in [JOHNDOE.uid, JOHNDOE.mail] {
+        let conn = server.new_conn("imap");
+        let rc = conn.checkpass(name.as_bytes(), JOHNDOE.pw().as_bytes());
+        assert_eq!(rc, sasl::SASL_OK, "{name}: {} {:#?}", conn.errdetail(), sasl::Server::logs());
+    }
+    let conn = server.new_conn("imap");
+    assert_eq!(conn.checkpass(JOHNDOE.uid.as_bytes(), b"wrong"), sasl::SASL_BADAUTH);
+    // Nothing was written to the directory.
+    assert_eq!(slapd.ops_since(&mark).other_ops, 0);
+    let errors: Vec<(i32, String)> =
+        sasl::Server::logs().into_iter().filter(|(l, _)| *l <= sasl::SASL_LOG_ERR).collect();
+    assert!(errors.is_empty(), "{errors:#?}\nall: {:#?}", sasl::Server::logs());
+    // libsasl2 enables auto_transition only when an auxprop plugin says it can store
+    // (sasl_auxprop_store(NULL, NULL, NULL)); ldapbind says no, so no setpass runs at all.
+    assert!(sasl::Server::any_log_containing("setpass").is_empty(), "{:#?}", sasl::Server::logs());
+}
+
+#[test]
+fn auxprop_then_saslauthd_keeps_every_mechanism_for_cleartext_users_and_plain_for_hashed_ones() {
+    // The cleartext-readable directory: johndoe's password is readable, the {SSHA} user's is not usable.
+    let slapd = Slapd::start();
+    let authd = Authd::start(&conf_for(&slapd));
+    let (_dir, server) = libsasl2(&slapd, &authd, "auxprop saslauthd");
+    for mech in ["CRAM-MD5", "SCRAM-SHA-256"] {
+        let r = sasl::exchange(&server, mech, JOHNDOE.uid, None, JOHNDOE.pw());
+        assert!(r.ok(), "{mech}: {r:?}");
+    }
+    for user in [JOHNDOE, SSHA_USER, CRYPT_USER] {
+        let conn = server.new_conn("imap");
+        assert_eq!(conn.checkpass(user.uid.as_bytes(), user.pw().as_bytes()), sasl::SASL_OK, "{}", user.uid);
+    }
+    assert!(authd.wait_log(&format!("login {} (service imap) verified", SSHA_USER.uid), 1));
+    let conn = server.new_conn("imap");
+    assert_eq!(conn.checkpass(SSHA_USER.uid.as_bytes(), b"wrong"), sasl::SASL_BADAUTH);
+}
+
+#[test]
+fn with_saslauthd_in_pwcheck_method_a_hidden_password_is_a_debug_note() {
+    let slapd = glauth_like();
+    let authd = Authd::start(&conf_for(&slapd));
+    let (_dir, server) = libsasl2(&slapd, &authd, "auxprop saslauthd");
+    for user in [JOHNDOE, SSHA_USER] {
+        let conn = server.new_conn("imap");
+        assert_eq!(conn.checkpass(user.uid.as_bytes(), user.pw().as_bytes()), sasl::SASL_OK, "{}", user.uid);
+    }
+    let loud: Vec<(i32, String)> =
+        sasl::Server::logs().into_iter().filter(|(l, m)| *l <= sasl::SASL_LOG_WARN && m.contains("ldapbind")).collect();
+    assert!(loud.is_empty(), "{loud:#?}");
+    assert!(
+        sasl::Server::logs().iter().any(|(l, m)| *l == sasl::SASL_LOG_DEBUG && m.contains("left to saslauthd")),
+        "{:#?}",
+        sasl::Server::logs()
+    );
 }
