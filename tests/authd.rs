@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::imapd::wait_bounded;
+use common::imapd::{Imapd, ImapdOptions, wait_bounded};
 use common::sasl;
 use common::slapd::{self, CRYPT_USER, JOHNDOE, SSHA_USER, Slapd, SlapdOptions, TWIN_A};
 
@@ -45,6 +45,8 @@ struct Authd {
 impl Authd {
     fn start(conf: &str) -> Authd {
         let dir = tempfile::tempdir().unwrap();
+        // imapd runs as cyrus and must reach the socket.
+        fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
         fs::write(dir.path().join("app.conf"), conf).unwrap();
         let mut a = Authd { dir, child: None };
         a.child = Some(a.spawn());
@@ -489,4 +491,36 @@ fn with_saslauthd_in_pwcheck_method_a_hidden_password_is_a_debug_note() {
         "{:#?}",
         sasl::Server::logs()
     );
+}
+
+#[test]
+fn cyrus_imapd_logs_in_through_the_daemon_by_uid_and_by_mail() {
+    let slapd = glauth_like();
+    let authd = Authd::start(&conf_for(&slapd));
+    let socket = authd.socket().to_str().unwrap().to_owned();
+    let imapd = Imapd::start(
+        ImapdOptions::for_slapd(&slapd)
+            .set("sasl_pwcheck_method", "saslauthd")
+            .set("sasl_saslauthd_path", &socket)
+            .set("sasl_mech_list", "PLAIN LOGIN"),
+    );
+    for name in [JOHNDOE.uid, JOHNDOE.mail] {
+        let plain = imapd.imtest(Some("PLAIN"), name, JOHNDOE.pw());
+        assert!(plain.ok, "PLAIN {name}:\n{}\n{}", plain.transcript, authd.log());
+        let login = imapd.authenticate_login(name, JOHNDOE.pw());
+        assert!(login.ok, "AUTHENTICATE LOGIN {name}:\n{}", login.transcript);
+        let command = imapd.login_command(name, JOHNDOE.pw());
+        assert!(command.ok, "LOGIN {name}:\n{}", command.transcript);
+    }
+    let hashed = imapd.login_command(SSHA_USER.mail, SSHA_USER.pw());
+    assert!(hashed.ok, "{}", hashed.transcript);
+    let r = imapd.login_command(JOHNDOE.mail, "wrong");
+    assert!(!r.ok, "{}", r.transcript);
+    assert!(authd.wait_log("login jdoe@example.com (service imap) refused: wrong password", 1), "{}", authd.log());
+    // An unknown name stops at ldapbind's canonicalisation (the seed selects it), before the daemon.
+    let mark = imapd.mark();
+    assert!(!imapd.login_command("nobody@example.com", "x").ok);
+    assert!(imapd.wait_for_log(mark, "user nobody@example.com not found", Duration::from_secs(5)).is_some());
+    assert!(!imapd.login_command(JOHNDOE.mail, "").ok);
+    assert!(!authd.log().contains(JOHNDOE.pw()));
 }
