@@ -190,31 +190,32 @@ fn watchdog(shared: Arc<Shared>) {
             late
         };
         for conn in expired {
-            let who = lock(&conn.who).clone();
-            match who {
-                Some(who) => {
-                    if conn.answer("NO directory unavailable") {
-                        log::error!(
-                            target: "ldapbind",
-                            "{who} refused: the directory did not decide within sasl_ldapdb_timeout ({:.1}s); \
-                             check that the servers in sasl_ldapdb_uri are up and answering",
-                            shared.timeout().as_secs_f64()
-                        );
-                    }
-                }
-                // Still waiting for a worker: the directory is too slow for the load.
-                None if !conn.picked.load(Ordering::Acquire) => {
-                    if conn.answer("NO busy") {
-                        note_busy(&shared);
-                    }
-                }
-                // The client has not sent its request yet: its reader drops it.
-                None => {}
-            }
+            expire(&shared, &conn);
         }
         if shared.stopping.load(Ordering::Acquire) && shared.in_flight.load(Ordering::Acquire) == 0 {
             return;
         }
+    }
+}
+
+/// The deadline of `conn` passed: answer `NO` unless its worker did or its client never asked.
+fn expire(shared: &Shared, conn: &Conn) {
+    let who = lock(&conn.who).clone();
+    let Some(who) = who else {
+        // Still waiting for a worker: the directory is too slow for the load. (A picked
+        // connection whose client has not sent its request yet is dropped by its reader.)
+        if !conn.picked.load(Ordering::Acquire) && conn.answer("NO busy") {
+            note_busy(shared);
+        }
+        return;
+    };
+    if conn.answer("NO directory unavailable") {
+        log::error!(
+            target: "ldapbind",
+            "{who} refused: the directory did not decide within sasl_ldapdb_timeout ({:.1}s); \
+             check that the servers in sasl_ldapdb_uri are up and answering",
+            shared.timeout().as_secs_f64()
+        );
     }
 }
 
