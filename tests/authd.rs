@@ -524,3 +524,34 @@ fn cyrus_imapd_logs_in_through_the_daemon_by_uid_and_by_mail() {
     assert!(!imapd.login_command(JOHNDOE.mail, "").ok);
     assert!(!authd.log().contains(JOHNDOE.pw()));
 }
+
+/// `ldapbind-check --authd SOCKET --password-stdin USER`: exit status and output.
+fn check_authd(socket: &Path, user: &str, password: &str) -> (i32, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ldapbind-check"))
+        .arg("--authd")
+        .arg(socket)
+        .args(["--password-stdin", user])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(format!("{password}\n").as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+#[test]
+fn ldapbind_check_asks_the_daemon_and_explains_the_answer() {
+    let slapd = glauth_like();
+    let authd = Authd::start(&conf_for(&slapd));
+    let (code, out) = check_authd(&authd.socket(), JOHNDOE.mail, JOHNDOE.pw());
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("accepts the password (login jdoe, realm example.com, service imap)"), "{out}");
+    let (code, out) = check_authd(&authd.socket(), JOHNDOE.mail, "wrong");
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("refuses the password") && out.contains("log line"), "{out}");
+    assert!(!out.contains("wrong\n") && !out.contains(JOHNDOE.pw()));
+    let (code, out) = check_authd(&authd.dir.path().join("nothing-here"), JOHNDOE.mail, JOHNDOE.pw());
+    assert_eq!(code, 1);
+    assert!(out.contains("no socket at") && out.contains("start ldapbind-authd"), "{out}");
+}

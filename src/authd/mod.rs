@@ -4,6 +4,7 @@
 //! reader ([`crate::check::read_config`]), finds the user with the plugin's filter and checks
 //! the password with the plugin's [`crate::ldap::client::LdapDirectory`].
 
+pub mod client;
 pub mod log;
 pub mod protocol;
 pub mod server;
