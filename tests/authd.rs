@@ -140,6 +140,13 @@ impl Drop for Authd {
     }
 }
 
+/// The resident set of process `pid`, in KiB.
+fn rss_kib(pid: i32) -> u64 {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
 /// One request as libsasl2 writes it; the answer and how long it took.
 fn ask(socket: &Path, login: &str, password: &str, service: &str, realm: &str) -> (String, Duration) {
     let t = Instant::now();
@@ -298,16 +305,28 @@ fn a_frozen_directory_costs_each_request_the_timeout_and_no_more() {
     let authd = Authd::start(&conf_for(&slapd));
     assert_eq!(ask(&authd.socket(), JOHNDOE.uid, JOHNDOE.pw(), "imap", "").0, "OK");
     slapd.freeze();
-    let results: Vec<(String, Duration)> = thread::scope(|s| {
-        let hs: Vec<_> =
-            (0..8).map(|_| s.spawn(|| ask(&authd.socket(), JOHNDOE.uid, JOHNDOE.pw(), "imap", ""))).collect();
-        hs.into_iter().map(|h| h.join().unwrap()).collect()
-    });
+    let round = || -> Vec<(String, Duration)> {
+        thread::scope(|s| {
+            let hs: Vec<_> =
+                (0..16).map(|_| s.spawn(|| ask(&authd.socket(), JOHNDOE.uid, JOHNDOE.pw(), "imap", ""))).collect();
+            hs.into_iter().map(|h| h.join().unwrap()).collect()
+        })
+    };
+    // Two rounds touch every worker (and its allocator arena) once.
+    let mut results = round();
+    results.extend(round());
+    let warm = rss_kib(authd.pid());
+    for _ in 0..4 {
+        results.extend(round());
+    }
+    let after = rss_kib(authd.pid());
     slapd.thaw();
     for (answer, took) in results {
         assert!(answer.starts_with("NO"), "{answer}");
         assert!(took <= TIMEOUT + SLACK, "answered after {took:?}");
     }
+    eprintln!("RSS with a frozen directory: {warm} KiB after 32 requests, {after} KiB after 96");
+    assert!(after <= warm + 1024, "the daemon's RSS grew from {warm} KiB to {after} KiB");
     assert!(authd.wait_log("refused: ", 1));
     // After the thaw the daemon works again.
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -554,4 +573,33 @@ fn ldapbind_check_asks_the_daemon_and_explains_the_answer() {
     let (code, out) = check_authd(&authd.dir.path().join("nothing-here"), JOHNDOE.mail, JOHNDOE.pw());
     assert_eq!(code, 1);
     assert!(out.contains("no socket at") && out.contains("start ldapbind-authd"), "{out}");
+}
+
+#[test]
+fn cyrus_imapd_with_auxprop_then_saslauthd_keeps_cram_and_scram_for_cleartext_users() {
+    // The cleartext-readable directory, with its {SSHA} and {CRYPT} users.
+    let slapd = Slapd::start();
+    let authd = Authd::start(&conf_for(&slapd));
+    let socket = authd.socket().to_str().unwrap().to_owned();
+    // The seed's options (sasl_auto_transition: yes included) plus the daemon.
+    let imapd = Imapd::start(
+        ImapdOptions::for_slapd(&slapd)
+            .set("sasl_pwcheck_method", "auxprop saslauthd")
+            .set("sasl_saslauthd_path", &socket),
+    );
+    let mark = slapd.mark();
+    for mech in ["CRAM-MD5", "SCRAM-SHA-256", "PLAIN"] {
+        let r = imapd.imtest(Some(mech), JOHNDOE.mail, JOHNDOE.pw());
+        assert!(r.ok, "{mech}:\n{}", r.transcript);
+    }
+    assert!(!authd.log().contains("login jdoe@example.com"), "cleartext users never need the daemon");
+    for user in [SSHA_USER, CRYPT_USER] {
+        let r = imapd.imtest(Some("PLAIN"), user.mail, user.pw());
+        assert!(r.ok, "{}:\n{}\n{}", user.mail, r.transcript, authd.log());
+        assert!(imapd.login_command(user.mail, user.pw()).ok);
+        assert!(!imapd.imtest(Some("PLAIN"), user.mail, "wrong").ok);
+    }
+    assert!(authd.wait_log(&format!("login {} (service imap) refused: wrong password", SSHA_USER.mail), 1));
+    // sasl_auto_transition wrote nothing.
+    assert_eq!(slapd.ops_since(&mark).other_ops, 0);
 }

@@ -140,8 +140,7 @@ fn the_deb_installs_the_plugin_where_libsasl2_and_cyrus_find_it_and_removes_it()
         "/usr/sbin/ldapbind-authd",
         &format!("{DOCS}/sasl2.conf.example"),
         &format!("{DOCS}/README.md"),
-    ]
-    {
+    ] {
         assert!(contents.contains(&format!(".{path}")), "{path} not in the package:\n{contents}");
     }
 
