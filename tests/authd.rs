@@ -603,3 +603,22 @@ fn cyrus_imapd_with_auxprop_then_saslauthd_keeps_cram_and_scram_for_cleartext_us
     // sasl_auto_transition wrote nothing.
     assert_eq!(slapd.ops_since(&mark).other_ops, 0);
 }
+
+#[test]
+fn the_start_up_line_shows_the_configuration_and_no_secret_and_a_refused_service_bind_names_the_fix() {
+    let slapd = glauth_like();
+    let secret = "Zq9-not-the-service-password";
+    let conf =
+        conf_for(&slapd).replace(&format!("ldapdb_pw: {}\n", slapd::SERVICE_PW), &format!("ldapdb_pw: {secret}\n"));
+    let authd = Authd::start(&conf);
+    let start = authd.log();
+    assert!(
+        start.contains(&format!("bind simple as {}", slapd::SERVICE_DN)) && start.contains("timeout 1s"),
+        "{start}"
+    );
+    let (answer, _) = ask(&authd.socket(), JOHNDOE.uid, JOHNDOE.pw(), "imap", "");
+    assert_eq!(answer, "NO directory unavailable");
+    assert!(authd.wait_log("check sasl_ldapdb_id and sasl_ldapdb_pw", 1), "{}", authd.log());
+    assert!(authd.log().contains("login johndoe (service imap) refused: "), "{}", authd.log());
+    assert!(!authd.log().contains(secret) && !authd.log().contains(JOHNDOE.pw()), "{}", authd.log());
+}
