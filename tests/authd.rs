@@ -297,6 +297,14 @@ fn a_verified_login_costs_one_search_one_bind_and_no_new_connection() {
     thread::sleep(Duration::from_millis(200));
     let ops = slapd.ops_since(&mark);
     assert_eq!((ops.searches, ops.binds, ops.connections), (5, 5, 0), "{ops:?}");
+    // For the record (cargo nextest run --test authd --no-capture -E 'test(one_search_one_bind)').
+    let n = 500;
+    let t = Instant::now();
+    for _ in 0..n {
+        assert_eq!(ask(&authd.socket(), JOHNDOE.uid, JOHNDOE.pw(), "imap", "").0, "OK");
+    }
+    let took = t.elapsed();
+    eprintln!("{n} sequential verified logins in {took:?}: {:.0}/s", f64::from(n) / took.as_secs_f64());
 }
 
 #[test]
@@ -621,4 +629,20 @@ fn the_start_up_line_shows_the_configuration_and_no_secret_and_a_refused_service
     assert!(authd.wait_log("check sasl_ldapdb_id and sasl_ldapdb_pw", 1), "{}", authd.log());
     assert!(authd.log().contains("login johndoe (service imap) refused: "), "{}", authd.log());
     assert!(!authd.log().contains(secret) && !authd.log().contains(JOHNDOE.pw()), "{}", authd.log());
+}
+
+#[test]
+fn a_dead_first_url_fails_over_to_the_next() {
+    let slapd = glauth_like();
+    // Nothing listens on port 9 of 127.0.0.1 (discard; refused at once).
+    let conf = conf_for(&slapd).replace(
+        &format!("ldapdb_uri: {}/{}", slapd.url(), slapd::BASE_DN),
+        &format!("ldapdb_uri: ldap://127.0.0.1:9/{0} {1}/{0}", slapd::BASE_DN, slapd.url()),
+    );
+    let authd = Authd::start(&conf);
+    for _ in 0..3 {
+        let (answer, took) = ask(&authd.socket(), JOHNDOE.uid, JOHNDOE.pw(), "imap", "");
+        assert_eq!(answer, "OK", "{}", authd.log());
+        assert!(took < TIMEOUT, "{took:?}");
+    }
 }
