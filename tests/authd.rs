@@ -646,3 +646,76 @@ fn a_dead_first_url_fails_over_to_the_next() {
         assert!(took < TIMEOUT, "{took:?}");
     }
 }
+
+/// The pid of the ldapbind-authd whose command line names `socket` (unique per test).
+fn daemon_pid(socket: &Path) -> i32 {
+    let wanted = socket.to_str().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        for entry in fs::read_dir("/proc").unwrap().flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
+            let cmdline = fs::read(entry.path().join("cmdline")).unwrap_or_default();
+            let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+            if args.first().is_some_and(|a| a.ends_with(b"ldapbind-authd")) && args.contains(&wanted.as_bytes()) {
+                return pid;
+            }
+        }
+        assert!(Instant::now() < deadline, "no ldapbind-authd with {wanted}");
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// SIGKILLs a background daemon the test lost track of.
+struct KillOnDrop(i32);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        // SAFETY: kill(2); the pid is the daemon this test started (checked to be alive first).
+        unsafe {
+            if libc::kill(self.0, 0) == 0 {
+                libc::kill(self.0, libc::SIGKILL);
+            }
+        }
+    }
+}
+
+#[test]
+fn without_d_it_goes_to_the_background_after_saying_what_stops_it() {
+    let slapd = glauth_like();
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("app.conf");
+    fs::write(&conf, "ldapdb_uri: ldap://127.0.0.1:389/\nldapdb_timeout: soon\n").unwrap();
+    let socket = dir.path().join("mux");
+    let start = || Command::new(BIN).arg("--sasl-conf").arg(&conf).arg("--socket").arg(&socket).output().unwrap();
+    // A broken configuration: said on standard error, exit 1, no socket.
+    let out = start();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("`soon` is not a number of seconds"), "{out:?}");
+    assert!(!socket.exists());
+    // A good one: the command returns 0 at once and the daemon answers in the background.
+    fs::write(&conf, conf_for(&slapd)).unwrap();
+    let t = Instant::now();
+    let out = start();
+    assert!(out.status.success(), "{out:?}");
+    assert!(t.elapsed() < Duration::from_secs(5));
+    let pid = daemon_pid(&socket);
+    let _guard = KillOnDrop(pid);
+    assert_eq!(ask(&socket, JOHNDOE.uid, JOHNDOE.pw(), "imap", "").0, "OK");
+    // SAFETY: kill(2) on the daemon found above.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    // SAFETY: kill(pid, 0) only asks whether the process exists.
+    while unsafe { libc::kill(pid, 0) } == 0 || socket.exists() {
+        assert!(Instant::now() < deadline, "the daemon did not stop on SIGTERM");
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn sigterm_stops_the_daemon_even_when_its_socket_file_was_removed() {
+    let slapd = glauth_like();
+    let mut authd = Authd::start(&conf_for(&slapd));
+    fs::remove_file(authd.socket()).unwrap();
+    let status = authd.terminate(Duration::from_secs(3));
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "{}", authd.log());
+}

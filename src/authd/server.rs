@@ -1,7 +1,6 @@
 //! The daemon: one listening socket, a fixed pool of workers behind a bounded queue, and a
 //! watchdog that answers `NO` for any request the directory has not decided in time.
 
-use std::io;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -12,7 +11,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::config::Config;
-use crate::ffi::signals::{Signal, Signals};
+use crate::ffi::process::{Signal, Signals};
 use crate::ldap::client::LdapDirectory;
 
 use super::protocol::{self, MAX_FIELD, ReadError};
@@ -29,28 +28,27 @@ pub const MARGIN: Duration = Duration::from_millis(300);
 /// How often the watchdog looks at the clock.
 const TICK: Duration = Duration::from_millis(20);
 
-/// Builds the configuration, at start and on SIGHUP.
-pub type Loader = Box<dyn Fn() -> Result<Config, String> + Send + Sync>;
+/// Builds the configuration, at start and on SIGHUP: the configuration and the warnings reading
+/// it found.
+pub type Loader = Box<dyn Fn() -> Result<(Config, Vec<String>), String> + Send + Sync>;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// A verifier for `config`, with the TLS setup the plugin would build.
-pub fn build(config: Config) -> Result<Verifier<LdapDirectory>, String> {
+/// A verifier for what `load` reads, with the TLS setup the plugin would build, and the
+/// warnings to log.
+pub fn build(load: &Loader) -> Result<(Verifier<LdapDirectory>, Vec<String>), String> {
+    let (config, mut warnings) = load()?;
     let tls = crate::tls::client_config(&config)
         .map_err(|errors| errors.iter().map(ToString::to_string).collect::<Vec<_>>().join(" / "))?;
     let tls = tls.map(|setup| {
-        for w in &setup.warnings {
-            log::warn!(target: "ldapbind", "{w}");
-        }
+        warnings.extend(setup.warnings);
         setup.config
     });
-    for w in &config.warnings {
-        log::warn!(target: "ldapbind", "{w}");
-    }
+    warnings.extend(config.warnings.iter().cloned());
     let config = Arc::new(config);
-    Ok(Verifier::new(Arc::clone(&config), LdapDirectory::new(config, tls)))
+    Ok((Verifier::new(Arc::clone(&config), LdapDirectory::new(config, tls)), warnings))
 }
 
 /// One accepted connection, shared by its worker and the watchdog: whoever answers first wins.
@@ -240,8 +238,10 @@ fn note_busy(shared: &Shared) {
     }
 }
 
-/// Take the socket path: refuse a live daemon's, replace a stale socket file.
-pub fn bind_socket(path: &Path) -> Result<UnixListener, String> {
+/// Take the socket path: refuse a live daemon's, replace a stale socket file (said in the
+/// second value).
+pub fn bind_socket(path: &Path) -> Result<(UnixListener, Option<String>), String> {
+    let mut replaced = None;
     match std::fs::symlink_metadata(path) {
         Ok(meta) if !meta.file_type().is_socket() => {
             return Err(format!("{} exists and is not a socket; remove it or choose another --socket", path.display()));
@@ -256,7 +256,7 @@ pub fn bind_socket(path: &Path) -> Result<UnixListener, String> {
             Err(_) => {
                 std::fs::remove_file(path)
                     .map_err(|e| format!("cannot remove the stale socket {}: {e}", path.display()))?;
-                log::info!(target: "ldapbind", "replaced the stale socket {}", path.display());
+                replaced = Some(format!("replaced the stale socket {}", path.display()));
             }
         },
         Err(_) => {}
@@ -268,15 +268,37 @@ pub fn bind_socket(path: &Path) -> Result<UnixListener, String> {
     // Who may ask is decided by the directory's permissions, as for saslauthd's mux.
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666))
         .map_err(|e| format!("cannot set the permissions of {}: {e}", path.display()))?;
-    Ok(listener)
+    Ok((listener, replaced))
 }
 
-/// Run until SIGTERM. `load` is called again on SIGHUP; a broken new configuration keeps
+/// Everything that can fail at start, done before any thread or logger exists (so that a
+/// daemon going to the background has said what stops it).
+pub struct Prepared {
+    socket: PathBuf,
+    listener: UnixListener,
+    verifier: Verifier<LdapDirectory>,
+    /// Lines to log once the logger is there.
+    warnings: Vec<String>,
+    notes: Vec<String>,
+}
+
+/// Read the configuration and take the socket.
+pub fn prepare(socket: PathBuf, load: &Loader) -> Result<Prepared, String> {
+    let (verifier, warnings) = build(load)?;
+    let (listener, replaced) = bind_socket(&socket)?;
+    Ok(Prepared { socket, listener, verifier, warnings, notes: replaced.into_iter().collect() })
+}
+
+/// Serve until SIGTERM. `load` is called again on SIGHUP; a broken new configuration keeps
 /// the old one.
-pub fn run(socket: PathBuf, load: Loader, signals: Signals) -> Result<(), String> {
-    let config = load()?;
-    let verifier = build(config)?;
-    let listener = bind_socket(&socket)?;
+pub fn serve(prepared: Prepared, load: Loader, signals: Signals) -> Result<(), String> {
+    let Prepared { socket, listener, verifier, warnings, notes } = prepared;
+    for w in &warnings {
+        log::warn!(target: "ldapbind", "{w}");
+    }
+    for n in &notes {
+        log::info!(target: "ldapbind", "{n}");
+    }
     let timeout = verifier.config().timeout;
     log::info!(
         target: "ldapbind",
@@ -304,38 +326,14 @@ pub fn run(socket: PathBuf, load: Loader, signals: Signals) -> Result<(), String
     }
     let watch = Arc::clone(&shared);
     threads.push(spawn("authd-watchdog", move || watchdog(watch))?);
-    let sig_shared = Arc::clone(&shared);
-    let sig_socket = socket.clone();
-    spawn("authd-signals", move || signal_loop(&sig_shared, &sig_socket, &signals, &load))?;
+    let accepting = Arc::clone(&shared);
+    let shown = socket.display().to_string();
+    spawn("authd-accept", move || accept_loop(&accepting, &listener, &tx, &shown))?;
+    signal_loop(&shared, &signals, &load);
 
-    for incoming in listener.incoming() {
-        if shared.stopping.load(Ordering::Acquire) {
-            break;
-        }
-        let stream = match incoming {
-            Ok(s) => s,
-            Err(e) => {
-                log::error!(target: "ldapbind", "accept on {}: {e}", socket.display());
-                thread::sleep(Duration::from_millis(50));
-                continue;
-            }
-        };
-        if shared.in_flight.fetch_add(1, Ordering::AcqRel) >= WORKERS + QUEUE {
-            shared.in_flight.fetch_sub(1, Ordering::AcqRel);
-            refuse_busy(&shared, stream);
-            continue;
-        }
-        let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
-        let conn = Arc::new(Conn::new(id, stream, Instant::now() + shared.timeout() + MARGIN));
-        lock(&shared.watched).push(Arc::clone(&conn));
-        if tx.send(conn).is_err() {
-            break;
-        }
-    }
     // SIGTERM: no new connections; what was accepted is answered (the watchdog bounds it).
+    shared.stopping.store(true, Ordering::Release);
     let _ = std::fs::remove_file(&socket);
-    drop(listener);
-    drop(tx);
     let until = Instant::now() + shared.timeout() + MARGIN + Duration::from_secs(1);
     while shared.in_flight.load(Ordering::Acquire) > 0 && Instant::now() < until {
         thread::sleep(TICK);
@@ -345,15 +343,48 @@ pub fn run(socket: PathBuf, load: Loader, signals: Signals) -> Result<(), String
     Ok(())
 }
 
+/// Hand each connection to the workers, or answer `NO` at once when all are taken.
+fn accept_loop(shared: &Shared, listener: &UnixListener, tx: &SyncSender<Arc<Conn>>, shown: &str) {
+    for incoming in listener.incoming() {
+        let stream = match incoming {
+            Ok(s) => s,
+            Err(e) => {
+                log::error!(target: "ldapbind", "accept on {shown}: {e}");
+                thread::sleep(Duration::from_millis(50));
+                continue;
+            }
+        };
+        // Stopping: the socket is gone; a client that connected just before is not served.
+        if shared.stopping.load(Ordering::Acquire) {
+            continue;
+        }
+        if shared.in_flight.fetch_add(1, Ordering::AcqRel) >= WORKERS + QUEUE {
+            shared.in_flight.fetch_sub(1, Ordering::AcqRel);
+            refuse_busy(shared, stream);
+            continue;
+        }
+        let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
+        let conn = Arc::new(Conn::new(id, stream, Instant::now() + shared.timeout() + MARGIN));
+        lock(&shared.watched).push(Arc::clone(&conn));
+        if tx.send(conn).is_err() {
+            return;
+        }
+    }
+}
+
 fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<thread::JoinHandle<()>, String> {
     thread::Builder::new().name(name.into()).spawn(f).map_err(|e| format!("cannot start a thread: {e}"))
 }
 
-fn signal_loop(shared: &Shared, socket: &Path, signals: &Signals, load: &Loader) {
+/// Act on SIGHUP until SIGTERM.
+fn signal_loop(shared: &Shared, signals: &Signals, load: &Loader) {
     loop {
         match signals.wait() {
-            Signal::Hup => match load().and_then(build) {
-                Ok(verifier) => {
+            Signal::Hup => match build(load) {
+                Ok((verifier, warnings)) => {
+                    for w in &warnings {
+                        log::warn!(target: "ldapbind", "{w}");
+                    }
                     log::info!(target: "ldapbind", "SIGHUP: configuration read again: {}", verifier.config().summary());
                     *shared.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(verifier);
                 }
@@ -362,12 +393,7 @@ fn signal_loop(shared: &Shared, socket: &Path, signals: &Signals, load: &Loader)
                     "SIGHUP: the new configuration is rejected, the old one stays in use: {e}"
                 ),
             },
-            Signal::Term => {
-                shared.stopping.store(true, Ordering::Release);
-                // Wake the accept loop so that it sees `stopping`.
-                let _ = UnixStream::connect(socket).map_err(|e: io::Error| e);
-                return;
-            }
+            Signal::Term => return,
         }
     }
 }

@@ -20,7 +20,7 @@ use std::process::ExitCode;
 
 use ldapbind::authd;
 use ldapbind::check::{self, ConfFile, Input};
-use ldapbind::ffi::signals::Signals;
+use ldapbind::ffi::process::{Signals, detach};
 
 /// Where libsasl2 looks with `sasl_saslauthd_path: /run/ldapbind-authd/mux`.
 const DEFAULT_SOCKET: &str = "/run/ldapbind-authd/mux";
@@ -51,8 +51,8 @@ Options (read as ldapbind-check reads them):
   -o KEY=VALUE        set an option over the file (ldapdb_uri, ldapdb_timeout, ...)
   --socket PATH       where to listen (default {socket}); the directory's permissions decide
                       who may ask
-  -d                  log to standard error, successful logins included (default: syslog,
-                      facility auth)
+  -d                  stay in the foreground and log to standard error, successful logins
+                      included (default: go to the background, log to syslog, facility auth)
   -h, --help          print this help
 
 Every request is answered within sasl_ldapdb_timeout plus {margin} ms; {workers} are checked at
@@ -145,9 +145,14 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    authd::log::install(args.foreground, args.foreground);
+    // The daemon works in `/`: paths are made absolute while the working directory is known.
+    let absolute = |p: PathBuf| std::path::absolute(&p).unwrap_or(p);
+    let conf = args.conf.map(|c| match c {
+        ConfFile::Imapd(p) => ConfFile::Imapd(absolute(p)),
+        ConfFile::SaslApp(p) => ConfFile::SaslApp(absolute(p)),
+    });
     let input = Input {
-        conf: args.conf,
+        conf,
         service: args.service.unwrap_or_else(|| check::DEFAULT_SERVICE.to_owned()),
         overrides: args.overrides,
         user: String::new(),
@@ -155,15 +160,27 @@ fn main() -> ExitCode {
     };
     let load: authd::server::Loader = Box::new(move || {
         let loaded = check::read_config(&input).map_err(|e| e.to_string())?;
-        for p in &loaded.problems {
-            log::warn!(target: "ldapbind", "{p}");
-        }
-        loaded.config.map_err(|lines| lines.join(" / "))
+        Ok((loaded.config.map_err(|lines| lines.join(" / "))?, loaded.problems))
     });
-    match authd::server::run(args.socket, load, signals) {
+    // What stops the start is said on standard error, before going to the background.
+    let prepared = match authd::server::prepare(absolute(args.socket), &load) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("ldapbind-authd: not started: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if !args.foreground {
+        if let Err(e) = detach() {
+            eprintln!("ldapbind-authd: cannot go to the background: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
+    authd::log::install(args.foreground, args.foreground);
+    match authd::server::serve(prepared, load, signals) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            log::error!(target: "ldapbind", "not started: {e}");
+            log::error!(target: "ldapbind", "stopped: {e}");
             ExitCode::FAILURE
         }
     }

@@ -5,6 +5,6 @@
 pub mod boundary;
 pub mod bytes;
 pub mod hostlog;
+pub mod process;
 pub mod sasl;
-pub mod signals;
 pub mod utils;

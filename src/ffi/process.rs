@@ -1,5 +1,6 @@
-//! Signals for ldapbind-authd (never used by the plugin): SIGTERM, SIGINT and SIGHUP are
-//! blocked in every thread and taken one at a time with `sigwait` by the thread that asks.
+//! Process control for ldapbind-authd (never used by the plugin): SIGTERM, SIGINT and SIGHUP
+//! are blocked in every thread and taken one at a time with `sigwait` by the thread that asks;
+//! [`detach`] puts the daemon in the background.
 
 use std::io;
 
@@ -48,4 +49,14 @@ impl Signals {
             }
         }
     }
+}
+
+/// Go to the background as daemons do (`daemon(3)`: fork, the parent exits 0, a new session,
+/// working directory `/`, standard streams on `/dev/null`). Call it before starting any thread.
+pub fn detach() -> io::Result<()> {
+    // SAFETY: no thread has been started yet, so the child is a full copy of this process.
+    if unsafe { libc::daemon(0, 0) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
