@@ -171,7 +171,12 @@ fn worker(shared: Arc<Shared>, jobs: Arc<Mutex<Receiver<Arc<Conn>>>>) {
     loop {
         let next = lock(&jobs).recv();
         let Ok(conn) = next else { return };
-        handle(&shared, &conn);
+        // A panic (in ldap3, say) costs this request, not the worker or its slot.
+        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handle(&shared, &conn))).is_err()
+            && conn.answer("NO internal error")
+        {
+            log::error!(target: "ldapbind", "internal error (please report) while checking a request; answered NO");
+        }
         lock(&shared.watched).retain(|c| c.id != conn.id);
         shared.in_flight.fetch_sub(1, Ordering::AcqRel);
     }
@@ -319,13 +324,12 @@ pub fn serve(prepared: Prepared, load: Loader, signals: Signals) -> Result<(), S
     });
     let (tx, rx): (SyncSender<Arc<Conn>>, _) = sync_channel(WORKERS + QUEUE);
     let rx = Arc::new(Mutex::new(rx));
-    let mut threads = Vec::new();
     for n in 0..WORKERS {
         let (shared, rx) = (Arc::clone(&shared), Arc::clone(&rx));
-        threads.push(spawn(&format!("authd-worker-{n}"), move || worker(shared, rx))?);
+        spawn(&format!("authd-worker-{n}"), move || worker(shared, rx))?;
     }
     let watch = Arc::clone(&shared);
-    threads.push(spawn("authd-watchdog", move || watchdog(watch))?);
+    spawn("authd-watchdog", move || watchdog(watch))?;
     let accepting = Arc::clone(&shared);
     let shown = socket.display().to_string();
     spawn("authd-accept", move || accept_loop(&accepting, &listener, &tx, &shown))?;
@@ -372,8 +376,9 @@ fn accept_loop(shared: &Shared, listener: &UnixListener, tx: &SyncSender<Arc<Con
     }
 }
 
-fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<thread::JoinHandle<()>, String> {
-    thread::Builder::new().name(name.into()).spawn(f).map_err(|e| format!("cannot start a thread: {e}"))
+/// Start a thread that runs for the life of the process.
+fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<(), String> {
+    thread::Builder::new().name(name.into()).spawn(f).map(drop).map_err(|e| format!("cannot start a thread: {e}"))
 }
 
 /// Act on SIGHUP until SIGTERM.
