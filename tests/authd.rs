@@ -719,3 +719,31 @@ fn sigterm_stops_the_daemon_even_when_its_socket_file_was_removed() {
     let status = authd.terminate(Duration::from_secs(3));
     assert_eq!(status.and_then(|s| s.code()), Some(0), "{}", authd.log());
 }
+
+#[test]
+fn cyrus_imapd_without_ldapbind_canonicalising_sends_every_refusal_to_the_daemon() {
+    let slapd = glauth_like();
+    let authd = Authd::start(&conf_for(&slapd));
+    let socket = authd.socket().to_str().unwrap().to_owned();
+    let imapd = Imapd::start(
+        ImapdOptions::for_slapd(&slapd)
+            .unset("sasl_canon_user_plugin")
+            .unset("sasl_ldapdb_canon_attr")
+            .set("sasl_pwcheck_method", "saslauthd")
+            .set("sasl_saslauthd_path", &socket)
+            .set("sasl_mech_list", "PLAIN LOGIN"),
+    );
+    assert!(imapd.login_command(JOHNDOE.mail, JOHNDOE.pw()).ok);
+    assert!(imapd.imtest(Some("PLAIN"), JOHNDOE.uid, JOHNDOE.pw()).ok);
+    for (name, pw, line) in [
+        (JOHNDOE.mail, "wrong", "login jdoe@example.com (service imap) refused: wrong password"),
+        ("nobody@example.com", "x", "login nobody@example.com (service imap) refused: unknown user"),
+        (slapd::SHARED_MAIL, TWIN_A.pw(), "login shared@example.com (service imap) refused: ambiguous"),
+    ] {
+        let r = imapd.login_command(name, pw);
+        assert!(!r.ok, "{name}: {}", r.transcript);
+        assert!(authd.wait_log(line, 1), "{line}:\n{}", authd.log());
+    }
+    let r = imapd.imtest(Some("PLAIN"), JOHNDOE.mail, "");
+    assert!(!r.ok, "{}", r.transcript);
+}
