@@ -357,8 +357,9 @@ fn hashed_password_message(user: &str, dn: &str, attr: &str, scheme: &str) -> St
     format!(
         "ldapbind: {attr} of {user} ({dn}) is stored as {scheme}, which libsasl2's pwcheck_method auxprop \
          cannot check (it compares cleartext), so it is not returned; store a cleartext userPassword or an \
-         authPassword (RFC 5803 SCRAM) readable by the service account, or use sasl_pwcheck_method: saslauthd \
-         for PLAIN/LOGIN against hashed passwords"
+         authPassword (RFC 5803 SCRAM) readable by the service account, or run ldapbind-authd and set \
+         sasl_pwcheck_method: auxprop saslauthd and sasl_saslauthd_path: /run/ldapbind-authd/mux for PLAIN/LOGIN \
+         against hashed passwords"
     )
 }
 
