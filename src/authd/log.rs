@@ -49,19 +49,28 @@ impl log::Log for DaemonLogger {
     fn flush(&self) {}
 }
 
+fn formatter() -> syslog::Formatter3164 {
+    syslog::Formatter3164 {
+        facility: syslog::Facility::LOG_AUTH,
+        hostname: None,
+        process: "ldapbind-authd".into(),
+        pid: std::process::id(),
+    }
+}
+
+/// Whether syslog can be reached now (asked before going to the background, where standard
+/// error is gone).
+pub fn syslog_reachable() -> Result<(), String> {
+    syslog::unix(formatter()).map(drop).map_err(|e| e.to_string())
+}
+
 /// Install the logger once per process: standard error when `foreground`, else syslog with
 /// facility auth (standard error when syslog cannot be reached, said on standard error).
 pub fn install(foreground: bool, verbose: bool) {
     let sink = if foreground {
         Sink::Stderr
     } else {
-        let formatter = syslog::Formatter3164 {
-            facility: syslog::Facility::LOG_AUTH,
-            hostname: None,
-            process: "ldapbind-authd".into(),
-            pid: std::process::id(),
-        };
-        match syslog::unix(formatter) {
+        match syslog::unix(formatter()) {
             Ok(logger) => Sink::Syslog(Mutex::new(logger)),
             Err(e) => {
                 eprintln!("ldapbind-authd: cannot reach syslog ({e}); logging to standard error");

@@ -171,6 +171,12 @@ fn main() -> ExitCode {
         }
     };
     if !args.foreground {
+        if let Err(e) = authd::log::syslog_reachable() {
+            eprintln!(
+                "ldapbind-authd: cannot reach syslog ({e}): its lines will be lost in the background; \
+                 start a syslog daemon, or run it in the foreground with -d"
+            );
+        }
         if let Err(e) = detach() {
             eprintln!("ldapbind-authd: cannot go to the background: {e}");
             return ExitCode::FAILURE;
