@@ -40,14 +40,20 @@ pub enum ReadError {
     Io(io::Error),
 }
 
+/// How long past its deadline a request that has arrived may still be read.
+const GRACE: Duration = Duration::from_millis(20);
+
 /// Read exactly `buf.len()` bytes before `deadline`.
 fn read_full(stream: &mut UnixStream, buf: &mut [u8], deadline: Instant) -> Result<(), ReadError> {
     let mut got = 0;
     while got < buf.len() {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
+        // What already arrived is read even at the deadline (a request that waited in the
+        // queue), without waiting for more.
+        let now = Instant::now();
+        if now >= deadline + GRACE {
             return Err(ReadError::TimedOut);
         }
+        let left = deadline.saturating_duration_since(now).max(Duration::from_millis(1));
         stream.set_read_timeout(Some(left)).map_err(ReadError::Io)?;
         match stream.read(&mut buf[got..]) {
             Ok(0) => return Err(ReadError::Closed),
@@ -132,6 +138,9 @@ mod tests {
         a.write_all(&encode_request([b"jdoe", b"secret", b"imap", b"example.com"])).unwrap();
         let r = read_request(&mut b, deadline()).unwrap();
         assert_eq!((r.login.as_slice(), r.password.expose()), (&b"jdoe"[..], &b"secret"[..]));
+        // A request that waited in the queue past its deadline is still read, at once.
+        a.write_all(&encode_request([b"jdoe", b"secret", b"imap", b""])).unwrap();
+        assert!(read_request(&mut b, Instant::now()).is_ok());
         assert_eq!((r.service.as_slice(), r.realm.as_slice()), (&b"imap"[..], &b"example.com"[..]));
     }
 
