@@ -255,6 +255,11 @@ fn malformed_requests_are_answered_or_dropped_in_time_and_the_daemon_goes_on() {
     }
     assert_eq!(slapd.ops_since(&mark).binds, 0, "no bad request reaches the directory");
     assert_eq!(slapd.ops_since(&mark).searches, 0, "no bad request reaches the directory");
+    // A service name cannot forge a log line.
+    let (answer, _) = ask(&sock, "nobody-here", "x", "imap\nldapbind-authd: forged", "");
+    assert!(answer.starts_with("NO"));
+    assert!(authd.wait_log("(service imap?ldapbind-authd: forged)", 1), "{}", authd.log());
+    assert!(!authd.log().lines().any(|l| l.starts_with("ldapbind-authd: forged")), "{}", authd.log());
     let (answer, _) = ask(&sock, JOHNDOE.uid, JOHNDOE.pw(), "imap", "");
     assert_eq!(answer, "OK", "the daemon is unharmed");
 }

@@ -143,7 +143,11 @@ fn handle(shared: &Shared, conn: &Conn) {
             return;
         }
     };
-    let service = String::from_utf8_lossy(&req.service[..req.service.len().min(64)]).into_owned();
+    // Shown as sent, but never a line break or other control character in the log.
+    let service: String = String::from_utf8_lossy(&req.service[..req.service.len().min(64)])
+        .chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect();
     let who = format!("login {} (service {service})", shown_login(&req));
     *lock(&conn.who) = Some(who.clone());
     if conn.answered.load(Ordering::Acquire) {
