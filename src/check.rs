@@ -1064,6 +1064,9 @@ struct Secrets {
     digest_secret: bool,
     /// What refuses the account, to follow "the account" (`is locked: nsAccountLock is true ...`).
     refused: Option<String>,
+    /// No cleartext password, but a bind as the user accepted the typed one (what
+    /// ldapbind-authd does for `pwcheck_method: saslauthd`).
+    bind_ok: bool,
 }
 
 impl Secrets {
@@ -1082,8 +1085,9 @@ impl Secrets {
     }
 }
 
-/// Run every step for `input`.
-pub fn run(input: &Input) -> Result<Report, InputError> {
+/// The options of `input` (file, then `-o`), as libsasl2 would hand them to the plugin: the one
+/// reader behind ldapbind-check and ldapbind-authd. The steps are what reading found.
+fn load(input: &Input) -> Result<(Options, Vec<Step>), InputError> {
     for (k, _) in &input.overrides {
         if option_key(k).is_none() {
             return Err(InputError(format!(
@@ -1093,8 +1097,38 @@ pub fn run(input: &Input) -> Result<Report, InputError> {
             )));
         }
     }
-    let mut option_steps = Vec::new();
-    let opts = read_options(input, &mut option_steps)?;
+    let mut steps = Vec::new();
+    let opts = read_options(input, &mut steps)?;
+    Ok((opts, steps))
+}
+
+/// What ldapbind-authd reads: the plugin's configuration from the same options ldapbind-check
+/// reads ([`load`]), with the problems reading found (one line each, cause and fix).
+pub struct Loaded {
+    /// The plugin's parse, or its error lines.
+    pub config: Result<Config, Vec<String>>,
+    /// Problems in the files (keys set twice, stray names), as "cause; fix" lines.
+    pub problems: Vec<String>,
+}
+
+/// Read `input`'s options and parse them with the plugin's parser.
+pub fn read_config(input: &Input) -> Result<Loaded, InputError> {
+    let (opts, steps) = load(input)?;
+    let problems = steps
+        .into_iter()
+        .filter(|s| s.status == Status::Problem)
+        .map(|s| match s.fix {
+            Some(fix) => format!("{}; {fix}", s.text),
+            None => s.text,
+        })
+        .collect();
+    let config = Config::from_sources(&CheckSources(&opts)).map_err(|e| e.0.iter().map(ToString::to_string).collect());
+    Ok(Loaded { config, problems })
+}
+
+/// Run every step for `input`.
+pub fn run(input: &Input) -> Result<Report, InputError> {
+    let (opts, mut option_steps) = load(input)?;
     let service = input.service.trim().to_ascii_lowercase();
     let source = match (&input.conf, input.overrides.is_empty()) {
         (Some(ConfFile::Imapd(p)), _) => format!("{} (imapd.conf, service {service})", p.display()),
@@ -1474,13 +1508,14 @@ fn lookup(
                     if handed > 0 {
                         secrets.clear = true;
                         steps.push(Step::ok(format!("{label}: {shown}")));
+                    } else if uses_saslauthd(opts) {
+                        steps.push(Step::note(format!(
+                            "{label}: {shown}: a hash; PLAIN/LOGIN go to saslauthd (pwcheck_method), other mechanisms need a cleartext userPassword or an authPassword"
+                        )));
                     } else {
                         steps.push(Step::problem(
                             format!("{label}: {shown}: a hash, which ldapbind never hands to libsasl2 (pwcheck_method auxprop compares cleartext)"),
-                            format!(
-                                "store a cleartext userPassword or an authPassword (RFC 5803 SCRAM) readable by the service account, or use `{}: saslauthd` for PLAIN/LOGIN",
-                                opts.spelled("pwcheck_method")
-                            ),
+                            authd_fix(opts),
                         ));
                     }
                 }
@@ -1502,10 +1537,15 @@ fn lookup(
             }
         }
         if !any {
-            steps.push(Step::problem(
-                format!("no password: the entry has none of {}, or the service account may not read them", PREFETCH.join(", ")),
-                "give the entry a userPassword (cleartext) or an authPassword (RFC 5803 SCRAM), and the service account (sasl_ldapdb_id) read access to it",
-            ));
+            let what = format!(
+                "no password: the entry has none of {}, or the service account may not read them",
+                PREFETCH.join(", ")
+            );
+            if uses_saslauthd(opts) {
+                steps.push(Step::note(format!("{what}; PLAIN/LOGIN go to saslauthd (pwcheck_method)")));
+            } else {
+                steps.push(Step::problem(what, authd_fix(opts)));
+            }
             secrets.blocked.get_or_insert_with(|| "the entry has no password the service account can read".into());
         }
     } else if let (Some(_), Some(Err(Error::Account { .. }))) = (&dn, &looked_up) {
@@ -1526,6 +1566,7 @@ fn lookup(
     if let Some(password) = &input.password {
         let step = check_password(&service, &host, report.dn.as_deref(), secrets, password, opts);
         report.password_ok = Some(step.status == Status::Ok);
+        secrets.bind_ok = !secrets.clear && step.status == Status::Ok;
         report.sections.push(Section { title: PASSWORD.into(), steps: vec![step] });
     }
     service.directory().inner.close_all();
@@ -1616,17 +1657,22 @@ fn check_password(
     // The bind is a login attempt to the directory: a wrong password counts towards its lockout.
     eprintln!("{}", bind_warning(dn));
     match service.directory().check_password(dn, pw) {
+        Ok(true) if uses_saslauthd(opts) => Step::ok(format!(
+            "a bind as {dn} accepted the password, as ldapbind-authd will for pwcheck_method saslauthd"
+        )),
         Ok(true) => match scheme {
             Some(scheme) => Step::problem(
                 format!(
                     "right password, but libsasl2 cannot check this hash ({scheme}) through auxprop (a bind as {dn} accepted it)"
                 ),
-                format!(
-                    "store a cleartext userPassword or an authPassword (RFC 5803 SCRAM), or use `{}: saslauthd` (saslauthd -a ldap binds as the user) for PLAIN/LOGIN",
-                    opts.spelled("pwcheck_method")
-                ),
+                authd_fix(opts),
             ),
-            None => Step::ok(format!("a bind as {dn} accepted the password")),
+            None => Step::problem(
+                format!(
+                    "right password (a bind as {dn} accepted it), but the service account can read no password, so libsasl2 cannot check it through auxprop"
+                ),
+                authd_fix(opts),
+            ),
         },
         Ok(false) => Step::problem(
             format!("wrong password: the directory refused a bind as {dn} with it (49 invalidCredentials)"),
@@ -1639,6 +1685,27 @@ fn check_password(
         }
         Err(e) => Step::from_message(&e.to_string(), "check the server"),
     }
+}
+
+/// `pwcheck_method` lists saslauthd: PLAIN/LOGIN passwords go to a daemon (ldapbind-authd).
+fn uses_saslauthd(opts: &Options) -> bool {
+    opts.get("pwcheck_method").is_some_and(|m| m.split_ascii_whitespace().any(|v| v.eq_ignore_ascii_case("saslauthd")))
+}
+
+/// What to do when libsasl2 cannot check a password through auxprop: the daemon that binds as
+/// the user, never "give the service account read access".
+fn authd_fix(opts: &Options) -> String {
+    let command = match opts.kind {
+        Kind::SaslApp => "ldapbind-authd --sasl-conf FILE",
+        Kind::Imapd | Kind::OverridesOnly => "ldapbind-authd -C /etc/imapd.conf",
+    };
+    format!(
+        "run ldapbind-authd with these options (`{command}`; it checks PLAIN/LOGIN \
+         passwords by binding as the user) and set `{}: auxprop saslauthd` and `{}: /run/ldapbind-authd/mux`; \
+         or store a cleartext userPassword or an authPassword (RFC 5803 SCRAM) readable by the service account",
+        opts.spelled("pwcheck_method"),
+        opts.spelled("saslauthd_path")
+    )
 }
 
 /// Which of the six mechanisms can log this user in, and why not.
@@ -1675,10 +1742,18 @@ fn mechanisms(opts: &Options, selection: &Selection, s: &Secrets) -> Vec<MechRow
                                 return row(MechStatus::Works, "cmusaslsecretPLAIN, checked by pwcheck_method auxprop".into());
                             }
                             "auxprop" => why_not.push(format!("pwcheck_method auxprop needs a cleartext userPassword; {}", s.why_no_clear())),
+                            "saslauthd" if s.bind_ok => {
+                                return row(
+                                    MechStatus::Works,
+                                    "pwcheck_method saslauthd: ldapbind-authd binds as the user, and a bind accepted this password".into(),
+                                );
+                            }
                             "saslauthd" => {
                                 return row(
                                     MechStatus::Unchecked,
-                                    "pwcheck_method saslauthd checks the password, not ldapbind; test it with testsaslauthd".into(),
+                                    "pwcheck_method saslauthd checks the password, not ldapbind; ask the daemon with \
+                                     `ldapbind-check --authd SOCKET --password-stdin USER`"
+                                        .into(),
                                 );
                             }
                             other => why_not.push(format!("pwcheck_method {other} is not checked here")),

@@ -79,7 +79,7 @@ pub struct Service<D> {
 }
 
 /// A name as it may be sent to the directory.
-fn checked_name(input: &[u8]) -> Result<String, Error> {
+pub(crate) fn checked_name(input: &[u8]) -> Result<String, Error> {
     trimmed_name(input).map_err(|why| Error::BadName { shown: shown_name(input), why })
 }
 
@@ -265,30 +265,7 @@ impl<D: Directory> Service<D> {
 
     /// The search was cut short by the server's own size limit: refuse, naming the limit.
     fn unsure(&self, user: &str, filter: String, server: &str, dns: &[String]) -> Error {
-        let (who, slapd) = match &self.config.bind {
-            crate::config::Bind::Simple { dn, .. } => {
-                (format!("the service account {dn}"), format!("`limits dn.exact=\"{dn}\" size=unlimited`"))
-            }
-            crate::config::Bind::External => (
-                "the service account (the EXTERNAL identity)".to_owned(),
-                "`limits dn.exact=\"<its DN>\" size=unlimited`".to_owned(),
-            ),
-            crate::config::Bind::Anonymous => {
-                ("anonymous searches".to_owned(), "`limits anonymous size=unlimited`".to_owned())
-            }
-        };
-        let read = match dns {
-            [] => "before any entry".to_owned(),
-            [dn] => format!("after 1 entry ({dn})"),
-            more => format!("after {} entries ({})", more.len(), more.join("; ")),
-        };
-        Error::Directory(format!(
-            "cannot tell whether user {user} is unique: LDAP server {server} ended the search {filter} under {} \
-             at its own size limit {read} (4 sizeLimitExceeded), so more entries may match and ldapbind refuses; \
-             raise the size limit of {who} to at least 2 (slapd: {slapd}, olcLimits in cn=config, or \
-             sizelimit/olcSizeLimit)",
-            self.config.search_base
-        ))
+        unsure(&self.config, user, filter, server, dns)
     }
 
     /// `canon_user_server`: the canonical name for `input`.
@@ -418,11 +395,21 @@ impl<D: Directory> Service<D> {
                             ),
                         ),
                         Some(scheme) => (Level::Fail, hashed_password_message(&name, &entry.dn, &attr, &scheme, host)),
+                        None if saslauthd => (
+                            Level::Debug,
+                            format!(
+                                "ldapbind: entry {} of {name} shows the service account no {attr}; PLAIN/LOGIN are \
+                                 left to saslauthd (sasl_pwcheck_method), other mechanisms need a readable one",
+                                entry.dn
+                            ),
+                        ),
                         None => (
                             Level::Fail,
                             format!(
                                 "ldapbind: entry {} of {name} has no {attr}, or the service account may not read it; \
-                                 give the service account (sasl_ldapdb_id) read access to {attr}{}",
+                                 give the service account (sasl_ldapdb_id) read access to {attr}, or, for a directory \
+                                 that never reveals passwords (glauth, Active Directory), run ldapbind-authd and set \
+                                 sasl_pwcheck_method: auxprop saslauthd and sasl_saslauthd_path: /run/ldapbind-authd/mux{}",
                                 entry.dn,
                                 auxprop_hashed_advice(host, "without reading it")
                             ),
@@ -490,6 +477,35 @@ impl<D: Directory> Service<D> {
     }
 }
 
+/// A search the server cut at its own size limit before a second entry could come: nobody can
+/// tell whether `user` is unique, so it is refused (plugin and daemon alike).
+pub(crate) fn unsure(config: &Config, user: &str, filter: String, server: &str, dns: &[String]) -> Error {
+    let (who, slapd) = match &config.bind {
+        crate::config::Bind::Simple { dn, .. } => {
+            (format!("the service account {dn}"), format!("`limits dn.exact=\"{dn}\" size=unlimited`"))
+        }
+        crate::config::Bind::External => (
+            "the service account (the EXTERNAL identity)".to_owned(),
+            "`limits dn.exact=\"<its DN>\" size=unlimited`".to_owned(),
+        ),
+        crate::config::Bind::Anonymous => {
+            ("anonymous searches".to_owned(), "`limits anonymous size=unlimited`".to_owned())
+        }
+    };
+    let read = match dns {
+        [] => "before any entry".to_owned(),
+        [dn] => format!("after 1 entry ({dn})"),
+        more => format!("after {} entries ({})", more.len(), more.join("; ")),
+    };
+    Error::Directory(format!(
+        "cannot tell whether user {user} is unique: LDAP server {server} ended the search {filter} under {} \
+         at its own size limit {read} (4 sizeLimitExceeded), so more entries may match and ldapbind refuses; \
+         raise the size limit of {who} to at least 2 (slapd: {slapd}, olcLimits in cn=config, or \
+         sizelimit/olcSizeLimit)",
+        config.search_base
+    ))
+}
+
 /// What to do about an [`Unusable`] value of the secret attribute `attr`.
 pub fn unusable_secret_fix(config: &Config, attr: &str) -> String {
     if attr.eq_ignore_ascii_case(config.attribute_for("userPassword")) {
@@ -503,8 +519,9 @@ fn hashed_password_message(user: &str, dn: &str, attr: &str, scheme: &str, host:
     format!(
         "ldapbind: {attr} of {user} ({dn}) is stored as {scheme}, which libsasl2's pwcheck_method auxprop \
          cannot check (it compares cleartext), so it is not returned; store a cleartext userPassword or an \
-         authPassword (RFC 5803 SCRAM) readable by the service account, or use sasl_pwcheck_method: saslauthd \
-         for PLAIN/LOGIN against hashed passwords{}",
+         authPassword (RFC 5803 SCRAM) readable by the service account, or run ldapbind-authd and set \
+         sasl_pwcheck_method: auxprop saslauthd and sasl_saslauthd_path: /run/ldapbind-authd/mux for PLAIN/LOGIN \
+         against hashed passwords{}",
         auxprop_hashed_advice(host, "whatever its hash")
     )
 }

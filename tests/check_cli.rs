@@ -109,6 +109,13 @@ fn check(slapd: Option<&Slapd>, name: &str, user: &str, password: Option<&str>, 
     run(&args, password.map(|p| format!("{p}\n")).as_deref())
 }
 
+/// The advice for a password libsasl2 cannot check through auxprop: the daemon, never "give the
+/// service account read access".
+const AUTHD_FIX: &str = "run ldapbind-authd with these options (`ldapbind-authd -C /etc/imapd.conf`; it checks \
+     PLAIN/LOGIN passwords by binding as the user) and set `sasl_pwcheck_method: auxprop saslauthd` and \
+     `sasl_saslauthd_path: /run/ldapbind-authd/mux`; or store a cleartext userPassword or an authPassword \
+     (RFC 5803 SCRAM) readable by the service account";
+
 // ---- a working configuration ------------------------------------------------------------------
 
 #[test]
@@ -396,8 +403,7 @@ fn ambiguous_user() {
 fn hashed_password_with_the_right_and_the_wrong_password() {
     let s = Slapd::start();
     let u = slapd::SSHA_USER;
-    let hash_fix = "store a cleartext userPassword or an authPassword (RFC 5803 SCRAM) readable by the service account, \
-                    or use `sasl_pwcheck_method: saslauthd` for PLAIN/LOGIN";
+    let hash_fix = AUTHD_FIX;
     let r = check(Some(&s), "good.conf", u.mail, None, &[]);
     assert_eq!(r.code, 1, "{}{}", r.out, r.err);
     r.problem(
@@ -413,8 +419,7 @@ fn hashed_password_with_the_right_and_the_wrong_password() {
             "right password, but libsasl2 cannot check this hash ({{SSHA}}) through auxprop (a bind as {} accepted it)",
             u.dn
         ),
-        "store a cleartext userPassword or an authPassword (RFC 5803 SCRAM), or use `sasl_pwcheck_method: saslauthd` \
-         (saslauthd -a ldap binds as the user) for PLAIN/LOGIN",
+        AUTHD_FIX,
     );
     r.never_shows(u.pw());
 
@@ -1030,4 +1035,42 @@ fn more_matches_than_ldapbinds_own_limit_stay_ambiguous() {
         .find(|l| l.starts_with("  problem  2 entries: user johndoe is ambiguous: "))
         .unwrap_or_else(|| panic!("{}", r.out));
     assert!(!problem.contains("size limit"), "{problem}");
+}
+
+#[test]
+fn a_directory_that_hides_passwords_gets_the_daemon_as_advice_and_saslauthd_makes_it_work() {
+    let s = Slapd::start_with(slapd::SlapdOptions { hidden_passwords: true, ..slapd::SlapdOptions::default() });
+    let john = slapd::JOHNDOE;
+    let r = check(Some(&s), "good.conf", john.mail, Some(john.pw()), &[]);
+    assert_eq!(r.code, 1, "{}", r.out);
+    r.problem(
+        "no password: the entry has none of userPassword, authPassword, cmusaslsecretPLAIN, cmusaslsecretCRAM-MD5, \
+         cmusaslsecretDIGEST-MD5, or the service account may not read them",
+        AUTHD_FIX,
+    );
+    r.problem(
+        &format!(
+            "right password (a bind as {} accepted it), but the service account can read no password, so libsasl2 \
+             cannot check it through auxprop",
+            john.dn
+        ),
+        AUTHD_FIX,
+    );
+    assert!(!r.out.contains("read access to"), "{}", r.out);
+
+    // With saslauthd in pwcheck_method the same entry is fine, and a bind decides the password.
+    let saslauthd = ["-o", "pwcheck_method=auxprop saslauthd"];
+    let r = check(Some(&s), "good.conf", john.mail, Some(john.pw()), &saslauthd);
+    assert_eq!(r.code, 0, "{}", r.out);
+    assert_eq!(r.problems(), 0, "{}", r.out);
+    r.line(&format!(
+        "  ok       a bind as {} accepted the password, as ldapbind-authd will for pwcheck_method saslauthd",
+        john.dn
+    ));
+    r.line("  PLAIN          works     pwcheck_method saslauthd: ldapbind-authd binds as the user, and a bind accepted this password");
+    let r = check(Some(&s), "good.conf", john.mail, Some("wrong"), &saslauthd);
+    assert_eq!(r.code, 1, "{}", r.out);
+    // Without a password to try, the daemon is the one to ask.
+    let r = check(Some(&s), "good.conf", slapd::SSHA_USER.mail, None, &saslauthd);
+    r.line("  PLAIN          unchecked pwcheck_method saslauthd checks the password, not ldapbind; ask the daemon with `ldapbind-check --authd SOCKET --password-stdin USER`");
 }

@@ -134,8 +134,13 @@ fn the_deb_installs_the_plugin_where_libsasl2_and_cyrus_find_it_and_removes_it()
     let depends = info.lines().find(|l| l.trim_start().starts_with("Depends:")).unwrap_or_default();
     assert!(depends.contains("libsasl2-2"), "{info}");
     let contents = run("dpkg-deb", &["--contents", deb.to_str().expect("UTF-8 path")]);
-    for path in [PLUGIN, "/usr/bin/ldapbind-check", &format!("{DOCS}/sasl2.conf.example"), &format!("{DOCS}/README.md")]
-    {
+    for path in [
+        PLUGIN,
+        "/usr/bin/ldapbind-check",
+        "/usr/sbin/ldapbind-authd",
+        &format!("{DOCS}/sasl2.conf.example"),
+        &format!("{DOCS}/README.md"),
+    ] {
         assert!(contents.contains(&format!(".{path}")), "{path} not in the package:\n{contents}");
     }
 

@@ -135,7 +135,7 @@ fn a_wrong_password_an_unknown_user_and_a_hashed_password_are_refused() {
     assert_refused("{SSHA} user", &imapd.login_command(ssha.mail, ssha.pw()));
     let line =
         imapd.expect_log(mark, &format!("ldapbind: userPassword of {} ({}) is stored as {{SSHA}}", ssha.mail, ssha.dn));
-    assert!(line.text.contains("sasl_pwcheck_method: saslauthd"), "{line}");
+    assert!(line.text.contains("run ldapbind-authd and set sasl_pwcheck_method: auxprop saslauthd"), "{line}");
 }
 
 fn refused_with(imapd: &Imapd, needles: &[&str]) -> Vec<LogLine> {

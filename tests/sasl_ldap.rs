@@ -140,7 +140,13 @@ fn ambiguous_hashed_empty_and_hostile_names_never_authenticate() {
         let advice = Server::logs_containing(&format!("stored as {scheme}"));
         assert!(advice.iter().all(|(_, l)| !l.contains("auxprop-hashed")), "{advice:?}");
         // Typing the stored hash itself must not work either.
-        never_authenticates(&s, u.uid.as_bytes(), u.stored.unwrap(), SASL_LOG_FAIL, "sasl_pwcheck_method: saslauthd");
+        never_authenticates(
+            &s,
+            u.uid.as_bytes(),
+            u.stored.unwrap(),
+            SASL_LOG_FAIL,
+            "run ldapbind-authd and set sasl_pwcheck_method: auxprop saslauthd",
+        );
     }
     never_authenticates(&s, slapd::JOHNDOE.uid.as_bytes(), "", 0, "");
     never_authenticates(&s, slapd::NOPASS.uid.as_bytes(), "", 0, "");

@@ -30,6 +30,7 @@ const MAX_PASSWORD: u64 = 4096;
 const USAGE: &str = "\
 Usage: ldapbind-check [-C IMAPD.CONF [--service NAME] | --sasl-conf APP.CONF] [-o KEY=VALUE]...
                       [--password-stdin] [--json] USER
+       ldapbind-check --authd SOCKET [--service NAME] --password-stdin USER
        ldapbind-check --help
 Try 'ldapbind-check --help' for more information.
 ";
@@ -76,6 +77,9 @@ Options:
   --password-stdin    read USER's password from the first line of standard input and check it
                       (e.g. `read -rs PW; printf '%s\\n' \"$PW\" | ldapbind-check ... USER`).
   --json              print the same report as one JSON object.
+  --authd SOCKET      instead, ask the ldapbind-authd listening on SOCKET (sasl_saslauthd_path)
+                      whether USER's password (--password-stdin) is right, as libsasl2 would
+                      with sasl_pwcheck_method: saslauthd, and explain the answer.
   -h, --help          print this help.
 
 Options ldapbind reads: {options}.
@@ -109,7 +113,17 @@ Examples:
 #[derive(Debug, PartialEq, Eq)]
 enum Command {
     Help,
-    Check { input: Args, password_stdin: bool, json: bool },
+    Check {
+        input: Args,
+        password_stdin: bool,
+        json: bool,
+    },
+    /// `--authd PATH`: ask a running ldapbind-authd instead.
+    Authd {
+        socket: PathBuf,
+        user: String,
+        service: String,
+    },
 }
 
 /// The parsed arguments, before the password is read.
@@ -129,6 +143,7 @@ fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, String> {
     let mut user: Option<String> = None;
     let mut password_stdin = false;
     let mut json = false;
+    let mut authd = None;
     let mut only_operands = false;
     // No message quotes an argument that could hold a password (`-o ldapdb_pw:Secret`).
     let text = |a: OsString| a.into_string().map_err(|_| "an argument is not UTF-8 text".to_owned());
@@ -191,6 +206,7 @@ fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, String> {
                 }
                 overrides.push((k.trim().to_owned(), v.to_owned()));
             }
+            "--authd" => authd = Some(PathBuf::from(take("--authd")?)),
             "--password-stdin" if inline.is_none() => password_stdin = true,
             "--json" if inline.is_none() => json = true,
             "--password-stdin" | "--json" => return Err(format!("{flag} takes no value (write it without `=`)")),
@@ -205,6 +221,13 @@ fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, String> {
     let Some(user) = user else {
         return Err("USER is missing".into());
     };
+    if let Some(socket) = authd {
+        if !password_stdin {
+            return Err("--authd needs --password-stdin (the password to check)".into());
+        }
+        let service = service.unwrap_or_else(|| check::DEFAULT_SERVICE.to_owned());
+        return Ok(Command::Authd { socket, user, service });
+    }
     if service.is_some() && !matches!(conf, Some(ConfFile::Imapd(_))) {
         return Err("--service applies to -C (imapd.conf) only".into());
     }
@@ -248,6 +271,15 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Ok(Command::Check { input, password_stdin, json }) => (input, password_stdin, json),
+        Ok(Command::Authd { socket, user, service }) => {
+            let password = match read_password() {
+                Ok(p) => p,
+                Err(msg) => return usage_error(&msg),
+            };
+            let asked = ldapbind::authd::client::ask(&socket, &user, password.expose(), &service);
+            let _ = writeln!(std::io::stdout(), "{}: {}", if asked.ok { "ok" } else { "problem" }, asked.text);
+            return if asked.ok { ExitCode::SUCCESS } else { ExitCode::FAILURE };
+        }
         Err(msg) => return usage_error(&msg),
     };
     let password = match password_stdin.then(read_password).transpose() {

@@ -5,6 +5,7 @@
 pub mod boundary;
 pub mod bytes;
 pub mod hostlog;
+pub mod process;
 pub mod sasl;
 pub mod utils;
 pub mod version;

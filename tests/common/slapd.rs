@@ -641,6 +641,12 @@ pub struct SlapdOptions {
     /// `*hashed` users are hidden from the service account by an ACL, so that only a bind as
     /// them learns it (the bind path). `false`: no password policy.
     pub ppolicy: bool,
+    /// A directory true to glauth (and to OpenLDAP's default ACL): every `userPassword` is
+    /// stored hashed only (the cleartext ones of `users.ldif` as `{SSHA}`, besides the
+    /// `{SSHA}` and `{CRYPT}` users) and nobody may read it (`by anonymous auth by * none`),
+    /// while the service account still searches. `false` (the default) keeps the
+    /// cleartext-readable directory. Not with `ldapdb_compat`.
+    pub hidden_passwords: bool,
 }
 
 /// Where [`SlapdOptions::size_limit`] applies.
@@ -662,6 +668,7 @@ impl Default for SlapdOptions {
             ldapdb_compat: false,
             size_limit: None,
             ppolicy: false,
+            hidden_passwords: false,
         }
     }
 }
@@ -1067,8 +1074,12 @@ impl Slapd {
         for (name, text) in &files {
             fs::write(dir.join(name), text).expect("write an LDIF into the temp dir");
         }
+        assert!(!(self.opts.ldapdb_compat && self.opts.hidden_passwords), "ldapdb_compat reads passwords");
         if self.opts.ldapdb_compat {
             ldapdb_compat(dir);
+        }
+        if self.opts.hidden_passwords {
+            hidden_passwords(dir);
         }
         for (db, ldif) in [("0", "config.ldif"), ("1", "users.ldif")] {
             let out = Command::new(SLAPADD)
@@ -1263,20 +1274,59 @@ const DIGEST_MD5_PLUGIN: &str = "/usr/lib/x86_64-linux-gnu/sasl2/libdigestmd5.so
 
 /// Rewrites `config.ldif` and `users.ldif` in the temp dir `dir` (before slapadd) for
 /// [`SlapdOptions::ldapdb_compat`], and makes slapd's SASL plugin dir holding only DIGEST-MD5.
-fn ldapdb_compat(dir: &Path) {
-    fn edit(file: &Path, edits: &[(&str, String)]) {
-        let mut text = fs::read_to_string(file).expect("read an LDIF from the temp dir");
-        for (old, new) in edits {
-            assert_eq!(
-                text.matches(old).count(),
-                1,
-                "ldapdb_compat: {} no longer has exactly one {old:?}; update tests/common/slapd.rs",
-                file.display()
-            );
-            text = text.replacen(old, new, 1);
-        }
-        fs::write(file, text).expect("write an LDIF into the temp dir");
+/// Replace each `old` (which must occur exactly once) in `file`.
+fn edit(file: &Path, edits: &[(&str, String)]) {
+    let mut text = fs::read_to_string(file).expect("read an LDIF from the temp dir");
+    for (old, new) in edits {
+        assert_eq!(
+            text.matches(old).count(),
+            1,
+            "{} no longer has exactly one {old:?}; update tests/common/slapd.rs",
+            file.display()
+        );
+        text = text.replacen(old, new, 1);
     }
+    fs::write(file, text).expect("write an LDIF into the temp dir");
+}
+
+/// `slappasswd -h {SSHA} -s password`.
+fn ssha(password: &str) -> String {
+    let out = Command::new("/usr/sbin/slappasswd")
+        .args(["-h", "{SSHA}", "-s", password])
+        .output()
+        .unwrap_or_else(|e| panic!("run slappasswd: {e}"));
+    assert!(out.status.success(), "slappasswd failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).expect("slappasswd prints ASCII").trim().to_owned()
+}
+
+/// Rewrites `config.ldif` and `users.ldif` for [`SlapdOptions::hidden_passwords`].
+fn hidden_passwords(dir: &Path) {
+    edit(
+        &dir.join("config.ldif"),
+        &[(
+            "  by dn.exact=\"cn=cyrus,ou=machines,dc=users,dc=local\" read\n  by anonymous auth\n",
+            "  by anonymous auth\n".into(),
+        )],
+    );
+    let mut hashes: Vec<(String, String)> = vec![(
+        format!("cn: cyrus\nuserPassword: {SERVICE_PW}\n"),
+        format!("cn: cyrus\nuserPassword: {}\n", ssha(SERVICE_PW)),
+    )];
+    for user in ALL_USERS {
+        if let (Some(pw), Some(stored)) = (user.password, user.stored) {
+            if pw == stored {
+                hashes.push((
+                    format!("mail: {}\nuserPassword: {pw}\n", user.mail),
+                    format!("mail: {}\nuserPassword: {}\n", user.mail, ssha(pw)),
+                ));
+            }
+        }
+    }
+    let edits: Vec<(&str, String)> = hashes.iter().map(|(o, n)| (o.as_str(), n.clone())).collect();
+    edit(&dir.join("users.ldif"), &edits);
+}
+
+fn ldapdb_compat(dir: &Path) {
     assert!(Path::new(DIGEST_MD5_PLUGIN).exists(), "{DIGEST_MD5_PLUGIN} is missing (apt-get install libsasl2-modules)");
     let sasl_dir = dir.join(LDAPDB_SASL_DIR);
     fs::create_dir(&sasl_dir).expect("create slapd's SASL plugin dir");
