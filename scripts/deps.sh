@@ -2,6 +2,10 @@
 # Installs what building, testing and demonstrating ldapbind needs on Debian 12, as root,
 # without prompts. Idempotent: installs only what is missing and runs `apt-get update` only then.
 #
+#   scripts/deps.sh          everything scripts/test.sh needs, cargo-nextest and cargo-deb included
+#   scripts/deps.sh --demo   only what scripts/demo.sh needs: building the plugin and the demo,
+#                            slapd, Cyrus IMAP and imtest (no cargo install)
+#
 # Starts no daemon and leaves none enabled:
 # - slapd is preseeded not to configure itself;
 # - a policy-rc.d that denies every start is in place while packages are unpacked (an existing
@@ -13,13 +17,31 @@
 #   is installed instead of Debian's default exim4 daemon.
 set -euo pipefail
 
+mode=test
+case "${1:-}" in
+    --demo) mode=demo ;;
+    "") ;;
+    *)
+        echo "usage: scripts/deps.sh [--demo]" >&2
+        exit 2
+        ;;
+esac
+
+# The demo: libsasl2-dev for linking the fixtures (tests/common/sasl.rs), the mechanism
+# plugins, slapd, Cyrus IMAP and imtest, unshare (the private /dev/log).
 packages=(
-    libsasl2-dev libsasl2-modules libsasl2-modules-db sasl2-bin
-    slapd ldap-utils
+    libsasl2-dev libsasl2-modules
+    slapd
     cyrus-common cyrus-imapd cyrus-clients
-    util-linux dpkg-dev
-    valgrind gcc binutils openssl ca-certificates
+    util-linux
 )
+if [ "$mode" = test ]; then
+    packages+=(
+        libsasl2-modules-db sasl2-bin ldap-utils
+        dpkg-dev
+        valgrind gcc binutils openssl ca-certificates
+    )
+fi
 
 installed() {
     [ "$(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null || true)" = installed ]
@@ -78,6 +100,9 @@ fi
 if ! command -v cargo >/dev/null; then
     echo "deps.sh: cargo not found; install a Rust toolchain (rustup) first" >&2
     exit 1
+fi
+if [ "$mode" = demo ]; then
+    exit 0
 fi
 if ! cargo nextest --version >/dev/null 2>&1; then
     echo "deps.sh: installing cargo-nextest"
