@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::Config;
 use crate::error::Error;
-use crate::host::{Host, Level, Requested};
+use crate::host::{FirstSeen, Host, Level, Requested};
 use crate::ldap::{Directory, Entry, Found};
 use crate::password::hash_scheme;
 
@@ -73,6 +73,8 @@ pub struct Service<D> {
     /// Lower-cased attributes every search asks for: the prefetch set and the canonical-name
     /// attribute, computed once.
     base_attrs: BTreeSet<String>,
+    /// The admin's problems this process has logged at `Err` already.
+    seen: FirstSeen,
 }
 
 /// A name as it may be sent to the directory.
@@ -102,7 +104,18 @@ impl<D: Directory> Service<D> {
         if let Some(canon) = &config.canon_attr {
             base_attrs.insert(canon.to_ascii_lowercase());
         }
-        Service { config, dir, cache: Mutex::new(Vec::new()), base_attrs }
+        Service { config, dir, cache: Mutex::new(Vec::new()), base_attrs, seen: FirstSeen::default() }
+    }
+
+    /// The level for a problem only the admin can fix: `Err` the first time this process
+    /// meets `cause`, `Fail` afterwards.
+    pub fn admin_level(&self, cause: &str) -> Level {
+        self.seen.level(cause)
+    }
+
+    /// The causes this process has logged at `Err` (shared with the errors the plugin reports).
+    pub fn seen(&self) -> &FirstSeen {
+        &self.seen
     }
 
     pub fn config(&self) -> &Config {
@@ -286,15 +299,24 @@ impl<D: Directory> Service<D> {
                                 entry.dn
                             ),
                         ),
-                        Some(scheme) => (Level::Fail, hashed_password_message(&name, &entry.dn, &attr, &scheme)),
-                        None => (
-                            Level::Fail,
-                            format!(
+                        // The admin's to fix (the directory's storage or its ACL), whoever logs
+                        // in: one cause per scheme, not per user.
+                        Some(scheme) => (
+                            self.admin_level(&format!("{attr} stored as {scheme}")),
+                            hashed_password_message(&name, &entry.dn, &attr, &scheme),
+                        ),
+                        None => {
+                            // With an authPassword the user still has a secret for SCRAM.
+                            let has_scram = !entry.values(self.config.attribute_for("authPassword")).is_empty();
+                            let level =
+                                if has_scram { Level::Fail } else { self.admin_level(&format!("no readable {attr}")) };
+                            let msg = format!(
                                 "ldapbind: entry {} of {name} has no {attr}, or the service account may not read it; \
                                  give the service account (sasl_ldapdb_id) read access to {attr}",
                                 entry.dn
-                            ),
-                        ),
+                            );
+                            (level, msg)
+                        }
                     };
                     host.log(level, &msg);
                 }

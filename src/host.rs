@@ -44,3 +44,49 @@ pub trait Host {
     /// Append one value to one property.
     fn prop_set(&self, name: &str, value: &[u8]) -> Result<(), crate::error::Error>;
 }
+
+/// Problems only the admin can fix (directory unreachable, service bind refused, passwords the
+/// service account cannot read, ...) are logged at [`Level::Err`] the first time a process
+/// meets each distinct cause, so that the default `sasl_log_level` (1) shows them, and at
+/// [`Level::Fail`] afterwards, so that a long-lived process does not repeat them at every login
+/// (short-lived ones, like Cyrus's imapd, each say it once). A user's own failure (unknown name,
+/// wrong password) is always `Fail`. Bounded: the oldest causes are forgotten first.
+#[derive(Debug, Default)]
+pub struct FirstSeen(std::sync::Mutex<std::collections::VecDeque<String>>);
+
+impl FirstSeen {
+    /// Causes remembered at once.
+    pub const CAPACITY: usize = 64;
+
+    /// `Err` for a cause not seen before (and remembers it), `Fail` for one already logged.
+    pub fn level(&self, cause: &str) -> Level {
+        let mut seen = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if seen.iter().any(|c| c == cause) {
+            return Level::Fail;
+        }
+        if seen.len() >= Self::CAPACITY {
+            seen.pop_front();
+        }
+        seen.push_back(cause.to_owned());
+        Level::Err
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_seen_is_err_once_per_cause_then_fail() {
+        let seen = FirstSeen::default();
+        assert_eq!(seen.level("directory unreachable"), Level::Err);
+        assert_eq!(seen.level("directory unreachable"), Level::Fail);
+        assert_eq!(seen.level("service bind refused"), Level::Err);
+        assert_eq!(seen.level("directory unreachable"), Level::Fail);
+        for i in 0..FirstSeen::CAPACITY {
+            seen.level(&i.to_string());
+        }
+        // Bounded: the oldest cause was forgotten and is said again.
+        assert_eq!(seen.level("directory unreachable"), Level::Err);
+    }
+}

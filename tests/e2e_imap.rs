@@ -358,3 +358,72 @@ fn hashed_passwords_log_in_with_plain_and_login_through_saslauthd_next_to_ldapbi
     }
     imapd.expect_log(imapd::LogMark::default(), "login: localhost [127.0.0.1] ssha@example.com PLAIN User logged in");
 }
+
+/// ldapbind's own lines containing `needle` since `mark` (not imapd's `badlogin:` lines, which
+/// quote ldapbind's error detail), after the logins that produce them.
+fn lines_with(imapd: &Imapd, mark: imapd::LogMark, needle: &str) -> Vec<LogLine> {
+    std::thread::sleep(Duration::from_millis(200));
+    let own = |l: &LogLine| !l.text.starts_with("badlogin: ") && l.text.contains(needle);
+    imapd.ldapbind_lines_since(mark).into_iter().filter(own).collect()
+}
+
+/// Each imapd process says `needle` once at LOG_ERR, however often its logins meet the cause
+/// (Cyrus reuses a process for up to 30 connections, `-U 30`).
+fn said_once_per_process(lines: &[LogLine], needle: &str, all: &[LogLine]) {
+    assert!(!lines.is_empty(), "no line with {needle:?} at the default sasl_log_level:\n{}", texts(all));
+    const LOG_ERR: u8 = 3;
+    assert!(lines.iter().all(|l| l.severity() == LOG_ERR), "not at LOG_ERR:\n{}", texts(lines));
+    let pids: BTreeSet<&str> = lines.iter().map(|l| l.tag.as_str()).collect();
+    assert_eq!(pids.len(), lines.len(), "repeated within a process:\n{}", texts(lines));
+}
+
+#[test]
+fn the_admins_problems_are_logged_at_the_default_level_once_per_process_and_the_users_are_not() {
+    let slapd = Slapd::start();
+    let imapd = Imapd::start(ImapdOptions::for_slapd(&slapd).unset("sasl_log_level"));
+
+    // No password the service account can read, and a hashed one: libsasl2 then says "user not
+    // found"; ldapbind's line says what is wrong.
+    for (user, needle) in [
+        (slapd::NOPASS, format!("ldapbind: entry {} of {} has no userPassword", slapd::NOPASS.dn, slapd::NOPASS.mail)),
+        (slapd::SSHA_USER, "is stored as {SSHA}, which libsasl2's pwcheck_method auxprop cannot check".to_owned()),
+    ] {
+        let mark = imapd.mark();
+        for _ in 0..3 {
+            assert_refused(user.mail, &imapd.login_command(user.mail, "whatever"));
+        }
+        let lines = lines_with(&imapd, mark, &needle);
+        said_once_per_process(&lines, &needle, &imapd.syslog_since(mark));
+    }
+
+    // The user's own mistakes stay below the default level.
+    let mark = imapd.mark();
+    assert_refused("a wrong password", &imapd.login_command(USER, "wrong"));
+    assert_refused("an unknown user", &imapd.login_command("nobody@example.com", "x"));
+    imapd.expect_log(mark, "badlogin: localhost [127.0.0.1] plaintext (nobody@example.com)");
+    let ldapbind = lines_with(&imapd, mark, "");
+    assert!(ldapbind.is_empty(), "ldapbind lines for the user's mistakes:\n{}", texts(&ldapbind));
+    drop(imapd);
+
+    // The directory's side: unreachable, the service account refused, the search base missing.
+    let closed = {
+        let l = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind");
+        l.local_addr().expect("addr").port()
+    };
+    for (opts, needle) in [
+        (
+            ImapdOptions::seed(&format!("ldap://127.0.0.1:{closed}/{}", slapd::BASE_DN)),
+            format!("ldapbind: cannot connect to LDAP server 127.0.0.1:{closed}"),
+        ),
+        (ImapdOptions::for_slapd(&slapd).set("sasl_ldapdb_pw", "not-the-password"), "49".to_owned()),
+        (ImapdOptions::seed(&format!("{}/dc=nowhere,dc=local", slapd.url())), "dc=nowhere,dc=local".to_owned()),
+    ] {
+        let imapd = Imapd::start(opts.unset("sasl_log_level"));
+        let mark = imapd.mark();
+        for _ in 0..3 {
+            assert_refused("a login", &imapd.login_command(USER, PASSWORD));
+        }
+        let lines = lines_with(&imapd, mark, &needle);
+        said_once_per_process(&lines, &needle, &imapd.syslog_since(mark));
+    }
+}
