@@ -281,6 +281,9 @@ pub struct Config {
     /// Never empty.
     pub search_base: String,
     pub base_source: BaseSource,
+    /// When the base DN came from a URL with an escape that decoded to a letter or digit (the
+    /// seed's `%44`): the note that says so, for the run-time lines that name the base.
+    pub base_hint: Option<String>,
     pub bind: Bind,
     pub canon_attr: Option<String>,
     pub starttls: StartTls,
@@ -462,7 +465,15 @@ pub fn is_configured(src: &impl Sources) -> bool {
 impl Config {
     /// Parse every option; on failure return all problems found.
     pub fn from_sources(src: &impl Sources) -> Result<Config, ConfigErrors> {
-        Parser { src, errors: Vec::new(), notes: Vec::new(), warnings: Vec::new(), suspect_base: false }.run()
+        Parser {
+            src,
+            errors: Vec::new(),
+            notes: Vec::new(),
+            warnings: Vec::new(),
+            suspect_base: false,
+            base_hint: None,
+        }
+        .run()
     }
 
     /// The LDAP attribute for a SASL property name (a leading `*` is ignored, names compare
@@ -513,6 +524,8 @@ struct Parser<'s, S: Sources> {
     /// A URL's base DN had a `%XX` escape of a letter or digit (the seed's `%44`): the base is
     /// probably not what the admin meant, so no advice is built from it.
     suspect_base: bool,
+    /// The first such escape's note ([`uri::UriWarning::base_hint`]).
+    base_hint: Option<String>,
 }
 
 impl<S: Sources> Parser<'_, S> {
@@ -544,10 +557,12 @@ impl<S: Sources> Parser<'_, S> {
         if !self.errors.is_empty() {
             return Err(ConfigErrors(self.errors));
         }
+        let base_hint = self.base_hint.take().filter(|_| base_source == BaseSource::Url);
         Ok(Config {
             urls,
             search_base,
             base_source,
+            base_hint,
             bind,
             canon_attr,
             starttls,
@@ -573,6 +588,7 @@ impl<S: Sources> Parser<'_, S> {
         match uri::parse_uri_list(&raw) {
             Ok(list) => {
                 self.suspect_base = list.warnings.iter().any(|w| matches!(w, uri::UriWarning::AlnumEscape { .. }));
+                self.base_hint = list.warnings.iter().find_map(uri::UriWarning::base_hint);
                 self.warnings.extend(list.warnings.iter().map(ToString::to_string));
                 Some(list.urls)
             }
@@ -1400,6 +1416,24 @@ mod tests {
         let c = ok(&f);
         assert!(c.warnings.iter().any(|w| w.contains("`%44`")), "{:?}", c.warnings);
         assert!(!c.warnings.iter().any(|w| w.contains("suffix")), "{:?}", c.warnings);
+    }
+
+    #[test]
+    fn a_percent_44_base_carries_its_hint_for_run_time_lines() {
+        let f = minimal().set("ldapdb_uri", "ldap://glauth:3893/dc=users%44dc=local");
+        let c = ok(&f);
+        assert_eq!(c.search_base, "dc=usersDdc=local");
+        assert_eq!(
+            c.base_hint.as_deref(),
+            Some(
+                "`%44` decodes to `D`, not a comma; write a comma as `%2C` or just `,` \
+                 (ldap://glauth:3893/dc=users%2Cdc=local)"
+            )
+        );
+        // The base from sasl_ldapdb_search_base is what the admin wrote: no hint.
+        let c = ok(&f.set("ldapdb_search_base", "dc=users,dc=local"));
+        assert_eq!(c.base_hint, None);
+        assert_eq!(ok(&minimal()).base_hint, None);
     }
 
     #[test]

@@ -205,7 +205,11 @@ impl<D: Directory> Service<D> {
     }
 
     fn no_such_user(&self, user: &str, filter: String) -> Error {
-        Error::NoSuchUser { user: user.to_owned(), filter, base: self.config.search_base.clone() }
+        let base = match &self.config.base_hint {
+            Some(hint) => format!("{} (note: {hint})", self.config.search_base),
+            None => self.config.search_base.clone(),
+        };
+        Error::NoSuchUser { user: user.to_owned(), filter, base }
     }
 
     fn ambiguous(&self, user: &str, filter: String, dns: &[String]) -> Error {

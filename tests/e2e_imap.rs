@@ -417,6 +417,17 @@ fn the_admins_problems_are_logged_at_the_default_level_once_per_process_and_the_
         ),
         (ImapdOptions::for_slapd(&slapd).set("sasl_ldapdb_pw", "not-the-password"), "49".to_owned()),
         (ImapdOptions::seed(&format!("{}/dc=nowhere,dc=local", slapd.url())), "dc=nowhere,dc=local".to_owned()),
+        // The seed's `%44`: the run-time line itself says what the escape became.
+        (
+            ImapdOptions::seed(&format!("{}/dc=users%44dc=local", slapd.url())),
+            format!(
+                "search base dc=usersDdc=local (from the DN in sasl_ldapdb_uri) does not exist or {} may not see it \
+                 (32 noSuchObject); fix the DN in sasl_ldapdb_uri or the server's ACLs; note: `%44` decodes to `D`, \
+                 not a comma; write a comma as `%2C` or just `,` ({}/dc=users%2Cdc=local)",
+                slapd::SERVICE_DN,
+                slapd.url()
+            ),
+        ),
     ] {
         let imapd = Imapd::start(opts.unset("sasl_log_level"));
         let mark = imapd.mark();
