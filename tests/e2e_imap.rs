@@ -438,3 +438,44 @@ fn the_admins_problems_are_logged_at_the_default_level_once_per_process_and_the_
         said_once_per_process(&lines, &needle, &imapd.syslog_since(mark));
     }
 }
+
+#[test]
+fn an_unreachable_directory_is_remote_authentication_server_unavailable_for_every_mechanism() {
+    // ldapbind returns SASL_UNAVAIL; libsasl2 passes it through every mechanism and imapd tells
+    // the client. imapd's badlogin line after AUTHENTICATE is its own doing: for any result but
+    // SASL_NOUSER it asks libsasl2 for the user name first (sasl_getprop SASL_USERNAME), which
+    // fails with SASL_NOTDONE when the name was never canonicalised and replaces the error
+    // detail with "SASL(-6): can't request information until later in exchange". ldapbind's
+    // own line, just before it, names the cause.
+    let closed = {
+        let l = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind");
+        l.local_addr().expect("addr").port()
+    };
+    let uri = format!("ldap://127.0.0.1:{closed}/{}", slapd::BASE_DN);
+    let imapd = Imapd::start(ImapdOptions::seed(&uri).unset("sasl_log_level"));
+    let cause = format!("ldapbind: cannot connect to LDAP server 127.0.0.1:{closed}: connection refused");
+    let first = imapd.mark();
+    for mech in ["PLAIN", "CRAM-MD5", "DIGEST-MD5", "SCRAM-SHA-256"] {
+        let mark = imapd.mark();
+        let login = imapd.imtest(Some(mech), USER, PASSWORD);
+        assert_refused(mech, &login);
+        assert!(login.transcript.contains("A01 NO remote authentication server unavailable"), "{}", login.transcript);
+        let bad = imapd.expect_log(mark, &format!("badlogin: localhost [127.0.0.1] {mech} (-notset-)"));
+        assert!(bad.text.contains("[SASL(-6): can't request information until later in exchange"), "{bad}");
+    }
+    let login = imapd.authenticate_login(USER, PASSWORD);
+    assert!(login.transcript.contains("A01 NO remote authentication server unavailable"), "{}", login.transcript);
+    // The LOGIN command (sasl_checkpass) keeps the code and ldapbind's text.
+    let mark = imapd.mark();
+    let login = imapd.imtest(Some("login"), USER, PASSWORD);
+    assert!(
+        login.transcript.contains("NO Login failed: remote authentication server unavailable"),
+        "{}",
+        login.transcript
+    );
+    let bad = imapd.expect_log(mark, &format!("badlogin: localhost [127.0.0.1] plaintext ({USER})"));
+    assert!(bad.text.contains(&format!("[SASL(-24): remote authentication server unavailable: {cause}")), "{bad}");
+    // At the default log level: ldapbind's own line, once per imapd process.
+    let lines = lines_with(&imapd, first, &cause);
+    said_once_per_process(&lines, &cause, &imapd.syslog_since(first));
+}
