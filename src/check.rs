@@ -1062,7 +1062,7 @@ pub fn run(input: &Input) -> Result<Report, InputError> {
             Ok(tls) => {
                 steps.push(Step::ok(format!("ldapbind accepts this configuration: {}", config.summary())));
                 let tls_warnings = tls.as_ref().map(|t| t.warnings.clone()).unwrap_or_default();
-                for w in config.warnings.iter().chain(&tls_warnings) {
+                for w in config.alerts.iter().chain(&config.warnings).chain(&tls_warnings) {
                     steps.push(Step::from_message(w, "see sasl2.conf.example"));
                 }
                 for n in &config.notes {
@@ -1071,7 +1071,7 @@ pub fn run(input: &Input) -> Result<Report, InputError> {
                 Some((config, tls.map(|t| t.config)))
             }
             Err(errors) => {
-                for w in &config.warnings {
+                for w in config.alerts.iter().chain(&config.warnings) {
                     steps.push(Step::from_message(w, "see sasl2.conf.example"));
                 }
                 for e in &errors {

@@ -301,6 +301,9 @@ pub struct Config {
     pub notes: Vec<String>,
     /// WARN-level lines for init.
     pub warnings: Vec<String>,
+    /// Warnings an admin must see at the default `sasl_log_level` (1), logged at ERR by init: a
+    /// secret file others may read.
+    pub alerts: Vec<String>,
 }
 
 /// One configuration problem; `Display` is one log line with the option and the fix.
@@ -470,6 +473,7 @@ impl Config {
             errors: Vec::new(),
             notes: Vec::new(),
             warnings: Vec::new(),
+            alerts: Vec::new(),
             suspect_base: false,
             base_hint: None,
         }
@@ -521,6 +525,7 @@ struct Parser<'s, S: Sources> {
     errors: Vec<ConfigError>,
     notes: Vec<String>,
     warnings: Vec<String>,
+    alerts: Vec<String>,
     /// A URL's base DN had a `%XX` escape of a letter or digit (the seed's `%44`): the base is
     /// probably not what the admin meant, so no advice is built from it.
     suspect_base: bool,
@@ -577,6 +582,7 @@ impl<S: Sources> Parser<'_, S> {
             tls_reqcert,
             notes: self.notes,
             warnings: self.warnings,
+            alerts: self.alerts,
         })
     }
 
@@ -617,7 +623,7 @@ impl<S: Sources> Parser<'_, S> {
 
     fn warn_if_not_private(&mut self, what: &str, path: &Path, mode: u32) {
         if mode & NOT_PRIVATE_MODE_BITS != 0 {
-            self.warnings.push(format!(
+            self.alerts.push(format!(
                 "{what}: {} is readable by {} (mode {:04o}); `chmod 600` it and make it owned by \
                  the user the mail daemon runs as",
                 path.display(),
@@ -1481,7 +1487,7 @@ mod tests {
         let c = ok(&f);
         let Bind::Simple { password, .. } = &c.bind else { panic!() };
         assert_eq!(password.expose(), "s3cret");
-        assert!(!c.warnings.iter().any(|w| w.contains("readable by")), "{:?}", c.warnings);
+        assert!(!c.alerts.iter().any(|w| w.contains("readable by")), "{:?}", c.alerts);
         // Only one newline is stripped; CRLF too; no newline is fine.
         for (contents, expect) in [("a\r\n", "a"), ("a", "a"), (" a b \n", " a b ")] {
             let f =
@@ -1506,8 +1512,8 @@ mod tests {
                 "sasl_ldapdb_pw_file: /etc/pw is readable by {who} (mode {mode:04o}); `chmod 600` \
                  it and make it owned by the user the mail daemon runs as"
             );
-            assert!(c.warnings.contains(&expect), "{:?}", c.warnings);
-            assert!(!c.warnings.iter().any(|w| w.contains("x\n")));
+            assert!(c.alerts.contains(&expect), "{:?}", c.alerts);
+            assert!(!c.alerts.iter().chain(&c.warnings).any(|w| w.contains("x\n")));
         }
     }
 
@@ -1791,7 +1797,7 @@ mod tests {
         assert_eq!(key.path, Path::new("/k.pem"));
         assert!(!format!("{c:?}").contains("MIIE"));
         assert!(
-            c.warnings.iter().any(|w| w.starts_with("sasl_ldapdb_tls_key: /k.pem is readable by its group")),
+            c.alerts.iter().any(|w| w.starts_with("sasl_ldapdb_tls_key: /k.pem is readable by its group")),
             "{:?}",
             c.warnings
         );

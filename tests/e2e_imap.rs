@@ -479,3 +479,31 @@ fn an_unreachable_directory_is_remote_authentication_server_unavailable_for_ever
     let lines = lines_with(&imapd, first, &cause);
     said_once_per_process(&lines, &cause, &imapd.syslog_since(first));
 }
+
+#[test]
+fn a_password_file_others_may_read_is_said_at_the_default_level() {
+    use std::os::unix::fs::PermissionsExt;
+    let slapd = Slapd::start();
+    let dir = tempfile::Builder::new().prefix("ldapbind-pwfile-").tempdir().expect("temp dir");
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).expect("chmod");
+    let pw_file = dir.path().join("ldapbind.secret");
+    fs::write(&pw_file, format!("{}\n", slapd::SERVICE_PW)).expect("write");
+    // root:mail 0640: imapd (cyrus, group mail) reads it, and so does every other member of mail.
+    let mail_gid = fs::read_to_string("/etc/group")
+        .expect("/etc/group")
+        .lines()
+        .find_map(|l| l.strip_prefix("mail:")?.split(':').nth(1)?.parse::<u32>().ok())
+        .expect("group mail");
+    std::os::unix::fs::chown(&pw_file, Some(0), Some(mail_gid)).expect("chown");
+    fs::set_permissions(&pw_file, fs::Permissions::from_mode(0o640)).expect("chmod");
+    let opts = ImapdOptions::for_slapd(&slapd)
+        .unset("sasl_log_level")
+        .unset("sasl_ldapdb_pw")
+        .set("sasl_ldapdb_pw_file", &pw_file.display().to_string());
+    let imapd = Imapd::start(opts);
+    let mark = imapd.mark();
+    assert_ok("a login with the password file", &imapd.login_command(USER, PASSWORD));
+    let needle = format!("ldapbind: sasl_ldapdb_pw_file: {} is readable by its group (mode 0640)", pw_file.display());
+    let lines = lines_with(&imapd, mark, &needle);
+    said_once_per_process(&lines, &needle, &imapd.syslog_since(mark));
+}
