@@ -50,6 +50,8 @@ static CANONUSER: HostTable<sasl_canonuser_plug_t> = HostTable(UnsafeCell::new(s
 
 /// Read the options through the init-time utils and register one use of the shared state.
 fn register(utils: Utils<'_>) {
+    // Before the host may chroot: how its admin spells the options in what we log.
+    crate::host::Spelling::of_process();
     let library = |key: &str| utils.option(None, key);
     let level = library("log_level").and_then(|l| l.trim().parse::<c_int>().ok()).unwrap_or(SASL_LOG_ERR);
     let utils = utils.with_max_level(level);
