@@ -317,12 +317,13 @@ pub enum ConfigError {
     MissingUri,
     #[error(transparent)]
     Uri(#[from] UriError),
+    /// `url` and `base` are examples built from the admin's own URL and `ldapdb_id`.
     #[error(
-        "no search base: neither sasl_ldapdb_uri nor sasl_ldapdb_search_base names one; add the \
-         base DN to the URL (ldap://glauth:3893/dc=users,dc=local) or set \
-         `sasl_ldapdb_search_base: dc=users,dc=local`"
+        "no search base: neither sasl_ldapdb_uri nor sasl_ldapdb_search_base names one (ldapdb needs \
+         none, ldapbind searches for the user); add the base DN to the URL ({url}/{base}) or set \
+         `sasl_ldapdb_search_base: {base}`"
     )]
-    NoSearchBase,
+    NoSearchBase { url: String, base: String },
     #[error(
         "sasl_ldapdb_uri: `{first_url}` names base DN `{first_dn}` but `{other_url}` names \
          `{other_dn}`; ldapbind searches one base on whichever server answers, so make them the \
@@ -722,8 +723,13 @@ impl<S: Sources> Parser<'_, S> {
             return Some((base, BaseSource::SearchBaseOption));
         }
         let Some(&(first_url, first_dn)) = url_dns.first() else {
-            if urls_ok {
-                self.errors.push(ConfigError::NoSearchBase);
+            if let (true, Some(url)) = (urls_ok, urls.first()) {
+                // The example base: the dc= suffix of the service DN, the usual naming context.
+                let id = self.get(keys::ID).unwrap_or_default();
+                let rdns: Vec<&str> = id.split(',').map(str::trim).collect();
+                let start = rdns.iter().position(|r| r.to_ascii_lowercase().starts_with("dc="));
+                let base = start.map_or(EXAMPLE_BASE.to_owned(), |i| rdns[i..].join(","));
+                self.errors.push(ConfigError::NoSearchBase { url: url.connect_url(), base });
             }
             return None;
         };
@@ -1316,7 +1322,23 @@ mod tests {
     fn search_base_missing_everywhere() {
         let e = one_err(&Fake::new(&[("ldapdb_uri", "ldap://glauth:3893")]));
         assert!(e.starts_with("no search base: "), "{e}");
-        assert!(e.contains("sasl_ldapdb_search_base"));
+        assert!(
+            e.ends_with("(ldap://glauth:3893/dc=example,dc=com) or set `sasl_ldapdb_search_base: dc=example,dc=com`")
+        );
+        // An ldapdb URL: the example is the admin's own server and the service DN's suffix.
+        let f = Fake::new(&[
+            ("ldapdb_uri", "ldap://ldap.corp.example:389/"),
+            ("ldapdb_id", "cn=imap,ou=services,dc=corp,dc=example"),
+            ("ldapdb_pw", "x"),
+        ]);
+        let e = errs(&f);
+        assert!(
+            e.iter().any(|l| l.ends_with(
+                "add the base DN to the URL (ldap://ldap.corp.example:389/dc=corp,dc=example) or set \
+                 `sasl_ldapdb_search_base: dc=corp,dc=example`"
+            )),
+            "{e:?}"
+        );
     }
 
     #[test]
