@@ -236,3 +236,41 @@ fn anonymous_search_refused_is_explained() {
     let lines = lines_at(SASL_LOG_ERR, "anonymous");
     assert!(lines.iter().any(|l| l.contains("sasl_ldapdb_id")), "{:#?}", Server::logs());
 }
+
+#[test]
+fn a_chrooted_host_that_cannot_resolve_the_server_is_told_why() {
+    // Postfix's smtpd: libsasl2 and ldapbind initialise, then the process chroots (Debian:
+    // /var/spool/postfix), and the first login resolves the URL's host name in there, where
+    // etc/hosts and etc/resolv.conf may be missing.
+    use std::os::fd::AsRawFd;
+    // The name fails before any connect, so no server is needed at that port.
+    let uri = format!("ldap://localhost:1/{}", slapd::BASE_DN);
+    let s = start(&[("ldapdb_uri", &uri)]);
+    let jail = tempfile::tempdir().unwrap();
+    let real_root = std::fs::File::open("/").unwrap();
+    let jail_path = std::ffi::CString::new(jail.path().as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: chroot/chdir with valid C strings; this test process is its own (nextest).
+    assert_eq!(unsafe { libc::chroot(jail_path.as_ptr()) }, 0, "chroot (needs root)");
+    // SAFETY: as above.
+    unsafe { libc::chdir(c"/".as_ptr()) };
+    let conn = s.server.new_conn("smtp");
+    let rc = conn.checkpass(slapd::JOHNDOE.mail.as_bytes(), slapd::JOHNDOE.pw().as_bytes());
+    drop(conn);
+    // Back to the real root (root may leave a chroot through a directory fd opened before it),
+    // so that the fixtures clean up.
+    // SAFETY: fchdir on an open directory fd, then chroot to it.
+    let back = unsafe { libc::fchdir(real_root.as_raw_fd()) == 0 && libc::chroot(c".".as_ptr()) == 0 };
+    assert!(back, "could not leave the chroot");
+    assert_ne!(rc, SASL_OK);
+    let lines = lines_at(SASL_LOG_ERR, "ldapbind: cannot resolve localhost from sasl_ldapdb_uri");
+    assert_eq!(lines.len(), 1, "{:#?}", Server::logs());
+    assert!(
+        lines[0].contains(
+            "this process runs chrooted (its root is not the system's `/`; Postfix's smtpd runs in /var/spool/postfix), \
+             which has no /etc/hosts and no /etc/resolv.conf: copy /etc/hosts, /etc/resolv.conf and \
+             /etc/nsswitch.conf into the chroot's etc/"
+        ) && lines[0].ends_with("or write the server's IP address in sasl_ldapdb_uri"),
+        "{}",
+        lines[0]
+    );
+}
