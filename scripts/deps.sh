@@ -54,7 +54,7 @@ done
 
 if [ ${#missing[@]} -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ]; then
-        echo "deps.sh: missing ${missing[*]}; run scripts/deps.sh as root to install them" >&2
+        echo "deps.sh: missing ${missing[*]}; run scripts/deps.sh${1:+ $1} as root to install them" >&2
         exit 1
     fi
     new_cyrus=no
