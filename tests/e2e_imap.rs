@@ -507,3 +507,30 @@ fn a_password_file_others_may_read_is_said_at_the_default_level() {
     let lines = lines_with(&imapd, mark, &needle);
     said_once_per_process(&lines, &needle, &imapd.syslog_since(mark));
 }
+
+/// README "Configure Cyrus IMAP" shows only the lines that differ from Debian's stock
+/// /etc/imapd.conf: none of its options is in the stock file, so adding them never repeats an
+/// option (which Cyrus refuses: `option 'allowplaintext' was specified twice`, exit 78).
+#[test]
+fn the_readmes_imapd_conf_lines_can_be_added_to_debians_stock_file() {
+    let keys = |text: &str| -> Vec<String> {
+        text.lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .filter_map(|l| l.split_once(':').map(|(k, _)| k.trim().to_ascii_lowercase()))
+            .collect()
+    };
+    let readme = fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).expect("README.md");
+    let section = readme.split("## Configure Cyrus IMAP").nth(1).expect("the section").split("\n## ").next().unwrap();
+    let block = section.split("```\n").nth(1).expect("the imapd.conf block");
+    let readme_keys = keys(block);
+    assert!(readme_keys.contains(&"sasl_ldapdb_uri".to_owned()), "{readme_keys:?}");
+    let stock = fs::read_to_string("/etc/imapd.conf").expect("Debian's /etc/imapd.conf (cyrus-common)");
+    let stock_keys = keys(&stock);
+    // What the README says the stock file already has, and ldapbind needs.
+    for (key, value) in [("allowplaintext", "yes"), ("sasl_pwcheck_method", "auxprop")] {
+        assert!(stock.lines().any(|l| l.trim() == format!("{key}: {value}")), "stock file lacks {key}: {value}");
+    }
+    let repeated: Vec<&String> = readme_keys.iter().filter(|k| stock_keys.contains(k)).collect();
+    assert!(repeated.is_empty(), "README lines Debian's imapd.conf already has: {repeated:?}");
+}
