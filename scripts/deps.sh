@@ -14,7 +14,8 @@
 #   installs it, its system service is disabled again (and stopped if anything started it). The
 #   tests and the demo run their own master in a temp dir.
 # - cyrus-common needs a mail transport agent; when none is installed, dma (no daemon, no port)
-#   is installed instead of Debian's default exim4 daemon.
+#   is installed instead of Debian's default exim4 daemon. The tests install postfix (which
+#   replaces dma), preseeded to "No configuration" and with its system service disabled.
 set -euo pipefail
 
 mode=test
@@ -40,6 +41,8 @@ if [ "$mode" = test ]; then
         libsasl2-modules-db sasl2-bin ldap-utils
         dpkg-dev
         valgrind gcc binutils openssl ca-certificates
+        # tests/postfix.rs: a private Postfix instance (Debian's smtpd, chrooted) and swaks.
+        postfix swaks
     )
 fi
 
@@ -59,15 +62,18 @@ if [ ${#missing[@]} -gt 0 ]; then
     fi
     new_cyrus=no
     installed cyrus-imapd || new_cyrus=yes
+    new_postfix=no
+    [[ " ${missing[*]} " == *" postfix "* ]] && new_postfix=yes
     # cyrus-common depends on "default-mta | mail-transport-agent": pick one without a daemon
     # unless the machine already has an MTA.
-    if ! dpkg-query -W -f='${db:Status-Status} ${Provides}\n' 2>/dev/null |
+    if [ "$new_postfix" = no ] && ! dpkg-query -W -f='${db:Status-Status} ${Provides}\n' 2>/dev/null |
         grep -q '^installed .*mail-transport-agent'; then
         missing+=(dma)
     fi
     echo "deps.sh: installing ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
     echo 'slapd slapd/no_configuration boolean true' | debconf-set-selections
+    echo 'postfix postfix/main_mailer_type select No configuration' | debconf-set-selections
     # Keep maintainer scripts from starting services (invoke-rc.d and deb-systemd-invoke ask
     # policy-rc.d; 101 = action forbidden).
     policy=/usr/sbin/policy-rc.d
@@ -78,6 +84,13 @@ if [ ${#missing[@]} -gt 0 ]; then
     fi
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    if [ "$new_postfix" = yes ]; then
+        # The tests run their own instance; the system's stays off, as cyrus-imapd's below.
+        if command -v systemctl >/dev/null; then
+            systemctl disable postfix.service >/dev/null 2>&1 || true
+        fi
+        update-rc.d postfix disable >/dev/null 2>&1 || true
+    fi
     if [ "$new_cyrus" = yes ]; then
         # Not a system IMAP server: only our private masters (tests, demo) run. Keep the
         # package's service from starting at boot, and stop it should anything have started it.
