@@ -56,9 +56,12 @@ fn run() -> bool {
     let good = imapd.imtest(None, USER, PASSWORD);
     show_transcript(&good);
     println!("   Result: {}", if good.ok { "Authenticated." } else { "Authentication FAILED." });
-    let logged_in = imapd.wait_for_log(mark, &format!("{USER} "), common::imapd::LOG_TIMEOUT);
+    // imapd's own verdict: `login: HOST [IP] USER MECH User logged in` (ldapbind's lines about
+    // the same user come before it).
+    let logged_in = imapd.wait_for_line(mark, common::imapd::LOG_TIMEOUT, |l| {
+        l.text.starts_with("login: ") && l.text.contains(&format!("] {USER} ")) && l.text.contains("User logged in")
+    });
     show_syslog(&imapd, mark, "imapd's syslog for this login (ldapbind's own lines and the login):");
-    let good_ok = good.ok && logged_in.is_some_and(|l| l.text.starts_with("login: "));
     drop(imapd);
 
     println!();
@@ -70,7 +73,8 @@ fn run() -> bool {
     let mark = imapd.mark();
     let bad = imapd.imtest(None, USER, PASSWORD);
     println!("   imtest: {}", if bad.ok { "Authenticated (unexpected!)" } else { "Authentication failed." });
-    let why = imapd.wait_for_log(mark, "ldapbind: cannot connect", common::imapd::LOG_TIMEOUT);
+    let why =
+        imapd.wait_for_log(mark, "ldapbind: cannot connect to LDAP server 127.0.0.1:389", common::imapd::LOG_TIMEOUT);
     show_syslog(&imapd, mark, "imapd's syslog:");
     match &why {
         Some(line) => {
@@ -83,7 +87,21 @@ fn run() -> bool {
     println!("   Fix: sasl_ldapdb_uri: {uri}");
     drop(imapd);
     drop(slapd);
-    good_ok && !bad.ok && why.is_some()
+    // Each expectation, and what it means when it fails.
+    let checks = [
+        (good.ok, "imtest did not authenticate jdoe@example.com (step 3)"),
+        (logged_in.is_some(), "imapd logged no `login: ... jdoe@example.com ... User logged in` line (step 3)"),
+        (!bad.ok, "imtest authenticated although the URL names the wrong port (step 4)"),
+        (why.is_some(), "ldapbind logged no `cannot connect to LDAP server 127.0.0.1:389` line (step 4)"),
+    ];
+    let failed: Vec<&str> = checks.iter().filter(|(ok, _)| !ok).map(|(_, what)| *what).collect();
+    if !failed.is_empty() {
+        println!();
+        for what in &failed {
+            println!("   FAILED: {what}");
+        }
+    }
+    failed.is_empty()
 }
 
 fn show_transcript(login: &Login) {

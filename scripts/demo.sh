@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The README's main command (fresh Debian 12, as root): installs what it needs, builds ldapbind,
+# The README's main command (fresh Debian 12, as root): installs what it needs (Debian packages
+# only: scripts/deps.sh --demo), builds ldapbind,
 # then runs the demo (examples/demo.rs): a throwaway glauth-like slapd and a private Cyrus IMAP
 # that loads ldapbind, a login with imtest as the seed's user, the seed's missing-port mistake and
 # the log line that explains it. Everything listens on 127.0.0.1 only and is stopped at the end.
@@ -9,7 +10,7 @@ if [ "$(id -u)" -ne 0 ]; then
     echo "demo.sh: run as root (it installs Debian packages; Cyrus master needs its cyrus user)" >&2
     exit 1
 fi
-scripts/deps.sh
+scripts/deps.sh --demo
 echo "demo.sh: building libldapbind.so (release)"
 cargo build --release --quiet --lib
 cargo build --release --quiet --example demo

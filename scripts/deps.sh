@@ -2,6 +2,10 @@
 # Installs what building, testing and demonstrating ldapbind needs on Debian 12, as root,
 # without prompts. Idempotent: installs only what is missing and runs `apt-get update` only then.
 #
+#   scripts/deps.sh          everything scripts/test.sh needs, cargo-nextest and cargo-deb included
+#   scripts/deps.sh --demo   only what scripts/demo.sh needs: building the plugin and the demo,
+#                            slapd, Cyrus IMAP and imtest (no cargo install)
+#
 # Starts no daemon and leaves none enabled:
 # - slapd is preseeded not to configure itself;
 # - a policy-rc.d that denies every start is in place while packages are unpacked (an existing
@@ -10,16 +14,37 @@
 #   installs it, its system service is disabled again (and stopped if anything started it). The
 #   tests and the demo run their own master in a temp dir.
 # - cyrus-common needs a mail transport agent; when none is installed, dma (no daemon, no port)
-#   is installed instead of Debian's default exim4 daemon.
+#   is installed instead of Debian's default exim4 daemon. The tests install postfix (which
+#   replaces dma), preseeded to "No configuration" and with its system service disabled.
 set -euo pipefail
 
+mode=test
+case "${1:-}" in
+    --demo) mode=demo ;;
+    "") ;;
+    *)
+        echo "usage: scripts/deps.sh [--demo]" >&2
+        exit 2
+        ;;
+esac
+
+# The demo: libsasl2-dev for linking the fixtures (tests/common/sasl.rs), the mechanism
+# plugins, slapd, Cyrus IMAP and imtest, unshare (the private /dev/log).
 packages=(
-    libsasl2-dev libsasl2-modules libsasl2-modules-db sasl2-bin
-    slapd ldap-utils
+    libsasl2-dev libsasl2-modules
+    slapd
     cyrus-common cyrus-imapd cyrus-clients
-    util-linux dpkg-dev
-    valgrind gcc binutils openssl ca-certificates
+    util-linux
 )
+if [ "$mode" = test ]; then
+    packages+=(
+        libsasl2-modules-db sasl2-bin ldap-utils
+        dpkg-dev
+        valgrind gcc binutils openssl ca-certificates
+        # tests/postfix.rs: a private Postfix instance (Debian's smtpd, chrooted) and swaks.
+        postfix swaks
+    )
+fi
 
 installed() {
     [ "$(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null || true)" = installed ]
@@ -32,20 +57,23 @@ done
 
 if [ ${#missing[@]} -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ]; then
-        echo "deps.sh: missing ${missing[*]}; run scripts/deps.sh as root to install them" >&2
+        echo "deps.sh: missing ${missing[*]}; run scripts/deps.sh${1:+ $1} as root to install them" >&2
         exit 1
     fi
     new_cyrus=no
     installed cyrus-imapd || new_cyrus=yes
+    new_postfix=no
+    [[ " ${missing[*]} " == *" postfix "* ]] && new_postfix=yes
     # cyrus-common depends on "default-mta | mail-transport-agent": pick one without a daemon
     # unless the machine already has an MTA.
-    if ! dpkg-query -W -f='${db:Status-Status} ${Provides}\n' 2>/dev/null |
+    if [ "$new_postfix" = no ] && ! dpkg-query -W -f='${db:Status-Status} ${Provides}\n' 2>/dev/null |
         grep -q '^installed .*mail-transport-agent'; then
         missing+=(dma)
     fi
     echo "deps.sh: installing ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
     echo 'slapd slapd/no_configuration boolean true' | debconf-set-selections
+    echo 'postfix postfix/main_mailer_type select No configuration' | debconf-set-selections
     # Keep maintainer scripts from starting services (invoke-rc.d and deb-systemd-invoke ask
     # policy-rc.d; 101 = action forbidden).
     policy=/usr/sbin/policy-rc.d
@@ -56,6 +84,13 @@ if [ ${#missing[@]} -gt 0 ]; then
     fi
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    if [ "$new_postfix" = yes ]; then
+        # The tests run their own instance; the system's stays off, as cyrus-imapd's below.
+        if command -v systemctl >/dev/null; then
+            systemctl disable postfix.service >/dev/null 2>&1 || true
+        fi
+        update-rc.d postfix disable >/dev/null 2>&1 || true
+    fi
     if [ "$new_cyrus" = yes ]; then
         # Not a system IMAP server: only our private masters (tests, demo) run. Keep the
         # package's service from starting at boot, and stop it should anything have started it.
@@ -81,6 +116,9 @@ fi
 if ! command -v cargo >/dev/null; then
     echo "deps.sh: cargo not found; install a Rust toolchain (rustup) first" >&2
     exit 1
+fi
+if [ "$mode" = demo ]; then
+    exit 0
 fi
 if ! cargo nextest --version >/dev/null 2>&1; then
     echo "deps.sh: installing cargo-nextest"

@@ -77,6 +77,9 @@ pub struct Input {
     pub user: String,
     /// From `--password-stdin`.
     pub password: Option<Secret>,
+    /// `--user`: the user the daemon reads its files as; by default `cyrus` for an imapd.conf,
+    /// `root` for Postfix's smtpd.conf (smtpd reads them before dropping privileges).
+    pub daemon_user: Option<String>,
 }
 
 /// A mistake in the invocation itself (exit status 2): unreadable file, unknown `-o` key.
@@ -699,12 +702,31 @@ fn read_options(input: &Input, steps: &mut Vec<Step>) -> Result<Options, InputEr
         }
     }
 
-    // Lines that look meant for ldapbind but never reach it.
-    for l in first.values() {
-        if used.contains(&l.key.as_str()) {
-            continue;
+    // An application config (Postfix's smtpd.conf) given with -C: one problem that names
+    // --sasl-conf, rather than "add sasl_" to each of its lines.
+    let known = |k: &str| keys::ALL.contains(&k) || LIBRARY_KEYS.contains(&k);
+    let app_config = kind == Kind::Imapd && !first.keys().any(|k| k.contains("sasl_"));
+    if let (true, Some(l), Some(ConfFile::Imapd(path))) =
+        (app_config, first.values().find(|l| known(&l.key)), &input.conf)
+    {
+        steps.push(Step::problem(
+            format!(
+                "{} looks like a libsasl2 application config, not an imapd.conf: `{}` ({}) has no `sasl_` \
+                 prefix, as in Postfix's /etc/postfix/sasl/smtpd.conf",
+                path.display(),
+                l.key,
+                l.at()
+            ),
+            format!("check it with `ldapbind-check --sasl-conf {} ...` instead of -C", path.display()),
+        ));
+    } else {
+        // Lines that look meant for ldapbind but never reach it.
+        for l in first.values() {
+            if used.contains(&l.key.as_str()) {
+                continue;
+            }
+            stray_key(kind, &service, l, steps);
         }
-        stray_key(kind, &service, l, steps);
     }
     Ok(Options { kind, values })
 }
@@ -1162,7 +1184,7 @@ pub fn run(input: &Input) -> Result<Report, InputError> {
             Ok(tls) => {
                 steps.push(Step::ok(format!("ldapbind accepts this configuration: {}", config.summary())));
                 let tls_warnings = tls.as_ref().map(|t| t.warnings.clone()).unwrap_or_default();
-                for w in config.warnings.iter().chain(&tls_warnings) {
+                for w in config.alerts.iter().chain(&config.warnings).chain(&tls_warnings) {
                     steps.push(Step::from_message(w, "see sasl2.conf.example"));
                 }
                 for n in &config.notes {
@@ -1171,7 +1193,7 @@ pub fn run(input: &Input) -> Result<Report, InputError> {
                 Some((config, tls.map(|t| t.config)))
             }
             Err(errors) => {
-                for w in &config.warnings {
+                for w in config.alerts.iter().chain(&config.warnings) {
                     steps.push(Step::from_message(w, "see sasl2.conf.example"));
                 }
                 for e in &errors {
@@ -1194,6 +1216,7 @@ pub fn run(input: &Input) -> Result<Report, InputError> {
         }
     };
     library_checks(&opts, &selection, config.as_ref().map(|(c, _)| c), &mut steps);
+    readable_by_daemon(input, &opts, &mut steps);
     report.sections.push(Section { title: "options".into(), steps });
 
     let mut secrets = Secrets::default();
@@ -1232,6 +1255,71 @@ pub fn run(input: &Input) -> Result<Report, InputError> {
         respell_for_sasl_app(&mut report);
     }
     Ok(report)
+}
+
+/// The user the daemon reads its files as, and who that daemon is.
+fn daemon_user(input: &Input) -> Option<(String, &'static str)> {
+    let smtpd = |p: &Path| p.file_name().is_some_and(|n| n == "smtpd.conf");
+    match (&input.daemon_user, &input.conf) {
+        (Some(user), _) => Some((user.clone(), "the daemon (--user)")),
+        (None, Some(ConfFile::Imapd(_))) => Some(("cyrus".into(), "imapd")),
+        (None, Some(ConfFile::SaslApp(p))) if smtpd(p) => {
+            Some(("root".into(), "Postfix's smtpd, before it drops privileges,"))
+        }
+        (None, _) => None,
+    }
+}
+
+/// The effective user of this process, by name (from /proc and /etc/passwd).
+fn current_user() -> Option<(u32, String)> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let euid: u32 = status.lines().find_map(|l| l.strip_prefix("Uid:"))?.split_whitespace().nth(1)?.parse().ok()?;
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    let name = passwd.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        (f.get(2).and_then(|u| u.parse::<u32>().ok()) == Some(euid)).then(|| f[0].to_owned())
+    });
+    Some((euid, name.unwrap_or_else(|| euid.to_string())))
+}
+
+/// The files ldapbind reads at init, checked as the daemon's user: ldapbind-check itself
+/// usually runs as root, which reads anything.
+fn readable_by_daemon(input: &Input, opts: &Options, steps: &mut Vec<Step>) {
+    let Some((user, daemon)) = daemon_user(input) else { return };
+    let me = current_user();
+    if me.as_ref().is_some_and(|(_, name)| *name == user) {
+        return; // the configuration was just read as that user
+    }
+    for key in [keys::PW_FILE, keys::RC, keys::TLS_CACERT, keys::TLS_CERT, keys::TLS_KEY] {
+        let Some(path) = opts.get(key) else { continue };
+        let option = opts.spelled(key);
+        if me.as_ref().is_none_or(|(uid, _)| *uid != 0) {
+            steps.push(Step::note(format!(
+                "{option} {path}: not checked as {user}, the user {daemon} reads it as (that needs root); \
+                 run ldapbind-check as root or as {user}"
+            )));
+            continue;
+        }
+        // The kernel's answer (modes, ACLs, every directory on the way), as that user.
+        let status = std::process::Command::new("runuser")
+            .args(["-u", &user, "--", "test", "-r", path])
+            .stdin(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status();
+        match status {
+            Ok(s) if s.success() => steps.push(Step::ok(format!("{option} {path} is readable by {user} ({daemon})"))),
+            Ok(s) if s.code() == Some(1) => steps.push(Step::problem(
+                format!(
+                    "{option} {path} is not readable by {user}, the user {daemon} reads it as: every login \
+                     would fail with `cannot read {path}: Permission denied`"
+                ),
+                format!("let {user} read it and nobody else: `chown {user} {path}` and `chmod 600 {path}`"),
+            )),
+            _ => steps.push(Step::note(format!(
+                "{option} {path}: could not check it as {user} (runuser -u {user} failed: no such user?)"
+            ))),
+        }
+    }
 }
 
 /// The libsasl2 options that decide whether ldapbind is asked at all.
@@ -1797,14 +1885,7 @@ fn mechanisms(opts: &Options, selection: &Selection, s: &Secrets) -> Vec<MechRow
 
 /// In a SASL application config the options have no `sasl_` prefix; say them that way.
 fn respell_for_sasl_app(report: &mut Report) {
-    let fix = |t: &mut String| {
-        for key in keys::ALL.iter().chain(LIBRARY_KEYS) {
-            let prefixed = format!("sasl_{key}");
-            if t.contains(&prefixed) {
-                *t = t.replace(&prefixed, key);
-            }
-        }
-    };
+    let fix = |t: &mut String| *t = crate::host::Spelling::Bare.apply(t).into_owned();
     for step in report.sections.iter_mut().flat_map(|s| s.steps.iter_mut()) {
         fix(&mut step.text);
         if let Some(f) = step.fix.as_mut() {

@@ -283,6 +283,9 @@ pub struct Config {
     /// Never empty.
     pub search_base: String,
     pub base_source: BaseSource,
+    /// When the base DN came from a URL with an escape that decoded to a letter or digit (the
+    /// seed's `%44`): the note that says so, for the run-time lines that name the base.
+    pub base_hint: Option<String>,
     pub bind: Bind,
     pub canon_attr: Option<String>,
     pub starttls: StartTls,
@@ -302,6 +305,9 @@ pub struct Config {
     pub notes: Vec<String>,
     /// WARN-level lines for init.
     pub warnings: Vec<String>,
+    /// Warnings an admin must see at the default `sasl_log_level` (1), logged at ERR by init: a
+    /// secret file others may read.
+    pub alerts: Vec<String>,
 }
 
 /// One configuration problem; `Display` is one log line with the option and the fix.
@@ -315,12 +321,13 @@ pub enum ConfigError {
     MissingUri,
     #[error(transparent)]
     Uri(#[from] UriError),
+    /// `url` and `base` are examples built from the admin's own URL and `ldapdb_id`.
     #[error(
-        "no search base: neither sasl_ldapdb_uri nor sasl_ldapdb_search_base names one; add the \
-         base DN to the URL (ldap://glauth:3893/dc=users,dc=local) or set \
-         `sasl_ldapdb_search_base: dc=users,dc=local`"
+        "no search base: neither sasl_ldapdb_uri nor sasl_ldapdb_search_base names one (ldapdb needs \
+         none, ldapbind searches for the user); add the base DN to the URL ({url}/{base}) or set \
+         `sasl_ldapdb_search_base: {base}`"
     )]
-    NoSearchBase,
+    NoSearchBase { url: String, base: String },
     #[error(
         "sasl_ldapdb_uri: `{first_url}` names base DN `{first_dn}` but `{other_url}` names \
          `{other_dn}`; ldapbind searches one base on whichever server answers, so make them the \
@@ -482,7 +489,16 @@ pub fn is_configured(src: &impl Sources) -> bool {
 impl Config {
     /// Parse every option; on failure return all problems found.
     pub fn from_sources(src: &impl Sources) -> Result<Config, ConfigErrors> {
-        Parser { src, errors: Vec::new(), notes: Vec::new(), warnings: Vec::new(), suspect_base: false }.run()
+        Parser {
+            src,
+            errors: Vec::new(),
+            notes: Vec::new(),
+            warnings: Vec::new(),
+            alerts: Vec::new(),
+            suspect_base: false,
+            base_hint: None,
+        }
+        .run()
     }
 
     /// The LDAP attribute for a SASL property name (a leading `*` is ignored, names compare
@@ -530,9 +546,12 @@ struct Parser<'s, S: Sources> {
     errors: Vec<ConfigError>,
     notes: Vec<String>,
     warnings: Vec<String>,
+    alerts: Vec<String>,
     /// A URL's base DN had a `%XX` escape of a letter or digit (the seed's `%44`): the base is
     /// probably not what the admin meant, so no advice is built from it.
     suspect_base: bool,
+    /// The first such escape's note ([`uri::UriWarning::base_hint`]).
+    base_hint: Option<String>,
 }
 
 impl<S: Sources> Parser<'_, S> {
@@ -565,10 +584,12 @@ impl<S: Sources> Parser<'_, S> {
         if !self.errors.is_empty() {
             return Err(ConfigErrors(self.errors));
         }
+        let base_hint = self.base_hint.take().filter(|_| base_source == BaseSource::Url);
         Ok(Config {
             urls,
             search_base,
             base_source,
+            base_hint,
             bind,
             canon_attr,
             starttls,
@@ -584,6 +605,7 @@ impl<S: Sources> Parser<'_, S> {
             allow_expired_password,
             notes: self.notes,
             warnings: self.warnings,
+            alerts: self.alerts,
         })
     }
 
@@ -595,6 +617,7 @@ impl<S: Sources> Parser<'_, S> {
         match uri::parse_uri_list(&raw) {
             Ok(list) => {
                 self.suspect_base = list.warnings.iter().any(|w| matches!(w, uri::UriWarning::AlnumEscape { .. }));
+                self.base_hint = list.warnings.iter().find_map(uri::UriWarning::base_hint);
                 self.warnings.extend(list.warnings.iter().map(ToString::to_string));
                 Some(list.urls)
             }
@@ -623,7 +646,7 @@ impl<S: Sources> Parser<'_, S> {
 
     fn warn_if_not_private(&mut self, what: &str, path: &Path, mode: u32) {
         if mode & NOT_PRIVATE_MODE_BITS != 0 {
-            self.warnings.push(format!(
+            self.alerts.push(format!(
                 "{what}: {} is readable by {} (mode {:04o}); `chmod 600` it and make it owned by \
                  the user the mail daemon runs as",
                 path.display(),
@@ -722,8 +745,13 @@ impl<S: Sources> Parser<'_, S> {
             return Some((base, BaseSource::SearchBaseOption));
         }
         let Some(&(first_url, first_dn)) = url_dns.first() else {
-            if urls_ok {
-                self.errors.push(ConfigError::NoSearchBase);
+            if let (true, Some(url)) = (urls_ok, urls.first()) {
+                // The example base: the dc= suffix of the service DN, the usual naming context.
+                let id = self.get(keys::ID).unwrap_or_default();
+                let rdns: Vec<&str> = id.split(',').map(str::trim).collect();
+                let start = rdns.iter().position(|r| r.to_ascii_lowercase().starts_with("dc="));
+                let base = start.map_or(EXAMPLE_BASE.to_owned(), |i| rdns[i..].join(","));
+                self.errors.push(ConfigError::NoSearchBase { url: url.connect_url(), base });
             }
             return None;
         };
@@ -1412,7 +1440,23 @@ mod tests {
     fn search_base_missing_everywhere() {
         let e = one_err(&Fake::new(&[("ldapdb_uri", "ldap://glauth:3893")]));
         assert!(e.starts_with("no search base: "), "{e}");
-        assert!(e.contains("sasl_ldapdb_search_base"));
+        assert!(
+            e.ends_with("(ldap://glauth:3893/dc=example,dc=com) or set `sasl_ldapdb_search_base: dc=example,dc=com`")
+        );
+        // An ldapdb URL: the example is the admin's own server and the service DN's suffix.
+        let f = Fake::new(&[
+            ("ldapdb_uri", "ldap://ldap.corp.example:389/"),
+            ("ldapdb_id", "cn=imap,ou=services,dc=corp,dc=example"),
+            ("ldapdb_pw", "x"),
+        ]);
+        let e = errs(&f);
+        assert!(
+            e.iter().any(|l| l.ends_with(
+                "add the base DN to the URL (ldap://ldap.corp.example:389/dc=corp,dc=example) or set \
+                 `sasl_ldapdb_search_base: dc=corp,dc=example`"
+            )),
+            "{e:?}"
+        );
     }
 
     #[test]
@@ -1535,6 +1579,24 @@ mod tests {
     }
 
     #[test]
+    fn a_percent_44_base_carries_its_hint_for_run_time_lines() {
+        let f = minimal().set("ldapdb_uri", "ldap://glauth:3893/dc=users%44dc=local");
+        let c = ok(&f);
+        assert_eq!(c.search_base, "dc=usersDdc=local");
+        assert_eq!(
+            c.base_hint.as_deref(),
+            Some(
+                "`%44` decodes to `D`, not a comma; write a comma as `%2C` or just `,` \
+                 (ldap://glauth:3893/dc=users%2Cdc=local)"
+            )
+        );
+        // The base from sasl_ldapdb_search_base is what the admin wrote: no hint.
+        let c = ok(&f.set("ldapdb_search_base", "dc=users,dc=local"));
+        assert_eq!(c.base_hint, None);
+        assert_eq!(ok(&minimal()).base_hint, None);
+    }
+
+    #[test]
     fn id_outside_the_suffix_warns() {
         // The seed's second try: `cn=cyrus,ou=machines`, expecting the base DN to be appended.
         let f = minimal().set("ldapdb_id", "cn=cyrus,ou=machines").set("ldapdb_pw", "cyrus");
@@ -1579,7 +1641,7 @@ mod tests {
         let c = ok(&f);
         let Bind::Simple { password, .. } = &c.bind else { panic!() };
         assert_eq!(password.expose(), "s3cret");
-        assert!(!c.warnings.iter().any(|w| w.contains("readable by")), "{:?}", c.warnings);
+        assert!(!c.alerts.iter().any(|w| w.contains("readable by")), "{:?}", c.alerts);
         // Only one newline is stripped; CRLF too; no newline is fine.
         for (contents, expect) in [("a\r\n", "a"), ("a", "a"), (" a b \n", " a b ")] {
             let f =
@@ -1623,8 +1685,8 @@ mod tests {
                 "sasl_ldapdb_pw_file: /etc/pw is readable by {who} (mode {mode:04o}); `chmod 600` \
                  it and make it owned by the user the mail daemon runs as"
             );
-            assert!(c.warnings.contains(&expect), "{:?}", c.warnings);
-            assert!(!c.warnings.iter().any(|w| w.contains("x\n")));
+            assert!(c.alerts.contains(&expect), "{:?}", c.alerts);
+            assert!(!c.alerts.iter().chain(&c.warnings).any(|w| w.contains("x\n")));
         }
     }
 
@@ -2001,7 +2063,7 @@ mod tests {
         assert_eq!(key.path, Path::new("/k.pem"));
         assert!(!format!("{c:?}").contains("MIIE"));
         assert!(
-            c.warnings.iter().any(|w| w.starts_with("sasl_ldapdb_tls_key: /k.pem is readable by its group")),
+            c.alerts.iter().any(|w| w.starts_with("sasl_ldapdb_tls_key: /k.pem is readable by its group")),
             "{:?}",
             c.warnings
         );

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::Config;
 use crate::error::Error;
-use crate::host::{Host, Level, Requested};
+use crate::host::{FirstSeen, Host, Level, Requested};
 use crate::ldap::{Directory, Entry, Found};
 use crate::password::hash_scheme;
 
@@ -76,6 +76,8 @@ pub struct Service<D> {
     /// Lower-cased attributes every search asks for: the prefetch set and the canonical-name
     /// attribute, computed once.
     base_attrs: BTreeSet<String>,
+    /// The admin's problems this process has logged at `Err` already.
+    seen: FirstSeen,
 }
 
 /// A name as it may be sent to the directory.
@@ -165,7 +167,18 @@ impl<D: Directory> Service<D> {
         }
         // The account's state comes with the same search (see [`crate::account::state`]).
         base_attrs.extend(crate::account::ATTRS.iter().map(|a| a.to_ascii_lowercase()));
-        Service { config, dir, cache: Mutex::new(Vec::new()), base_attrs }
+        Service { config, dir, cache: Mutex::new(Vec::new()), base_attrs, seen: FirstSeen::default() }
+    }
+
+    /// The level for a problem only the admin can fix: `Err` the first time this process
+    /// meets `cause`, `Fail` afterwards.
+    pub fn admin_level(&self, cause: &str) -> Level {
+        self.seen.level(cause)
+    }
+
+    /// The causes this process has logged at `Err` (shared with the errors the plugin reports).
+    pub fn seen(&self) -> &FirstSeen {
+        &self.seen
     }
 
     pub fn config(&self) -> &Config {
@@ -256,7 +269,11 @@ impl<D: Directory> Service<D> {
     }
 
     fn no_such_user(&self, user: &str, filter: String) -> Error {
-        Error::NoSuchUser { user: user.to_owned(), filter, base: self.config.search_base.clone() }
+        let base = match &self.config.base_hint {
+            Some(hint) => format!("{} (note: {hint})", self.config.search_base),
+            None => self.config.search_base.clone(),
+        };
+        Error::NoSuchUser { user: user.to_owned(), filter, base }
     }
 
     fn ambiguous(&self, user: &str, filter: String, dns: &[String]) -> Error {
@@ -394,7 +411,12 @@ impl<D: Directory> Service<D> {
                                 entry.dn
                             ),
                         ),
-                        Some(scheme) => (Level::Fail, hashed_password_message(&name, &entry.dn, &attr, &scheme, host)),
+                        // The admin's to fix (the directory's storage or its ACL), whoever logs
+                        // in: one cause per scheme, not per user.
+                        Some(scheme) => (
+                            self.admin_level(&format!("{attr} stored as {scheme}")),
+                            hashed_password_message(&name, &entry.dn, &attr, &scheme, host),
+                        ),
                         None if saslauthd => (
                             Level::Debug,
                             format!(
@@ -403,17 +425,21 @@ impl<D: Directory> Service<D> {
                                 entry.dn
                             ),
                         ),
-                        None => (
-                            Level::Fail,
-                            format!(
+                        None => {
+                            // With an authPassword the user still has a secret for SCRAM.
+                            let has_scram = !entry.values(self.config.attribute_for("authPassword")).is_empty();
+                            let level =
+                                if has_scram { Level::Fail } else { self.admin_level(&format!("no readable {attr}")) };
+                            let msg = format!(
                                 "ldapbind: entry {} of {name} has no {attr}, or the service account may not read it; \
                                  give the service account (sasl_ldapdb_id) read access to {attr}, or, for a directory \
                                  that never reveals passwords (glauth, Active Directory), run ldapbind-authd and set \
                                  sasl_pwcheck_method: auxprop saslauthd and sasl_saslauthd_path: /run/ldapbind-authd/mux{}",
                                 entry.dn,
                                 auxprop_hashed_advice(host, "without reading it")
-                            ),
-                        ),
+                            );
+                            (level, msg)
+                        }
                     };
                     host.log(level, &msg);
                 }

@@ -240,7 +240,8 @@ fn hashed_passwords_are_never_returned() {
         let host = FakeHost::requesting(&["*userPassword"]);
         svc.lookup(&host, AUTHID, b"jdoe@example.com").unwrap();
         assert!(host.values("*userPassword").is_empty(), "{hash} returned");
-        assert!(host.logged(Level::Fail, "saslauthd"), "{:?}", host.logs.borrow());
+        // The admin's to fix: visible at the default sasl_log_level (1) the first time.
+        assert!(host.logged(Level::Err, "saslauthd"), "{:?}", host.logs.borrow());
     }
     // With saslauthd checking PLAIN/LOGIN the hash is expected: a debug note, not a failure.
     let svc = Service::new(config(&[]), FakeDir::default().expect_find(JOHN_FILTER, john("{SSHA}x")));
@@ -414,7 +415,8 @@ fn empty_and_nul_secrets_are_never_set_and_said_once_per_attribute() {
     svc.lookup(&host, AUTHID, b"jdoe@example.com").unwrap();
     assert!(host.values("*userPassword").is_empty());
     assert!(
-        host.logged(Level::Fail, "is empty") && host.logged(Level::Fail, "stored as {SSHA}"),
+        // A hash is the admin's to fix: ERR the first time the process meets it.
+        host.logged(Level::Fail, "is empty") && host.logged(Level::Err, "stored as {SSHA}"),
         "{:?}",
         host.logs.borrow()
     );
@@ -571,4 +573,46 @@ fn an_authzid_account_state_is_left_to_the_proxy_policy() {
         Service::new(config(&[]), FakeDir::default().expect_find(JOHN_FILTER, john_with("nsAccountLock", "true")));
     let host = FakeHost::requesting(&["uidNumber"]);
     svc.lookup(&host, AUTHZID, b"jdoe@example.com").unwrap();
+}
+
+/// The entry without a userPassword (or one the service account may not read), with `extra`.
+fn john_without_password(extra: &[(&str, &str)]) -> Found {
+    let mut attrs = vec![("mail".to_owned(), vec![b"jdoe@example.com".to_vec()])];
+    attrs.extend(extra.iter().map(|(a, v)| ((*a).to_owned(), vec![v.as_bytes().to_vec()])));
+    Found::One(Entry { dn: "cn=johndoe,ou=superheros,dc=users,dc=local".into(), attrs })
+}
+
+#[test]
+fn the_admins_password_problems_are_err_once_per_process_and_cause_then_fail() {
+    let dir = FakeDir::default()
+        .expect_find(JOHN_FILTER, john_without_password(&[]))
+        .expect_find(JOHN_FILTER, john_without_password(&[]))
+        .expect_find(JOHN_FILTER, john("{SSHA}x"))
+        .expect_find(JOHN_FILTER, john("{SSHA}y"))
+        .expect_find(JOHN_FILTER, john("{CRYPT}$6$x$y"));
+    let svc = Service::new(config(&[]), dir);
+    let login = || {
+        let host = FakeHost::requesting(&["*userPassword"]);
+        svc.lookup(&host, AUTHID, b"jdoe@example.com").unwrap();
+        let logs = host.logs.borrow().clone();
+        assert_eq!(logs.len(), 1, "{logs:?}");
+        logs[0].clone()
+    };
+    let (level, line) = login();
+    assert_eq!(level, Level::Err, "{line}");
+    assert!(line.contains("has no userPassword, or the service account may not read it"), "{line}");
+    assert_eq!(login().0, Level::Fail, "said at ERR once per process");
+    assert_eq!(login().0, Level::Err, "a hashed password is another cause");
+    assert_eq!(login().0, Level::Fail);
+    assert_eq!(login().0, Level::Err, "another scheme");
+}
+
+#[test]
+fn a_user_with_only_an_authpassword_is_no_admin_problem() {
+    let scram = "SCRAM-SHA-256$4096:c2FsdA==$c3RvcmVk:c2VydmVy";
+    let dir = FakeDir::default().expect_find(JOHN_FILTER, john_without_password(&[("authPassword", scram)]));
+    let svc = Service::new(config(&[]), dir);
+    let host = FakeHost::requesting(&["*userPassword"]);
+    svc.lookup(&host, AUTHID, b"jdoe@example.com").unwrap();
+    assert!(host.logged(Level::Fail, "has no userPassword"), "{:?}", host.logs.borrow());
 }

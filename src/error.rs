@@ -91,8 +91,11 @@ impl Error {
         }
     }
 
-    /// The SASL log level the error is reported at: configuration and infrastructure problems
-    /// are `ERR` (an admin must act), a refused or unknown user is an authentication `FAIL`.
+    /// The SASL log level the error is reported at the first time: `Err` for what only the
+    /// admin can fix (configuration, directory unreachable or slow, the service account refused
+    /// or not allowed, the directory's data: ambiguous entries, a missing or oversized canonical
+    /// name), `Fail` for the user's own failure (an unknown name, a name that must not reach
+    /// LDAP). Repeats of an `Err` cause are logged at `Fail` ([`crate::host::FirstSeen`]).
     pub fn level(&self) -> crate::host::Level {
         use crate::host::Level;
         match self {
@@ -100,15 +103,15 @@ impl Error {
             | Error::Unavailable(_)
             | Error::Timeout(_)
             | Error::Directory(_)
+            | Error::Ambiguous { .. }
+            | Error::Canon { .. }
+            | Error::TooLong { .. }
             | Error::Host { .. }
             | Error::Internal(_) => Level::Err,
-            Error::BadName { .. }
-            | Error::NoSuchUser { .. }
-            | Error::Ambiguous { .. }
-            | Error::WrongPassword { .. }
-            | Error::Canon { .. }
-            | Error::Account { .. }
-            | Error::TooLong { .. } => Level::Fail,
+            // The user's own: a wrong password, a locked or expired account, an unknown name.
+            Error::BadName { .. } | Error::NoSuchUser { .. } | Error::WrongPassword { .. } | Error::Account { .. } => {
+                Level::Fail
+            }
         }
     }
 }

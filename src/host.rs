@@ -48,3 +48,106 @@ pub trait Host {
         None
     }
 }
+
+/// Problems only the admin can fix (directory unreachable, service bind refused, passwords the
+/// service account cannot read, ...) are logged at [`Level::Err`] the first time a process
+/// meets each distinct cause, so that the default `sasl_log_level` (1) shows them, and at
+/// [`Level::Fail`] afterwards, so that a long-lived process does not repeat them at every login
+/// (short-lived ones, like Cyrus's imapd, each say it once). A user's own failure (unknown name,
+/// wrong password) is always `Fail`. Bounded: the oldest causes are forgotten first.
+#[derive(Debug, Default)]
+pub struct FirstSeen(std::sync::Mutex<std::collections::VecDeque<String>>);
+
+impl FirstSeen {
+    /// Causes remembered at once.
+    pub const CAPACITY: usize = 64;
+
+    /// `Err` for a cause not seen before (and remembers it), `Fail` for one already logged.
+    pub fn level(&self, cause: &str) -> Level {
+        let mut seen = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if seen.iter().any(|c| c == cause) {
+            return Level::Fail;
+        }
+        if seen.len() >= Self::CAPACITY {
+            seen.pop_front();
+        }
+        seen.push_back(cause.to_owned());
+        Level::Err
+    }
+}
+
+/// How the admin of the host that loaded ldapbind writes its options: `sasl_ldapdb_uri` in
+/// Cyrus's imapd.conf (the messages' own spelling), `ldapdb_uri` in a libsasl2 application
+/// config such as Postfix's `/etc/postfix/sasl/smtpd.conf`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Spelling {
+    Prefixed,
+    Bare,
+}
+
+impl Spelling {
+    /// Postfix's daemons (`smtpd`, anything under a `postfix` directory such as
+    /// `/usr/lib/postfix/sbin/`) read `<app>.conf` without the `sasl_` prefix.
+    pub fn for_exe(exe: &std::path::Path) -> Spelling {
+        let postfix = exe.file_name().is_some_and(|n| n == "smtpd")
+            || exe.parent().is_some_and(|d| d.components().any(|c| c.as_os_str() == "postfix"));
+        if postfix { Spelling::Bare } else { Spelling::Prefixed }
+    }
+
+    /// This process's spelling, decided once; [`crate::plugin`] asks at init, before the host
+    /// may chroot (which hides `/proc/self/exe`).
+    pub fn of_process() -> Spelling {
+        static SPELLING: std::sync::OnceLock<Spelling> = std::sync::OnceLock::new();
+        *SPELLING.get_or_init(|| std::env::current_exe().map_or(Spelling::Prefixed, |exe| Spelling::for_exe(&exe)))
+    }
+
+    /// `text` with every option named as this host's admin writes it.
+    pub fn apply(self, text: &str) -> std::borrow::Cow<'_, str> {
+        if self == Spelling::Prefixed || !text.contains("sasl_") {
+            return std::borrow::Cow::Borrowed(text);
+        }
+        let mut out = text.to_owned();
+        let keys = crate::config::keys::ALL.iter().chain(crate::check::LIBRARY_KEYS).chain(&["log_level"]);
+        for key in keys {
+            out = out.replace(&format!("sasl_{key}"), key);
+        }
+        std::borrow::Cow::Owned(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn postfix_names_options_without_the_sasl_prefix() {
+        use std::path::Path;
+        for exe in ["/usr/lib/postfix/sbin/smtpd", "/usr/libexec/postfix/smtpd", "/usr/sbin/smtpd"] {
+            assert_eq!(Spelling::for_exe(Path::new(exe)), Spelling::Bare, "{exe}");
+        }
+        for exe in ["/usr/lib/cyrus/bin/imapd", "/usr/sbin/slapd", "/work/target/debug/deps/sasl_ldap-0123"] {
+            assert_eq!(Spelling::for_exe(Path::new(exe)), Spelling::Prefixed, "{exe}");
+        }
+        let line = "sasl_ldapdb_uri is not set; add `sasl_ldapdb_uri: ldap://HOST:PORT/BASE-DN` \
+                    (sasl_pwcheck_method auxprop, sasl_ldapdb_pw_file)";
+        assert_eq!(
+            Spelling::Bare.apply(line),
+            "ldapdb_uri is not set; add `ldapdb_uri: ldap://HOST:PORT/BASE-DN` (pwcheck_method auxprop, ldapdb_pw_file)"
+        );
+        assert_eq!(Spelling::Prefixed.apply(line), line);
+    }
+
+    #[test]
+    fn first_seen_is_err_once_per_cause_then_fail() {
+        let seen = FirstSeen::default();
+        assert_eq!(seen.level("directory unreachable"), Level::Err);
+        assert_eq!(seen.level("directory unreachable"), Level::Fail);
+        assert_eq!(seen.level("service bind refused"), Level::Err);
+        assert_eq!(seen.level("directory unreachable"), Level::Fail);
+        for i in 0..FirstSeen::CAPACITY {
+            seen.level(&i.to_string());
+        }
+        // Bounded: the oldest cause was forgotten and is said again.
+        assert_eq!(seen.level("directory unreachable"), Level::Err);
+    }
+}

@@ -115,6 +115,10 @@ fn build(
             Setup::Broken(lines.join(" / "))
         }
         Ok(config) => {
+            // Said once per process (init), so the default log level shows them.
+            for a in &config.alerts {
+                say(Level::Err, a);
+            }
             for w in &config.warnings {
                 say(Level::Warn, w);
             }

@@ -134,6 +134,25 @@ pub enum UriWarning {
     TrailingSlash { url: String, dn: String },
 }
 
+impl UriWarning {
+    /// For an escape that decoded to a letter or digit (the seed's `%44`): what it became and
+    /// how to write the comma, to be repeated wherever the resulting base DN shows up at run
+    /// time (the warning itself is said at init only).
+    pub fn base_hint(&self) -> Option<String> {
+        match self {
+            UriWarning::AlnumEscape { escape, decoded, suggestion, .. } => {
+                Some(escape_hint(escape, *decoded, suggestion))
+            }
+            UriWarning::TrailingSlash { .. } => None,
+        }
+    }
+}
+
+/// "`%44` decodes to `D`, not a comma; write a comma as `%2C` or just `,` (URL)".
+fn escape_hint(escape: &str, decoded: char, suggestion: &str) -> String {
+    format!("`{escape}` decodes to `{decoded}`, not a comma; write a comma as `%2C` or just `,` ({suggestion})")
+}
+
 impl fmt::Display for UriWarning {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -588,10 +607,9 @@ fn parse_dn_part(
     }
     if let Err(e) = validate_dn(&decoded.text) {
         let hint = match decoded.alnum_escapes.first() {
-            Some((escape, ch)) => format!(
-                "; note: `{escape}` decodes to `{ch}`, not a comma; write a comma as `%2C` or just `,` ({})",
-                redact(&token.replace(escape.as_str(), "%2C"))
-            ),
+            Some((escape, ch)) => {
+                format!("; note: {}", escape_hint(escape, *ch, &redact(&token.replace(escape.as_str(), "%2C"))))
+            }
             None => String::new(),
         };
         return Err(UriError::BadDn { url: url.to_string(), dn: e.dn, position: e.position, kind: e.kind, hint });

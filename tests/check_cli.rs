@@ -247,7 +247,11 @@ fn percent_44_in_the_base_dn() {
             s.port(),
             slapd::SERVICE_DN
         ),
-        "fix the DN in sasl_ldapdb_uri or the server's ACLs",
+        // ... and repeats what the escape became, as imapd's log line does.
+        &format!(
+            "fix the DN in sasl_ldapdb_uri or the server's ACLs; note: `%44` decodes to `D`, not a comma; write a \
+             comma as `%2C` or just `,` ({url}/dc=users%2Cdc=local)"
+        ),
     );
 }
 
@@ -1073,4 +1077,63 @@ fn a_directory_that_hides_passwords_gets_the_daemon_as_advice_and_saslauthd_make
     // Without a password to try, the daemon is the one to ask.
     let r = check(Some(&s), "good.conf", slapd::SSHA_USER.mail, None, &saslauthd);
     r.line("  PLAIN          unchecked pwcheck_method saslauthd checks the password, not ldapbind; ask the daemon with `ldapbind-check --authd SOCKET --password-stdin USER`");
+}
+
+// ---- as the daemon sees it ---------------------------------------------------------------------
+
+#[test]
+fn the_password_file_is_checked_as_the_user_imapd_runs_as() {
+    use std::os::unix::fs::PermissionsExt;
+    let s = Slapd::start();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let secret = dir.path().join("ldapbind.secret");
+    std::fs::write(&secret, "cyrus\n").unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let good = fixture(dir.path(), "good.conf", Some(&s));
+    let text = std::fs::read_to_string(&good)
+        .unwrap()
+        .replace("sasl_ldapdb_pw: cyrus", &format!("sasl_ldapdb_pw_file: {}", secret.display()));
+    std::fs::write(&good, text).unwrap();
+    let conf = good.to_str().unwrap();
+    let shown = secret.display();
+
+    // root 0600: root (running the check) reads it, imapd (cyrus) does not.
+    let r = run(&["-C", conf, slapd::JOHNDOE.mail], None);
+    r.problem(
+        &format!(
+            "sasl_ldapdb_pw_file {shown} is not readable by cyrus, the user imapd reads it as: every login would \
+             fail with `cannot read {shown}: Permission denied`"
+        ),
+        &format!("let cyrus read it and nobody else: `chown cyrus {shown}` and `chmod 600 {shown}`"),
+    );
+    // --user names the daemon's user; root reads it.
+    let r = run(&["-C", conf, "--user", "root", slapd::JOHNDOE.mail], None);
+    assert_eq!(r.problems(), 0, "{}", r.out);
+    // Owned by cyrus, as the README says.
+    let cyrus = std::fs::read_to_string("/etc/passwd")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("cyrus:")?.split(':').nth(1)?.parse::<u32>().ok())
+        .expect("user cyrus (cyrus-common)");
+    std::os::unix::fs::chown(&secret, Some(cyrus), None).unwrap();
+    let r = run(&["-C", conf, slapd::JOHNDOE.mail], None);
+    r.line(&format!("  ok       sasl_ldapdb_pw_file {shown} is readable by cyrus (imapd)"));
+    assert_eq!(r.problems(), 0, "{}", r.out);
+}
+
+#[test]
+fn a_postfix_smtpd_conf_given_with_c_is_pointed_at_sasl_conf() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = fixture(dir.path(), "smtpd.conf", None);
+    let shown = conf.display();
+    let r = run(&["-C", conf.to_str().unwrap(), "jdoe@example.com"], None);
+    r.problem(
+        &format!(
+            "{shown} looks like a libsasl2 application config, not an imapd.conf: `auxprop_plugin` ({shown}:3) has \
+             no `sasl_` prefix, as in Postfix's /etc/postfix/sasl/smtpd.conf"
+        ),
+        &format!("check it with `ldapbind-check --sasl-conf {shown} ...` instead of -C"),
+    );
+    assert!(!r.out.contains("write it as `sasl_"), "{}", r.out);
 }

@@ -140,6 +140,7 @@ fn the_deb_installs_the_plugin_where_libsasl2_and_cyrus_find_it_and_removes_it()
         "/usr/sbin/ldapbind-authd",
         &format!("{DOCS}/sasl2.conf.example"),
         &format!("{DOCS}/README.md"),
+        &format!("{DOCS}/BENCHMARKS.md"),
     ] {
         assert!(contents.contains(&format!(".{path}")), "{path} not in the package:\n{contents}");
     }
@@ -210,4 +211,35 @@ dpkg-query -W -f='${{db:Status-Status}}\n' ldapbind 2>&1 || true
     drop(imapd);
 
     assert_eq!(host_state(), before, "the host's plugin directory and dpkg database are untouched");
+}
+
+/// The README is installed into /usr/share/doc/ldapbind/: every relative link in it must point
+/// at a file the package installs next to it, and it names no path outside that directory.
+#[test]
+fn the_installed_readme_links_only_to_files_installed_with_it() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let manifest = fs::read_to_string(root.join("Cargo.toml")).expect("Cargo.toml");
+    // assets = [["src", "usr/share/doc/ldapbind/NAME", "644"], ...]
+    let shipped: Vec<&str> =
+        manifest.lines().filter_map(|l| l.split("\"usr/share/doc/ldapbind/").nth(1)?.split('"').next()).collect();
+    assert!(shipped.contains(&"README.md"), "{shipped:?}");
+    for doc in &shipped {
+        let text = fs::read_to_string(root.join(doc)).unwrap_or_else(|e| panic!("{doc}: {e}"));
+        if !doc.ends_with(".md") {
+            continue;
+        }
+        for target in text.split("](").skip(1).filter_map(|rest| rest.split(')').next()) {
+            if target.starts_with("http://") || target.starts_with("https://") || target.starts_with('#') {
+                continue;
+            }
+            let file = target.split('#').next().unwrap_or(target);
+            assert!(shipped.contains(&file), "{doc} links to {target}, which the package does not install");
+        }
+        // Reference-style links: `[name]: target`.
+        for line in text.lines().filter(|l| l.starts_with('[') && l.contains("]: ")) {
+            let target = line.split("]: ").nth(1).unwrap_or("");
+            assert!(target.starts_with("https://") || shipped.contains(&target), "{doc}: {line}");
+        }
+        assert!(!text.contains("../"), "{doc} names a path outside {DOCS}");
+    }
 }

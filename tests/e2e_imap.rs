@@ -440,3 +440,179 @@ fn auxprop_hashed_on_libsasl2_2127_through_the_login_command() {
     wrong(&imapd, "wrong");
     right(&imapd);
 }
+
+/// ldapbind's own lines containing `needle` since `mark` (not imapd's `badlogin:` lines, which
+/// quote ldapbind's error detail), after the logins that produce them.
+fn lines_with(imapd: &Imapd, mark: imapd::LogMark, needle: &str) -> Vec<LogLine> {
+    std::thread::sleep(Duration::from_millis(200));
+    let own = |l: &LogLine| !l.text.starts_with("badlogin: ") && l.text.contains(needle);
+    imapd.ldapbind_lines_since(mark).into_iter().filter(own).collect()
+}
+
+/// Each imapd process says `needle` once at LOG_ERR, however often its logins meet the cause
+/// (Cyrus reuses a process for up to 30 connections, `-U 30`).
+fn said_once_per_process(lines: &[LogLine], needle: &str, all: &[LogLine]) {
+    assert!(!lines.is_empty(), "no line with {needle:?} at the default sasl_log_level:\n{}", texts(all));
+    const LOG_ERR: u8 = 3;
+    assert!(lines.iter().all(|l| l.severity() == LOG_ERR), "not at LOG_ERR:\n{}", texts(lines));
+    let pids: BTreeSet<&str> = lines.iter().map(|l| l.tag.as_str()).collect();
+    assert_eq!(pids.len(), lines.len(), "repeated within a process:\n{}", texts(lines));
+}
+
+#[test]
+fn the_admins_problems_are_logged_at_the_default_level_once_per_process_and_the_users_are_not() {
+    let slapd = Slapd::start();
+    let imapd = Imapd::start(ImapdOptions::for_slapd(&slapd).unset("sasl_log_level"));
+
+    // No password the service account can read, and a hashed one: libsasl2 then says "user not
+    // found"; ldapbind's line says what is wrong.
+    for (user, needle) in [
+        (slapd::NOPASS, format!("ldapbind: entry {} of {} has no userPassword", slapd::NOPASS.dn, slapd::NOPASS.mail)),
+        (slapd::SSHA_USER, "is stored as {SSHA}, which libsasl2's pwcheck_method auxprop cannot check".to_owned()),
+    ] {
+        let mark = imapd.mark();
+        for _ in 0..3 {
+            assert_refused(user.mail, &imapd.login_command(user.mail, "whatever"));
+        }
+        let lines = lines_with(&imapd, mark, &needle);
+        said_once_per_process(&lines, &needle, &imapd.syslog_since(mark));
+    }
+
+    // The user's own mistakes stay below the default level.
+    let mark = imapd.mark();
+    assert_refused("a wrong password", &imapd.login_command(USER, "wrong"));
+    assert_refused("an unknown user", &imapd.login_command("nobody@example.com", "x"));
+    imapd.expect_log(mark, "badlogin: localhost [127.0.0.1] plaintext (nobody@example.com)");
+    let ldapbind = lines_with(&imapd, mark, "");
+    assert!(ldapbind.is_empty(), "ldapbind lines for the user's mistakes:\n{}", texts(&ldapbind));
+    drop(imapd);
+
+    // The directory's side: unreachable, the service account refused, the search base missing.
+    let closed = {
+        let l = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind");
+        l.local_addr().expect("addr").port()
+    };
+    for (opts, needle) in [
+        (
+            ImapdOptions::seed(&format!("ldap://127.0.0.1:{closed}/{}", slapd::BASE_DN)),
+            format!("ldapbind: cannot connect to LDAP server 127.0.0.1:{closed}"),
+        ),
+        (ImapdOptions::for_slapd(&slapd).set("sasl_ldapdb_pw", "not-the-password"), "49".to_owned()),
+        (ImapdOptions::seed(&format!("{}/dc=nowhere,dc=local", slapd.url())), "dc=nowhere,dc=local".to_owned()),
+        // The seed's `%44`: the run-time line itself says what the escape became.
+        (
+            ImapdOptions::seed(&format!("{}/dc=users%44dc=local", slapd.url())),
+            format!(
+                "search base dc=usersDdc=local (from the DN in sasl_ldapdb_uri) does not exist or {} may not see it \
+                 (32 noSuchObject); fix the DN in sasl_ldapdb_uri or the server's ACLs; note: `%44` decodes to `D`, \
+                 not a comma; write a comma as `%2C` or just `,` ({}/dc=users%2Cdc=local)",
+                slapd::SERVICE_DN,
+                slapd.url()
+            ),
+        ),
+    ] {
+        let imapd = Imapd::start(opts.unset("sasl_log_level"));
+        let mark = imapd.mark();
+        for _ in 0..3 {
+            assert_refused("a login", &imapd.login_command(USER, PASSWORD));
+        }
+        let lines = lines_with(&imapd, mark, &needle);
+        said_once_per_process(&lines, &needle, &imapd.syslog_since(mark));
+    }
+}
+
+#[test]
+fn an_unreachable_directory_is_remote_authentication_server_unavailable_for_every_mechanism() {
+    // ldapbind returns SASL_UNAVAIL; libsasl2 passes it through every mechanism and imapd tells
+    // the client. imapd's badlogin line after AUTHENTICATE is its own doing: for any result but
+    // SASL_NOUSER it asks libsasl2 for the user name first (sasl_getprop SASL_USERNAME), which
+    // fails with SASL_NOTDONE when the name was never canonicalised and replaces the error
+    // detail with "SASL(-6): can't request information until later in exchange". ldapbind's
+    // own line, just before it, names the cause.
+    let closed = {
+        let l = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind");
+        l.local_addr().expect("addr").port()
+    };
+    let uri = format!("ldap://127.0.0.1:{closed}/{}", slapd::BASE_DN);
+    let imapd = Imapd::start(ImapdOptions::seed(&uri).unset("sasl_log_level"));
+    let cause = format!("ldapbind: cannot connect to LDAP server 127.0.0.1:{closed}: connection refused");
+    let first = imapd.mark();
+    for mech in ["PLAIN", "CRAM-MD5", "DIGEST-MD5", "SCRAM-SHA-256"] {
+        let mark = imapd.mark();
+        let login = imapd.imtest(Some(mech), USER, PASSWORD);
+        assert_refused(mech, &login);
+        assert!(login.transcript.contains("A01 NO remote authentication server unavailable"), "{}", login.transcript);
+        let bad = imapd.expect_log(mark, &format!("badlogin: localhost [127.0.0.1] {mech} (-notset-)"));
+        assert!(bad.text.contains("[SASL(-6): can't request information until later in exchange"), "{bad}");
+    }
+    let login = imapd.authenticate_login(USER, PASSWORD);
+    assert!(login.transcript.contains("A01 NO remote authentication server unavailable"), "{}", login.transcript);
+    // The LOGIN command (sasl_checkpass) keeps the code and ldapbind's text.
+    let mark = imapd.mark();
+    let login = imapd.imtest(Some("login"), USER, PASSWORD);
+    assert!(
+        login.transcript.contains("NO Login failed: remote authentication server unavailable"),
+        "{}",
+        login.transcript
+    );
+    let bad = imapd.expect_log(mark, &format!("badlogin: localhost [127.0.0.1] plaintext ({USER})"));
+    assert!(bad.text.contains(&format!("[SASL(-24): remote authentication server unavailable: {cause}")), "{bad}");
+    // At the default log level: ldapbind's own line, once per imapd process.
+    let lines = lines_with(&imapd, first, &cause);
+    said_once_per_process(&lines, &cause, &imapd.syslog_since(first));
+}
+
+#[test]
+fn a_password_file_others_may_read_is_said_at_the_default_level() {
+    use std::os::unix::fs::PermissionsExt;
+    let slapd = Slapd::start();
+    let dir = tempfile::Builder::new().prefix("ldapbind-pwfile-").tempdir().expect("temp dir");
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).expect("chmod");
+    let pw_file = dir.path().join("ldapbind.secret");
+    fs::write(&pw_file, format!("{}\n", slapd::SERVICE_PW)).expect("write");
+    // root:mail 0640: imapd (cyrus, group mail) reads it, and so does every other member of mail.
+    let mail_gid = fs::read_to_string("/etc/group")
+        .expect("/etc/group")
+        .lines()
+        .find_map(|l| l.strip_prefix("mail:")?.split(':').nth(1)?.parse::<u32>().ok())
+        .expect("group mail");
+    std::os::unix::fs::chown(&pw_file, Some(0), Some(mail_gid)).expect("chown");
+    fs::set_permissions(&pw_file, fs::Permissions::from_mode(0o640)).expect("chmod");
+    let opts = ImapdOptions::for_slapd(&slapd)
+        .unset("sasl_log_level")
+        .unset("sasl_ldapdb_pw")
+        .set("sasl_ldapdb_pw_file", &pw_file.display().to_string());
+    let imapd = Imapd::start(opts);
+    let mark = imapd.mark();
+    assert_ok("a login with the password file", &imapd.login_command(USER, PASSWORD));
+    let needle = format!("ldapbind: sasl_ldapdb_pw_file: {} is readable by its group (mode 0640)", pw_file.display());
+    let lines = lines_with(&imapd, mark, &needle);
+    said_once_per_process(&lines, &needle, &imapd.syslog_since(mark));
+}
+
+/// README "Configure Cyrus IMAP" shows only the lines that differ from Debian's stock
+/// /etc/imapd.conf: none of its options is in the stock file, so adding them never repeats an
+/// option (which Cyrus refuses: `option 'allowplaintext' was specified twice`, exit 78).
+#[test]
+fn the_readmes_imapd_conf_lines_can_be_added_to_debians_stock_file() {
+    let keys = |text: &str| -> Vec<String> {
+        text.lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .filter_map(|l| l.split_once(':').map(|(k, _)| k.trim().to_ascii_lowercase()))
+            .collect()
+    };
+    let readme = fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).expect("README.md");
+    let section = readme.split("## Configure Cyrus IMAP").nth(1).expect("the section").split("\n## ").next().unwrap();
+    let block = section.split("```\n").nth(1).expect("the imapd.conf block");
+    let readme_keys = keys(block);
+    assert!(readme_keys.contains(&"sasl_ldapdb_uri".to_owned()), "{readme_keys:?}");
+    let stock = fs::read_to_string("/etc/imapd.conf").expect("Debian's /etc/imapd.conf (cyrus-common)");
+    let stock_keys = keys(&stock);
+    // What the README says the stock file already has, and ldapbind needs.
+    for (key, value) in [("allowplaintext", "yes"), ("sasl_pwcheck_method", "auxprop")] {
+        assert!(stock.lines().any(|l| l.trim() == format!("{key}: {value}")), "stock file lacks {key}: {value}");
+    }
+    let repeated: Vec<&String> = readme_keys.iter().filter(|k| stock_keys.contains(k)).collect();
+    assert!(repeated.is_empty(), "README lines Debian's imapd.conf already has: {repeated:?}");
+}

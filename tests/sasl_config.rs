@@ -5,7 +5,8 @@
 mod common;
 
 use common::sasl::{
-    PluginDir, SASL_CONFIGERR, SASL_LOG_DEBUG, SASL_LOG_ERR, SASL_LOG_NOTE, SASL_LOG_WARN, SASL_NOUSER, SASL_OK, Server,
+    PluginDir, SASL_CONFIGERR, SASL_LOG_DEBUG, SASL_LOG_ERR, SASL_LOG_FAIL, SASL_LOG_NOTE, SASL_LOG_WARN, SASL_NOUSER,
+    SASL_OK, Server,
 };
 
 const APP: &str = "ldapbind-config";
@@ -54,8 +55,10 @@ fn missing_uri_while_selected_is_one_err_line_and_every_call_fails_with_it() {
     let r = common::sasl::exchange(&server, "CRAM-MD5", "jdoe@example.com", None, "dogood");
     assert_ne!(r.code, SASL_OK);
     assert!(r.errdetail.contains("ldapbind: sasl_ldapdb_uri is not set"), "{}", r.errdetail);
+    // Said at ERR by init; each refused login repeats it at FAIL.
     let lines = ldapbind_lines();
-    assert!(lines.iter().any(|(l, m)| *l == SASL_LOG_ERR && m.contains("sasl_ldapdb_uri is not set")), "{lines:#?}");
+    assert!(lines.iter().any(|(l, m)| *l == SASL_LOG_FAIL && m.contains("sasl_ldapdb_uri is not set")), "{lines:#?}");
+    assert!(!lines.iter().any(|(l, _)| *l == SASL_LOG_ERR), "{lines:#?}");
     assert!(!lines.iter().any(|(_, m)| m.contains("generic failure")));
 }
 

@@ -172,7 +172,7 @@ fn ldapbinds_canonicalisation_refuses_nul_and_hostile_names() {
 
 /// A canonical name longer than libsasl2's buffer (CANON_BUF_SIZE, 1024 bytes with its NUL) is
 /// refused, never written past the buffer nor cut. Directory values go through the same checks
-/// as typed names, so the 512-byte name limit refuses it first (SASL_BADAUTH with its line);
+/// as typed names, so the 512-byte name limit refuses it first (SASL_BADAUTH with its ERR line);
 /// the out_umax check behind it is the second guard.
 #[test]
 fn a_canonical_name_longer_than_libsasl2s_buffer_is_refused() {
@@ -186,7 +186,8 @@ fn a_canonical_name_longer_than_libsasl2s_buffer_is_refused() {
     let s = start_with(opts, &[("canon_user_plugin", "ldapbind"), ("ldapdb_canon_attr", "uid")]);
     let (rc, user, detail) = checkpass(&s, "long@example.com", "longpass");
     assert_eq!((rc, user), (sasl::SASL_BADAUTH, None), "{detail}\n{:#?}", Server::logs());
-    let lines = lines_at(SASL_LOG_FAIL, "longer than 512 bytes");
+    // The directory's data, the admin's to fix: ERR the first time.
+    let lines = lines_at(SASL_LOG_ERR, "longer than 512 bytes");
     assert_eq!(lines.len(), 1, "{:#?}", Server::logs());
     for mech in ["PLAIN", "SCRAM-SHA-256"] {
         let r = sasl::exchange(&s.server, mech, "long@example.com", None, "longpass");
@@ -359,7 +360,7 @@ fn a_size_limit_never_picks_the_first_entry(s: &Setup) {
         // The service account's limit is the admin's to fix: SASL_FAIL, never a wrong password's code.
         assert_eq!(rc, sasl::SASL_FAIL, "{} as {}: {detail}", twin.pw(), slapd::SHARED_MAIL);
     }
-    never_authenticates(s, slapd::SHARED_MAIL.as_bytes(), a.pw(), SASL_LOG_ERR, "size limit");
+    // The admin's to fix: ERR the first time this process meets it, FAIL on later logins.
     let lines = lines_at(SASL_LOG_ERR, "size limit");
     assert!(
         lines.iter().any(|l| l.contains("4 sizeLimitExceeded")
@@ -368,6 +369,7 @@ fn a_size_limit_never_picks_the_first_entry(s: &Setup) {
         "{:#?}",
         Server::logs()
     );
+    never_authenticates(s, slapd::SHARED_MAIL.as_bytes(), a.pw(), SASL_LOG_FAIL, "size limit");
     // A unique name is still one entry and result 0 under that limit.
     let john = slapd::JOHNDOE;
     assert_eq!(checkpass(s, john.mail, john.pw()).0, SASL_OK);
@@ -386,4 +388,42 @@ fn a_server_size_limit_never_makes_an_ambiguous_name_a_login_through_ldapbinds_c
     let slapd = Slapd::start_with(SlapdOptions { size_limit: Some(SizeLimit::Database(1)), ..Default::default() });
     let s = start_on(slapd, &[("canon_user_plugin", "ldapbind"), ("ldapdb_canon_attr", "mail")]);
     a_size_limit_never_picks_the_first_entry(&s);
+}
+
+#[test]
+fn a_chrooted_host_that_cannot_resolve_the_server_is_told_why() {
+    // Postfix's smtpd: libsasl2 and ldapbind initialise, then the process chroots (Debian:
+    // /var/spool/postfix), and the first login resolves the URL's host name in there, where
+    // etc/hosts and etc/resolv.conf may be missing.
+    use std::os::fd::AsRawFd;
+    // The name fails before any connect, so no server is needed at that port.
+    let uri = format!("ldap://localhost:1/{}", slapd::BASE_DN);
+    let s = start(&[("ldapdb_uri", &uri)]);
+    let jail = tempfile::tempdir().unwrap();
+    let real_root = std::fs::File::open("/").unwrap();
+    let jail_path = std::ffi::CString::new(jail.path().as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: chroot/chdir with valid C strings; this test process is its own (nextest).
+    assert_eq!(unsafe { libc::chroot(jail_path.as_ptr()) }, 0, "chroot (needs root)");
+    // SAFETY: as above.
+    unsafe { libc::chdir(c"/".as_ptr()) };
+    let conn = s.server.new_conn("smtp");
+    let rc = conn.checkpass(slapd::JOHNDOE.mail.as_bytes(), slapd::JOHNDOE.pw().as_bytes());
+    drop(conn);
+    // Back to the real root (root may leave a chroot through a directory fd opened before it),
+    // so that the fixtures clean up.
+    // SAFETY: fchdir on an open directory fd, then chroot to it.
+    let back = unsafe { libc::fchdir(real_root.as_raw_fd()) == 0 && libc::chroot(c".".as_ptr()) == 0 };
+    assert!(back, "could not leave the chroot");
+    assert_ne!(rc, SASL_OK);
+    let lines = lines_at(SASL_LOG_ERR, "ldapbind: cannot resolve localhost from sasl_ldapdb_uri");
+    assert_eq!(lines.len(), 1, "{:#?}", Server::logs());
+    assert!(
+        lines[0].contains(
+            "this process runs chrooted (its root is not the system's `/`; Postfix's smtpd runs in /var/spool/postfix), \
+             which has no /etc/hosts and no /etc/resolv.conf: copy /etc/hosts, /etc/resolv.conf and \
+             /etc/nsswitch.conf into the chroot's etc/"
+        ) && lines[0].ends_with("or write the server's IP address in sasl_ldapdb_uri"),
+        "{}",
+        lines[0]
+    );
 }

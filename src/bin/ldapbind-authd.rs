@@ -157,6 +157,7 @@ fn main() -> ExitCode {
         overrides: args.overrides,
         user: String::new(),
         password: None,
+        daemon_user: None,
     };
     let load: authd::server::Loader = Box::new(move || {
         let loaded = check::read_config(&input).map_err(|e| e.to_string())?;

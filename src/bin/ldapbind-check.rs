@@ -29,7 +29,7 @@ const MAX_PASSWORD: u64 = 4096;
 
 const USAGE: &str = "\
 Usage: ldapbind-check [-C IMAPD.CONF [--service NAME] | --sasl-conf APP.CONF] [-o KEY=VALUE]...
-                      [--password-stdin] [--json] USER
+                      [--user NAME] [--password-stdin] [--json] USER
        ldapbind-check --authd SOCKET [--service NAME] --password-stdin USER
        ldapbind-check --help
 Try 'ldapbind-check --help' for more information.
@@ -41,7 +41,7 @@ fn help() -> String {
 ldapbind-check {version}: will USER's login work through ldapbind, and if not, why?
 
 Usage: ldapbind-check [-C IMAPD.CONF [--service NAME] | --sasl-conf APP.CONF] [-o KEY=VALUE]...
-                      [--password-stdin] [--json] USER
+                      [--user NAME] [--password-stdin] [--json] USER
 
 Reads ldapbind's options the way libsasl2 hands them to the plugin, then takes every step of a
 login with the plugin's own code and says, for each, ok or problem, with the fix on the line
@@ -74,6 +74,10 @@ Options:
   -o KEY=VALUE        set an option, over the file; KEY as libsasl2 asks for it (ldapdb_uri,
                       pwcheck_method, ...; a leading sasl_ is accepted). Repeatable; the last
                       one wins. A password given here shows in `ps`: prefer the file.
+  --user NAME         the user the mail daemon reads ldapbind's files as (ldapdb_pw_file,
+                      ldapdb_rc, the TLS files); checked as that user when run as root.
+                      Default: cyrus with -C (imapd), root for a --sasl-conf smtpd.conf
+                      (Postfix's smtpd reads them before dropping privileges).
   --password-stdin    read USER's password from the first line of standard input and check it
                       (e.g. `read -rs PW; printf '%s\\n' \"$PW\" | ldapbind-check ... USER`).
   --json              print the same report as one JSON object.
@@ -94,8 +98,8 @@ Exit status:
   2  usage error: bad arguments, unreadable file, unknown -o option
 
 No password is ever printed: ldapdb_pw is masked, password values are shown as their format.
-The file is read as the user running ldapbind-check; run it as the mail daemon's user (e.g.
-`sudo -u cyrus`) to see what the daemon can read.
+The configuration is read as the user running ldapbind-check; the files it names are also
+checked as the daemon's user (--user).
 
 Examples:
   ldapbind-check -C /etc/cyrus/imapd.conf jdoe@example.com
@@ -131,6 +135,7 @@ enum Command {
 struct Args {
     conf: Option<ConfFile>,
     service: Option<String>,
+    daemon_user: Option<String>,
     overrides: Vec<(String, String)>,
     user: String,
 }
@@ -139,6 +144,7 @@ fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, String> {
     let mut args = args.into_iter();
     let mut conf = None;
     let mut service = None;
+    let mut daemon_user = None;
     let mut overrides = Vec::new();
     let mut user: Option<String> = None;
     let mut password_stdin = false;
@@ -184,6 +190,13 @@ fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, String> {
                     return Err(format!("--service {s:?}: a service name is letters, digits, `_` and `-` (e.g. imap)"));
                 }
                 service = Some(s);
+            }
+            "--user" => {
+                let u = take("--user")?;
+                if u.is_empty() || u.starts_with('-') || u.contains(char::is_whitespace) {
+                    return Err(format!("--user {u:?}: give the user name the mail daemon runs as (e.g. cyrus)"));
+                }
+                daemon_user = Some(u);
             }
             "-o" | "--option" => {
                 let kv = take("-o")?;
@@ -231,7 +244,7 @@ fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, String> {
     if service.is_some() && !matches!(conf, Some(ConfFile::Imapd(_))) {
         return Err("--service applies to -C (imapd.conf) only".into());
     }
-    Ok(Command::Check { input: Args { conf, service, overrides, user }, password_stdin, json })
+    Ok(Command::Check { input: Args { conf, service, daemon_user, overrides, user }, password_stdin, json })
 }
 
 /// The first line of standard input, without its line end.
@@ -292,6 +305,7 @@ fn main() -> ExitCode {
         overrides: args.overrides,
         user: args.user,
         password,
+        daemon_user: args.daemon_user,
     };
     let report = match check::run(&input) {
         Ok(r) => r,
@@ -325,6 +339,8 @@ mod tests {
             "-C",
             "/etc/imapd.conf",
             "--service=pop3",
+            "--user",
+            "cyrus",
             "-o",
             "ldapdb_timeout=2",
             "--json",
@@ -337,6 +353,7 @@ mod tests {
                 input: Args {
                     conf: Some(ConfFile::Imapd("/etc/imapd.conf".into())),
                     service: Some("pop3".into()),
+                    daemon_user: Some("cyrus".into()),
                     overrides: vec![("ldapdb_timeout".into(), "2".into())],
                     user: "jdoe".into(),
                 },
@@ -361,6 +378,7 @@ mod tests {
             "-C FILE",
             "--sasl-conf",
             "--service",
+            "--user NAME",
             "-o KEY=VALUE",
             "--password-stdin",
             "--json",

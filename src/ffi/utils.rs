@@ -7,7 +7,7 @@ use libc::{c_char, c_int, c_uint, c_void};
 
 use super::sasl::{SASL_AUTHUSER, SASL_LOG_ERR, SASL_NOLOG, SASL_OK, propval, sasl_server_params_t, sasl_utils_t};
 use crate::error::Error;
-use crate::host::{Host, Level, Requested};
+use crate::host::{Host, Level, Requested, Spelling};
 
 /// Text for a C `%s`: interior NULs cannot cross, so they become U+FFFD.
 fn c_text(msg: &str) -> CString {
@@ -74,7 +74,7 @@ impl<'a> Utils<'a> {
             return;
         }
         let Some(log) = self.raw.log else { return };
-        let text = c_text(msg);
+        let text = c_text(&Spelling::of_process().apply(msg));
         // SAFETY: libsasl2's variadic logger; "%s" consumes exactly one C string.
         unsafe { log(self.raw.conn, level, c"%s".as_ptr(), text.as_ptr()) }
     }
@@ -85,7 +85,7 @@ impl<'a> Utils<'a> {
         if self.raw.conn.is_null() {
             return;
         }
-        let text = c_text(msg);
+        let text = c_text(&Spelling::of_process().apply(msg));
         // SAFETY: libsasl2's variadic seterror; "%s" consumes exactly one C string.
         unsafe { seterror(self.raw.conn, SASL_NOLOG, c"%s".as_ptr(), text.as_ptr()) }
     }

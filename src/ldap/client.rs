@@ -651,7 +651,10 @@ fn search_refused_message(cfg: &Config, url: &LdapUrl, rc: u32, text: &str) -> S
         Bind::Anonymous => "anonymous (no sasl_ldapdb_id)".into(),
     };
     let detail = if text.is_empty() { String::new() } else { format!(": {text}") };
-    match rc {
+    // The seed's `%44`: the base is not what the admin wrote, and the init warning is below
+    // the default log level.
+    let note = cfg.base_hint.as_deref().map(|h| format!("; note: {h}")).unwrap_or_default();
+    let line = match rc {
         32 => format!(
             "LDAP server {server}: search base {base} (from {source}) does not exist or {who} may not see it \
              (32 noSuchObject{detail}); fix {source} or the server's ACLs"
@@ -661,7 +664,8 @@ fn search_refused_message(cfg: &Config, url: &LdapUrl, rc: u32, text: &str) -> S
              grant the service account search and read access, or set sasl_ldapdb_id to an account that has it"
         ),
         _ => format!("LDAP server {server}: user search under {base} failed ({rc} {}{detail})", ldap_rc_name(rc)),
-    }
+    };
+    line + &note
 }
 
 #[cfg(test)]

@@ -123,8 +123,9 @@ impl ResolveError {
                 configured.as_secs_f64()
             )),
             ResolveError::Failed(e) => Error::Unavailable(format!(
-                "cannot resolve {} from sasl_ldapdb_uri ({e}); check the host name",
-                url.host
+                "cannot resolve {} from sasl_ldapdb_uri ({e}); {}",
+                url.host,
+                chroot_note().unwrap_or_else(|| "check the host name".to_owned())
             )),
         }
     }
@@ -170,6 +171,35 @@ pub fn connect_addrs(
             configured.as_secs_f64()
         )),
     })
+}
+
+/// When this process runs chrooted (Postfix's smtpd in /var/spool/postfix opens its LDAP
+/// connections there), name resolution uses the chroot's own `etc/` files, which may be missing
+/// or stale while the admin's shell resolves the name fine: say so, and name the fix.
+fn chroot_note() -> Option<String> {
+    use std::os::unix::fs::MetadataExt as _;
+    let root_id = |p: &str| std::fs::metadata(p).ok().map(|m| (m.dev(), m.ino()));
+    // No /proc at all (a chroot seldom has one), or a root other than init's.
+    let chrooted = if std::path::Path::new("/proc/self").exists() {
+        matches!((root_id("/"), root_id("/proc/1/root")), (Some(a), Some(b)) if a != b)
+    } else {
+        true
+    };
+    if !chrooted {
+        return None;
+    }
+    let missing: Vec<&str> =
+        ["/etc/hosts", "/etc/resolv.conf"].into_iter().filter(|f| !std::path::Path::new(f).exists()).collect();
+    let missing = match missing.as_slice() {
+        [] => String::new(),
+        files => format!(", which has no {}", files.join(" and no ")),
+    };
+    Some(format!(
+        "this process runs chrooted (its root is not the system's `/`; Postfix's smtpd runs in \
+         /var/spool/postfix){missing}: copy /etc/hosts, /etc/resolv.conf and /etc/nsswitch.conf into the \
+         chroot's etc/ (Debian's postfix service does that when it starts, a bare `postfix start` does not), \
+         or write the server's IP address in sasl_ldapdb_uri"
+    ))
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use crate::ffi::boundary::boundary;
 use crate::ffi::bytes::{copy_in, copy_out};
 use crate::ffi::sasl::*;
 use crate::ffi::utils::{ServerHost, Utils};
-use crate::host::{Host, Level};
+use crate::host::{FirstSeen, Host, Level};
 use crate::state::{self, Setup};
 
 const NAME: &CStr = c"ldapbind";
@@ -50,6 +50,8 @@ static CANONUSER: HostTable<sasl_canonuser_plug_t> = HostTable(UnsafeCell::new(s
 
 /// Read the options through the init-time utils and register one use of the shared state.
 fn register(utils: Utils<'_>) {
+    // Before the host may chroot: how its admin spells the options in what we log.
+    crate::host::Spelling::of_process();
     let library = |key: &str| utils.option(None, key);
     let level = library("log_level").and_then(|l| l.trim().parse::<c_int>().ok()).unwrap_or(SASL_LOG_ERR);
     let utils = utils.with_max_level(level);
@@ -139,15 +141,22 @@ unsafe extern "C" fn canon_user_free(_glob: *mut c_void, utils: *const sasl_util
 /// several calls, and the admin needs the line once per login, not once per call.
 static CONFIG_LOGGED_FOR: Mutex<usize> = Mutex::new(0);
 
-/// Log `e` once at its level, record it for `sasl_errdetail`, and return its code.
-fn report(host: &impl Host, e: &Error) -> c_int {
+/// Log `e` once, record it for `sasl_errdetail`, and return its code. The admin's problems are
+/// `Err` the first time `seen` meets them and `Fail` afterwards; a configuration error was
+/// logged at `Err` by init already, and is repeated at `Fail` once per login.
+fn report(host: &impl Host, e: &Error, seen: Option<&FirstSeen>) -> c_int {
     let msg = format!("ldapbind: {e}");
     let repeated = matches!(e, Error::Config(_)) && {
         let mut last = CONFIG_LOGGED_FOR.lock().unwrap_or_else(|p| p.into_inner());
         std::mem::replace(&mut *last, host.conn_id()) == host.conn_id()
     };
     if !repeated {
-        host.log(e.level(), &msg);
+        let level = match (e.level(), seen) {
+            (Level::Err, _) if matches!(e, Error::Config(_)) => Level::Fail,
+            (Level::Err, Some(seen)) => seen.level(&msg),
+            (level, _) => level,
+        };
+        host.log(level, &msg);
     }
     host.set_error(&msg);
     e.sasl_code()
@@ -167,7 +176,7 @@ unsafe extern "C" fn auxprop_lookup(
         let Some(plugin) = state::current() else { return SASL_NOMECH };
         let service = match &plugin.setup {
             Setup::Unconfigured => return SASL_NOMECH,
-            Setup::Broken(msg) => return report(host, &Error::Config(msg.clone())),
+            Setup::Broken(msg) => return report(host, &Error::Config(msg.clone()), None),
             Setup::Ready(service) => service,
         };
         // SAFETY: non-null; libsasl2 passes `ulen` bytes (or a C string when 0).
@@ -179,7 +188,7 @@ unsafe extern "C" fn auxprop_lookup(
         };
         match service.lookup(host, flags, &name) {
             Ok(()) => SASL_OK,
-            Err(e) => report(host, &e),
+            Err(e) => report(host, &e, Some(service.seen())),
         }
     })
 }
@@ -224,19 +233,23 @@ unsafe extern "C" fn canon_user_server(
         // Copy before anything is written: `out` may be the same buffer as `user`.
         // SAFETY: non-null; `len` bytes, or a C string when 0.
         let input = unsafe { copy_in(user, len) };
-        let result = match state::current().as_deref().map(|p| &p.setup) {
-            Some(Setup::Ready(service)) => service.canonicalize(host, &input),
-            Some(Setup::Broken(msg)) => Err(Error::Config(msg.clone())),
-            Some(Setup::Unconfigured) | None => Err(Error::Config(
-                "sasl_canon_user_plugin is ldapbind but sasl_ldapdb_uri is not set; add \
-                 `sasl_ldapdb_uri: ldap://HOST:PORT/BASE-DN` or remove sasl_canon_user_plugin"
-                    .into(),
-            )),
+        let plugin = state::current();
+        let (result, seen) = match plugin.as_deref().map(|p| &p.setup) {
+            Some(Setup::Ready(service)) => (service.canonicalize(host, &input), Some(service.seen())),
+            Some(Setup::Broken(msg)) => (Err(Error::Config(msg.clone())), None),
+            Some(Setup::Unconfigured) | None => (
+                Err(Error::Config(
+                    "sasl_canon_user_plugin is ldapbind but sasl_ldapdb_uri is not set; add \
+                     `sasl_ldapdb_uri: ldap://HOST:PORT/BASE-DN` or remove sasl_canon_user_plugin"
+                        .into(),
+                )),
+                None,
+            ),
         };
         // SAFETY: out has out_umax writable bytes and out_ulen is writable (libsasl2's buffers).
         match result.and_then(|name| unsafe { copy_out(name.as_bytes(), out, out_umax, out_ulen) }) {
             Ok(()) => SASL_OK,
-            Err(e) => report(host, &e),
+            Err(e) => report(host, &e, seen),
         }
     })
 }

@@ -407,9 +407,19 @@ impl Imapd {
 
     /// Waits until a line after `mark` contains `needle`.
     pub fn wait_for_log(&self, mark: LogMark, needle: &str, timeout: Duration) -> Option<LogLine> {
+        self.wait_for_line(mark, timeout, |l| l.text.contains(needle))
+    }
+
+    /// Waits until a line after `mark` satisfies `wanted`.
+    pub fn wait_for_line(
+        &self,
+        mark: LogMark,
+        timeout: Duration,
+        wanted: impl Fn(&LogLine) -> bool,
+    ) -> Option<LogLine> {
         let deadline = Instant::now() + timeout;
         loop {
-            if let Some(l) = self.syslog_since(mark).into_iter().find(|l| l.text.contains(needle)) {
+            if let Some(l) = self.syslog_since(mark).into_iter().find(|l| wanted(l)) {
                 return Some(l);
             }
             if Instant::now() >= deadline {
