@@ -1,5 +1,6 @@
 //! Shared fixtures for the integration tests: a throwaway slapd and a real libsasl2 host.
 #![allow(dead_code)]
 pub mod imapd;
+pub mod samba;
 pub mod sasl;
 pub mod slapd;
