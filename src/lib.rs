@@ -24,6 +24,7 @@
     )
 )]
 
+pub mod ad;
 pub mod check;
 pub mod config;
 pub mod core;

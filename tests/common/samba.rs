@@ -382,7 +382,10 @@ fn smb_conf(t: &Path, ip: &str, tls: &TlsFiles) -> String {
 
 /// The provisioned domain with its users, made once per target dir (see the module doc).
 fn template() -> PathBuf {
-    let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    // Integration tests have CARGO_TARGET_TMPDIR; examples and benches sharing this module do not.
+    let root = option_env!("CARGO_TARGET_TMPDIR")
+        .map_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/tmp"), PathBuf::from);
+    fs::create_dir_all(&root).expect("create the target tmp dir");
     let ready = root.join(format!("ldapbind-samba-v{TEMPLATE_VERSION}"));
     let lock = File::create(root.join(format!("ldapbind-samba-v{TEMPLATE_VERSION}.lock"))).expect("create the lock");
     // SAFETY: flock on an fd we own; no memory effects. Released when `lock` closes.
