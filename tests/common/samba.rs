@@ -249,6 +249,31 @@ impl Samba {
         if out.status.success() || whoami_refused { Ok(()) } else { Err(text) }
     }
 
+    /// Applies `ldif` (ldapmodify's change format) as the domain's Administrator over ldaps://.
+    pub fn modify(&self, ldif: &str) {
+        let mut child = Command::new("ldapmodify")
+            .args(["-x", "-H", &self.ldaps_url(), "-D", &format!("Administrator@{}", REALM.to_ascii_lowercase())])
+            .args(["-w", ADMIN_PW, "-o", "nettimeout=5"])
+            .env("LDAPTLS_CACERT", self.ca_path())
+            .env("LDAPCONF", "/dev/null")
+            .env("LDAPRC", "ldapbind-no-ldaprc")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("run ldapmodify (apt-get install ldap-utils): {e}"));
+        use std::io::Write as _;
+        child.stdin.take().expect("piped stdin").write_all(ldif.as_bytes()).expect("write the LDIF");
+        let out = child.wait_with_output().expect("wait for ldapmodify");
+        assert!(
+            out.status.success(),
+            "ldapmodify failed ({}):\n{ldif}\n{}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// Binds as `user` with a wrong password until AD locks the account.
     fn lock_out(&self, user: &AdUser) {
         for _ in 0..LOCKOUT_THRESHOLD {
