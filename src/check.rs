@@ -1179,7 +1179,7 @@ pub fn run(input: &Input) -> Result<Report, InputError> {
                 }
                 lookup(input, &opts, &selection, &config, tls.as_ref(), &mut report, &mut secrets);
                 if ad.is_some() {
-                    after_lookup_on_ad(input, &config, tls.as_ref(), &mut report, &mut secrets);
+                    after_lookup_on_ad(input, &opts, &config, tls.as_ref(), &mut report, &mut secrets);
                 }
             } else {
                 secrets.blocked = Some("no LDAP server accepted the connection and service bind (see above)".into());
@@ -1809,7 +1809,7 @@ fn active_directory_section(config: &Config, opts: &Options, dse: &RootDse) -> S
             crate::ad::CANON_ATTR
         )));
     }
-    let saslauthd = opts.get("pwcheck_method").is_some_and(|m| m.split_ascii_whitespace().any(|v| v == "saslauthd"));
+    let saslauthd = uses_saslauthd(opts);
     let never = "Active Directory never returns an account's password (unicodePwd cannot be read), so \
                  pwcheck_method auxprop checks no AD password and CRAM-MD5, DIGEST-MD5 and SCRAM cannot work";
     steps.push(if saslauthd {
@@ -1827,15 +1827,36 @@ fn active_directory_section(config: &Config, opts: &Options, dse: &RootDse) -> S
     Section { title: "Active Directory".into(), steps }
 }
 
+fn uses_saslauthd(opts: &Options) -> bool {
+    opts.get("pwcheck_method").is_some_and(|m| m.split_ascii_whitespace().any(|v| v.eq_ignore_ascii_case("saslauthd")))
+}
+
 /// On AD a `userPassword` value is no password: say so, keep it out of the mechanism table, and
 /// check a typed password by a bind as the user instead of against that value.
 fn after_lookup_on_ad(
     input: &Input,
+    opts: &Options,
     config: &Arc<Config>,
     tls: Option<&Arc<rustls::ClientConfig>>,
     report: &mut Report,
     secrets: &mut Secrets,
 ) {
+    // "Give the entry a userPassword" is wrong on AD (see below): AD returns no password at all.
+    let saslauthd = uses_saslauthd(opts);
+    if let Some(properties) = report.sections.iter_mut().find(|s| s.title == "properties") {
+        for step in
+            properties.steps.iter_mut().filter(|s| s.status == Status::Problem && s.text.starts_with("no password:"))
+        {
+            *step = if saslauthd {
+                Step::note("no password: Active Directory returns none; PLAIN and LOGIN go to saslauthd")
+            } else {
+                Step::problem(
+                    "no password: Active Directory returns none, so pwcheck_method auxprop logs nobody in",
+                    "check PLAIN/LOGIN passwords through ldapbind-authd (see Active Directory)",
+                )
+            };
+        }
+    }
     let Some(section) = report.sections.iter_mut().find(|s| s.title == "Active Directory") else {
         return;
     };

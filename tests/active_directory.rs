@@ -159,3 +159,25 @@ fn a_certificate_without_subject_alt_name_is_named() {
         "{logs:#?}"
     );
 }
+
+/// README.md's Active Directory lines, as written (only paths and the host replaced): the plugin
+/// finds the user by account name, UPN and mail and canonicalises to the account name. The
+/// password check goes to ldapbind-authd's socket, where no daemon listens in this test, so no
+/// login succeeds here.
+#[test]
+fn the_readme_configuration_canonicalises_every_name_to_the_account_name() {
+    let dc = Samba::start();
+    let dir = tempfile::tempdir().unwrap();
+    let options = samba::readme_options(&samba::readme_config(&dc, dir.path()));
+    let mut options: Vec<(&str, &str)> = options.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    options.push(("log_level", "5"));
+    let plugins = PluginDir::with_ldapbind();
+    let server = Server::init(APP, plugins.path(), &options);
+    let alice = samba::ALICE;
+    for name in [alice.sam, alice.upn, alice.mail.expect("alice has a mail")] {
+        let conn = server.new_conn("imap");
+        assert_ne!(conn.checkpass(name.as_bytes(), alice.password.as_bytes()), SASL_OK, "no daemon, no login");
+        assert_eq!(conn.username().as_deref(), Some(alice.sam), "{name}: {}", conn.errdetail());
+    }
+    assert!(lines_at(SASL_LOG_ERR, "ldapbind").is_empty(), "{:#?}", Server::logs());
+}

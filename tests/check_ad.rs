@@ -120,6 +120,15 @@ fn the_doctor_recognises_ad_and_gives_its_filter_and_ldapbind_authd() {
         alice.dn
     ));
     assert!(!r.out.contains("sasl_ldapdb_filter is `"), "{}", r.out);
+    r.line("  note     no password: Active Directory returns none; PLAIN and LOGIN go to saslauthd");
+
+    // Found, with pwcheck_method auxprop: never "give the entry a userPassword".
+    let r = check(&dc, &base(), &good[..2], alice.upn, None);
+    r.problem(
+        "no password: Active Directory returns none, so pwcheck_method auxprop logs nobody in",
+        "check PLAIN/LOGIN passwords through ldapbind-authd (see Active Directory)",
+    );
+    assert!(!r.out.contains("give the entry a userPassword"), "{}", r.out);
 }
 
 #[test]
@@ -172,4 +181,37 @@ fn with_no_base_dn_the_fix_is_the_domains_default_naming_context() {
         &format!("set `sasl_ldapdb_search_base: {0}`, or add it to the URL ({1}/{0})", samba::BASE_DN, dc.ldaps_url()),
     );
     assert!(!r.out.contains("glauth"), "{}", r.out);
+}
+
+/// README.md's Active Directory lines, as an imapd.conf: no problem, AD recognised, the user found
+/// by mail and canonicalised, the password accepted by AD in a bind as the user.
+#[test]
+fn the_readme_configuration_has_no_problem() {
+    let dc = Samba::start();
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("imapd.conf");
+    std::fs::write(&conf, samba::readme_config(&dc, dir.path())).unwrap();
+    let alice = samba::ALICE;
+    let mut child = Command::new(BIN)
+        .args(["-C", conf.to_str().unwrap(), "--password-stdin", alice.mail.unwrap()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(format!("{}\n", alice.password).as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let r = Run { code: out.status.code().unwrap_or(-1), out: String::from_utf8_lossy(&out.stdout).into_owned() };
+    assert!(!r.out.contains("  problem  "), "{}", r.out);
+    r.line(&format!(
+        "  ok       {}/{} is Active Directory (root DSE: supportedCapabilities 1.2.840.113556.1.4.800; domain {})",
+        dc.ldaps_url(),
+        samba::BASE_DN,
+        samba::BASE_DN
+    ));
+    r.line(&format!("  ok       {} (the sAMAccountName of {}; sasl_canon_user_plugin: ldapbind)", alice.sam, alice.dn));
+    r.line(&format!(
+        "  ok       Active Directory accepted the password in a bind as {} (PLAIN/LOGIN through ldapbind-authd)",
+        alice.dn
+    ));
 }

@@ -372,6 +372,42 @@ impl Drop for Samba {
     }
 }
 
+/// The imapd.conf lines of README.md's "Active Directory" section, for this DC: its URL, the
+/// service password in a file in `dir`, its CA, and the saslauthd socket `dir/mux`. Panics when
+/// the README no longer holds a line this replaces (keep the two in step).
+pub fn readme_config(dc: &Samba, dir: &Path) -> String {
+    let readme = fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).expect("read README.md");
+    let section = readme.split_once("\n## Active Directory\n").expect("README.md has an Active Directory section").1;
+    let block = section.split_once("```\n").and_then(|(_, rest)| rest.split_once("```")).expect("a ``` block").0;
+    let pw_file = dir.join("svc-cyrus.pw");
+    fs::write(&pw_file, format!("{}\n", SVC.password)).expect("write the service password file");
+    use std::os::unix::fs::PermissionsExt as _;
+    fs::set_permissions(&pw_file, fs::Permissions::from_mode(0o600)).expect("chmod 600 the password file");
+    let ca = dc.ca_path();
+    let mut text = block.to_owned();
+    for (old, new) in [
+        ("ldaps://dc1.example.test/", format!("{}/", dc.ldaps_url())),
+        ("/etc/ldapbind/svc-cyrus.pw", pw_file.display().to_string()),
+        ("/etc/ldapbind/example-ad-ca.pem", ca.display().to_string()),
+        ("/run/ldapbind-authd/mux", dir.join("mux").display().to_string()),
+    ] {
+        assert_eq!(text.matches(old).count(), 1, "README.md's Active Directory lines lost {old:?}:\n{block}");
+        text = text.replace(old, &new);
+    }
+    text
+}
+
+/// `readme_config`'s `sasl_` options as libsasl2 options (no prefix), comments left out.
+pub fn readme_options(text: &str) -> Vec<(String, String)> {
+    text.lines()
+        .filter(|l| !l.trim_start().starts_with('#') && !l.trim().is_empty())
+        .map(|l| {
+            let (k, v) = l.split_once(':').expect("an imapd.conf line is key: value");
+            (k.trim().strip_prefix("sasl_").expect("a sasl_ option").to_owned(), v.trim().to_owned())
+        })
+        .collect()
+}
+
 /// The instance's smb.conf: the provisioned domain in `t`, LDAP only, on `ip` only.
 fn smb_conf(t: &Path, ip: &str, tls: &TlsFiles) -> String {
     let t = t.display();
