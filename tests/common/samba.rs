@@ -373,8 +373,9 @@ impl Drop for Samba {
 }
 
 /// The imapd.conf lines of README.md's "Active Directory" section, for this DC: its URL, the
-/// service password in a file in `dir`, its CA, and the saslauthd socket `dir/mux`. Panics when
-/// the README no longer holds a line this replaces (keep the two in step).
+/// service password in a file in `dir` (mode 0600), a copy of its CA there (0644), and the
+/// saslauthd socket `dir/mux`. Panics when the README no longer holds a line this replaces (keep
+/// the two in step).
 pub fn readme_config(dc: &Samba, dir: &Path) -> String {
     let readme = fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).expect("read README.md");
     let section = readme.split_once("\n## Active Directory\n").expect("README.md has an Active Directory section").1;
@@ -383,7 +384,9 @@ pub fn readme_config(dc: &Samba, dir: &Path) -> String {
     fs::write(&pw_file, format!("{}\n", SVC.password)).expect("write the service password file");
     use std::os::unix::fs::PermissionsExt as _;
     fs::set_permissions(&pw_file, fs::Permissions::from_mode(0o600)).expect("chmod 600 the password file");
-    let ca = dc.ca_path();
+    let ca = dir.join("example-ad-ca.pem");
+    fs::copy(dc.ca_path(), &ca).expect("copy the DC's CA");
+    fs::set_permissions(&ca, fs::Permissions::from_mode(0o644)).expect("chmod 644 the CA copy");
     let mut text = block.to_owned();
     for (old, new) in [
         ("ldaps://dc1.example.test/", format!("{}/", dc.ldaps_url())),
