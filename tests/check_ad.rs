@@ -39,9 +39,14 @@ impl Run {
 /// `ldapbind-check -o ... USER` for the DC's ldaps:// URL (`uri_tail` appended), bound as the
 /// service account, trusting the DC's CA, with `extra` options; the password on stdin if given.
 fn check(dc: &Samba, uri_tail: &str, extra: &[(&str, &str)], user: &str, password: Option<&str>) -> Run {
+    check_uri(dc, &format!("{}{uri_tail}", dc.ldaps_url()), extra, user, password)
+}
+
+/// [`check`] with the whole `sasl_ldapdb_uri`.
+fn check_uri(dc: &Samba, uri: &str, extra: &[(&str, &str)], user: &str, password: Option<&str>) -> Run {
     let ca = dc.ca_path();
     let mut opts = vec![
-        format!("ldapdb_uri={}{uri_tail}", dc.ldaps_url()),
+        format!("ldapdb_uri={uri}"),
         format!("ldapdb_id={}", samba::SVC.upn),
         format!("ldapdb_pw={}", samba::SVC.password),
         format!("ldapdb_tls_cacert={}", ca.display()),
@@ -214,4 +219,22 @@ fn the_readme_configuration_has_no_problem() {
         "  ok       Active Directory accepted the password in a bind as {} (PLAIN/LOGIN through ldapbind-authd)",
         alice.dn
     ));
+}
+
+/// A simple bind over plain ldap:// is refused by AD with strongerAuthRequired: the doctor says
+/// ldaps:// or StartTLS, never "check sasl_ldapdb_id and sasl_ldapdb_pw".
+#[test]
+fn plain_ldap_is_diagnosed_as_needing_tls() {
+    let dc = Samba::start();
+    let r = check_uri(&dc, &format!("{}/{}", dc.ldap_url(), samba::BASE_DN), &[], samba::ALICE.sam, None);
+    assert_ne!(r.code, 0, "{}", r.out);
+    r.problem(
+        &format!(
+            "LDAP server {}:389 refused the bind (8 strongerAuthRequired: BindSimple: Transport encryption required.)",
+            dc.ip()
+        ),
+        "it accepts a password only over an encrypted connection: use ldaps:// in sasl_ldapdb_uri or set \
+         sasl_ldapdb_starttls: demand",
+    );
+    assert!(!r.out.contains("check sasl_ldapdb_id and sasl_ldapdb_pw"), "{}", r.out);
 }
