@@ -160,6 +160,19 @@ fn a_certificate_without_subject_alt_name_is_named() {
     );
 }
 
+/// The message's second fix works: with `TLS_REQCERT never` in the rc file the SAN-less DC is
+/// used (with ldapbind's warning about it at start-up).
+#[test]
+fn tls_reqcert_never_accepts_the_certificate_without_subject_alt_name() {
+    let dc = Samba::start_with(SambaOptions { san: false });
+    let dir = tempfile::tempdir().unwrap();
+    let rc = dir.path().join("ldaprc");
+    std::fs::write(&rc, "TLS_REQCERT never\n").unwrap();
+    let h = host(&dc, &dc.ldaps_url(), &[("ldapdb_rc", path(&rc)), ("ldapdb_tls_cacert", "")]);
+    assert!(!Server::any_log_containing("TLS_REQCERT never/allow").is_empty(), "{:#?}", Server::syslog_logs());
+    found_but_not_logged_in(&h, samba::ALICE.upn);
+}
+
 /// README.md's Active Directory lines, as written (only paths and the host replaced): the plugin
 /// finds the user by account name, UPN and mail and canonicalises to the account name. The
 /// password check goes to ldapbind-authd's socket, where no daemon listens in this test, so no
