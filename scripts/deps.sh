@@ -13,6 +13,11 @@
 # - cyrus-imapd would be enabled to start at boot and listen on every interface: when this script
 #   installs it, its system service is disabled again (and stopped if anything started it). The
 #   tests and the demo run their own master in a temp dir.
+# - samba (the tests' Active Directory domain controller, tests/common/samba.rs) would enable and
+#   start smbd, nmbd and samba-ad-dc: their services are disabled again, like cyrus-imapd's. Only
+#   samba, samba-dsdb-modules (the AD database), samba-vfs-modules (provisioning sets sysvol ACLs
+#   with acl_xattr) and samba-ad-provision (provisioning data) are
+#   installed: not samba-ad-dc (its service and winbind) nor the recommended extras.
 # - cyrus-common needs a mail transport agent; when none is installed, dma (no daemon, no port)
 #   is installed instead of Debian's default exim4 daemon. The tests install postfix (which
 #   replaces dma), preseeded to "No configuration" and with its system service disabled.
@@ -43,6 +48,8 @@ if [ "$mode" = test ]; then
         valgrind gcc binutils openssl ca-certificates
         # tests/postfix.rs: a private Postfix instance (Debian's smtpd, chrooted) and swaks.
         postfix swaks
+        # tests/common/samba.rs: a private Samba AD DC on a loopback address of its own.
+        samba samba-dsdb-modules samba-vfs-modules samba-ad-provision iproute2
     )
 fi
 
@@ -64,6 +71,8 @@ if [ ${#missing[@]} -gt 0 ]; then
     installed cyrus-imapd || new_cyrus=yes
     new_postfix=no
     [[ " ${missing[*]} " == *" postfix "* ]] && new_postfix=yes
+    new_samba=no
+    installed samba || new_samba=yes
     # cyrus-common depends on "default-mta | mail-transport-agent": pick one without a daemon
     # unless the machine already has an MTA.
     if [ "$new_postfix" = no ] && ! dpkg-query -W -f='${db:Status-Status} ${Provides}\n' 2>/dev/null |
@@ -107,6 +116,19 @@ if [ ${#missing[@]} -gt 0 ]; then
                 kill "$pid" 2>/dev/null || true
             fi
         fi
+    fi
+    if [ "$new_samba" = yes ]; then
+        # Not a file server nor a domain controller of this machine: only the tests' private
+        # samba (its own smb.conf, a loopback address of its own) runs.
+        for svc in smbd nmbd samba-ad-dc; do
+            if command -v systemctl >/dev/null; then
+                systemctl disable "$svc.service" >/dev/null 2>&1 || true
+                if [ -d /run/systemd/system ]; then
+                    systemctl stop "$svc.service" >/dev/null 2>&1 || true
+                fi
+            fi
+            update-rc.d "$svc" disable >/dev/null 2>&1 || true
+        done
     fi
 fi
 

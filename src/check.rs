@@ -1204,7 +1204,12 @@ pub fn run(input: &Input) -> Result<Report, InputError> {
         },
         Err(errors) => {
             for e in &errors.0 {
-                steps.push(Step::from_message(&e.to_string(), "see sasl2.conf.example"));
+                let found =
+                    matches!(e, crate::config::ConfigError::NoSearchBase { .. }).then(|| base_from_root_dse(&opts));
+                match found.flatten() {
+                    Some(step) => steps.push(step),
+                    None => steps.push(Step::from_message(&e.to_string(), "see sasl2.conf.example")),
+                }
             }
             // The rejected parse keeps its warnings to itself; the URL's are worth fixing now too.
             if let Some(Ok(list)) = opts.get(keys::URI).map(crate::uri::parse_uri_list) {
@@ -1232,14 +1237,21 @@ pub fn run(input: &Input) -> Result<Report, InputError> {
         }
         Some((config, tls)) => {
             let config = Arc::new(config);
-            let mut usable = false;
+            let mut usable = None;
             for url in &config.urls {
                 let (section, ok) = url_section(&config, url, tls.as_ref());
-                usable |= ok;
+                usable = usable.or(ok.then_some(url));
                 report.sections.push(section);
             }
-            if usable {
+            if let Some(url) = usable {
+                let ad = read_root_dse(&config, url, tls.as_ref()).filter(RootDse::is_active_directory);
+                if let Some(dse) = &ad {
+                    report.sections.push(active_directory_section(&config, &opts, dse));
+                }
                 lookup(input, &opts, &selection, &config, tls.as_ref(), &mut report, &mut secrets);
+                if ad.is_some() {
+                    after_lookup_on_ad(input, &opts, &config, tls.as_ref(), &mut report, &mut secrets);
+                }
             } else {
                 secrets.blocked = Some("no LDAP server accepted the connection and service bind (see above)".into());
                 report.sections.push(Section {
@@ -1894,6 +1906,231 @@ fn respell_for_sasl_app(report: &mut Report) {
     }
     for m in &mut report.mechanisms {
         fix(&mut m.why);
+    }
+}
+
+// ---- Active Directory ---------------------------------------------------------------------
+
+/// The root DSE attributes ldapbind-check reads (anonymously; AD allows it).
+const ROOT_DSE_ATTRS: [&str; 5] =
+    ["defaultNamingContext", "namingContexts", "supportedCapabilities", "forestFunctionality", "isGlobalCatalogReady"];
+
+/// A server's root DSE, as far as ldapbind-check reads it.
+struct RootDse {
+    url: String,
+    attrs: std::collections::HashMap<String, Vec<String>>,
+}
+
+impl RootDse {
+    fn is_active_directory(&self) -> bool {
+        crate::ad::is_active_directory(self.attrs.iter().map(|(k, v)| (k.as_str(), v.as_slice())))
+    }
+
+    fn values(&self, name: &str) -> &[String] {
+        self.attrs.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map_or(&[], |(_, v)| v.as_slice())
+    }
+
+    /// AD's `defaultNamingContext`, else the only `namingContexts` value.
+    fn base(&self) -> Option<&str> {
+        match (self.values("defaultNamingContext"), self.values("namingContexts")) {
+            ([dnc, ..], _) | ([], [dnc]) => Some(dnc.as_str()),
+            _ => None,
+        }
+    }
+}
+
+/// The root DSE of `url`, read without binding; `None` when it cannot be read.
+fn read_root_dse(
+    config: &Config,
+    url: &crate::uri::LdapUrl,
+    tls: Option<&Arc<rustls::ClientConfig>>,
+) -> Option<RootDse> {
+    let deadline = crate::ldap::net::Deadline::after(config.timeout);
+    let mut conn = crate::tls::connect(config, url, tls, deadline).ok()?;
+    let attrs = ROOT_DSE_ATTRS.iter().map(|a| (*a).to_owned()).collect();
+    let first = {
+        let mut search = conn
+            .search("", ldap3::Scope::Base, "(objectClass=*)", attrs, ldap3::SearchOptions::new(), deadline)
+            .ok()?;
+        let first = search.next_entry().ok()?;
+        // The root DSE is one entry: read to the end so the connection closes cleanly.
+        while let Ok(Some(_)) = search.next_entry() {}
+        first
+    };
+    conn.unbind(std::time::Duration::from_millis(200));
+    let entry = ldap3::SearchEntry::construct(first?);
+    Some(RootDse { url: url.original.clone(), attrs: entry.attrs })
+}
+
+/// With no search base configured: the server's own, from its root DSE, as the fix.
+fn base_from_root_dse(opts: &Options) -> Option<Step> {
+    // The configuration with a stand-in base, only to connect as the plugin would.
+    struct WithBase<'a>(CheckSources<'a>);
+    impl Sources for WithBase<'_> {
+        fn option(&self, key: &str) -> Option<String> {
+            if key == keys::SEARCH_BASE { Some("dc=invalid".to_owned()) } else { self.0.option(key) }
+        }
+        fn read_file(&self, path: &Path) -> io::Result<FileData> {
+            self.0.read_file(path)
+        }
+    }
+    let config = Config::from_sources(&WithBase(CheckSources(opts))).ok()?;
+    let tls = crate::tls::client_config(&config).ok()?.map(|t| t.config);
+    config.urls.iter().find_map(|url| {
+        let dse = read_root_dse(&config, url, tls.as_ref())?;
+        let base = dse.base()?;
+        let (whose, attr) = if dse.is_active_directory() {
+            ("Active Directory", "defaultNamingContext")
+        } else {
+            ("the server", "namingContexts")
+        };
+        Some(Step::problem(
+            format!(
+                "no search base: neither sasl_ldapdb_uri nor sasl_ldapdb_search_base names one; {} is {whose}, \
+                 and its root DSE names its naming context {base} ({attr})",
+                dse.url
+            ),
+            format!(
+                "set `sasl_ldapdb_search_base: {base}`, or add it to the URL ({}/{base})",
+                url.original.trim_end_matches('/')
+            ),
+        ))
+    })
+}
+
+/// The settings that work with Active Directory, checked against the configuration.
+fn active_directory_section(config: &Config, opts: &Options, dse: &RootDse) -> Section {
+    let mut steps = Vec::new();
+    let caps: Vec<&str> = dse
+        .values("supportedCapabilities")
+        .iter()
+        .map(String::as_str)
+        .filter(|c| *c == crate::ad::CAP_ACTIVE_DIRECTORY || *c == crate::ad::CAP_ACTIVE_DIRECTORY_LDS)
+        .collect();
+    let evidence = if caps.is_empty() {
+        "forestFunctionality/isGlobalCatalogReady".to_owned()
+    } else {
+        format!("supportedCapabilities {}", caps.join(", "))
+    };
+    let domain = dse.values("defaultNamingContext").first().cloned();
+    steps.push(Step::ok(format!(
+        "{} is Active Directory (root DSE: {evidence}{})",
+        dse.url,
+        domain.as_deref().map_or(String::new(), |d| format!("; domain {d}"))
+    )));
+    let (filter, canon, pwcheck) =
+        (opts.spelled(keys::FILTER), opts.spelled(keys::CANON_ATTR), opts.spelled("pwcheck_method"));
+    if let Some(d) = &domain {
+        let base = config.search_base.to_ascii_lowercase();
+        if !base.ends_with(&d.to_ascii_lowercase()) {
+            steps.push(Step::problem(
+                format!("the search base {} is not in the domain {d}", config.search_base),
+                format!("set `{}: {d}` (the root DSE's defaultNamingContext)", opts.spelled(keys::SEARCH_BASE)),
+            ));
+        }
+    }
+    let template = config.filter.as_str().to_ascii_lowercase();
+    if !template.contains("samaccountname") && !template.contains("userprincipalname") {
+        steps.push(Step::problem(
+            format!(
+                "{filter} is `{}`, which looks for none of AD's logon names (AD accounts have no uid)",
+                config.filter.as_str()
+            ),
+            format!("set `{filter}: {}` (add (mail=%u) to log in by mail too)", crate::ad::FILTER),
+        ));
+    }
+    if !config.canon_attr.as_deref().is_some_and(|a| a.eq_ignore_ascii_case(crate::ad::CANON_ATTR)) {
+        steps.push(Step::note(format!(
+            "with `{canon}: {}` (and canon_user_plugin ldapbind) a login by UPN or mail becomes the account name",
+            crate::ad::CANON_ATTR
+        )));
+    }
+    let saslauthd = uses_saslauthd(opts);
+    let never = "Active Directory never returns an account's password (unicodePwd cannot be read), so \
+                 pwcheck_method auxprop checks no AD password and CRAM-MD5, DIGEST-MD5 and SCRAM cannot work";
+    steps.push(if saslauthd {
+        Step::ok(format!("{never}; PLAIN and LOGIN go to saslauthd ({pwcheck}), which should be ldapbind-authd"))
+    } else {
+        Step::problem(
+            never,
+            format!(
+                "for PLAIN and LOGIN run ldapbind-authd (it binds as the user) and set `{pwcheck}: saslauthd` and \
+                 `{}: /run/ldapbind-authd/mux`",
+                opts.spelled("saslauthd_path")
+            ),
+        )
+    });
+    Section { title: "Active Directory".into(), steps }
+}
+
+/// On AD a `userPassword` value is no password: say so, keep it out of the mechanism table, and
+/// check a typed password by a bind as the user instead of against that value.
+fn after_lookup_on_ad(
+    input: &Input,
+    opts: &Options,
+    config: &Arc<Config>,
+    tls: Option<&Arc<rustls::ClientConfig>>,
+    report: &mut Report,
+    secrets: &mut Secrets,
+) {
+    // "Give the entry a userPassword" is wrong on AD (see below): AD returns no password at all.
+    let saslauthd = uses_saslauthd(opts);
+    if let Some(properties) = report.sections.iter_mut().find(|s| s.title == "properties") {
+        // A problem with pwcheck_method auxprop, a note with saslauthd: both say AD's words here.
+        let no_password =
+            |s: &&mut Step| matches!(s.status, Status::Problem | Status::Note) && s.text.starts_with("no password:");
+        for step in properties.steps.iter_mut().filter(no_password) {
+            *step = if saslauthd {
+                Step::note("no password: Active Directory returns none; PLAIN and LOGIN go to saslauthd")
+            } else {
+                Step::problem(
+                    "no password: Active Directory returns none, so pwcheck_method auxprop logs nobody in",
+                    "check PLAIN/LOGIN passwords through ldapbind-authd (see Active Directory)",
+                )
+            };
+        }
+    }
+    let Some(section) = report.sections.iter_mut().find(|s| s.title == "Active Directory") else {
+        return;
+    };
+    if let Some(search) = report.search.as_ref().filter(|s| s.entries == 0) {
+        section.steps.push(Step::problem(
+            format!("no entry matches {} under {}", search.filter, search.base),
+            format!(
+                "AD finds accounts by sAMAccountName or userPrincipalName: `sasl_ldapdb_filter: {}` under the \
+                 domain's base",
+                crate::ad::FILTER
+            ),
+        ));
+    }
+    if report.properties.iter().any(|p| p.property == "userPassword") {
+        section.steps.push(Step::problem(
+            "the entry has a userPassword value: on Active Directory (Samba's too) that is an ordinary attribute, \
+             readable by other accounts and unrelated to the account's password (it does not change when the \
+             password does), so checking logins against it lets the wrong password in",
+            "delete that userPassword value from the entry, and check PLAIN/LOGIN passwords through ldapbind-authd",
+        ));
+        secrets.clear = false;
+        secrets.plain_secret = false;
+        secrets.blocked = Some("on Active Directory a userPassword value is not the account's password".into());
+    }
+    let (Some(password), Some(dn)) = (&input.password, report.dn.clone()) else {
+        return;
+    };
+    let step = match LdapDirectory::new(Arc::clone(config), tls.cloned()).check_password(&dn, password.expose()) {
+        Ok(true) => Step::ok(format!(
+            "Active Directory accepted the password in a bind as {dn} (PLAIN/LOGIN through ldapbind-authd)"
+        )),
+        Ok(false) => Step::problem(
+            format!("Active Directory refused a bind as {dn} with this password (49 invalidCredentials)"),
+            "check the password, and that the account is enabled, not locked out and not expired",
+        ),
+        Err(e) => Step::from_message(&e.to_string(), "check the server"),
+    };
+    report.password_ok = Some(step.status == Status::Ok);
+    match report.sections.iter_mut().find(|s| s.title == PASSWORD) {
+        Some(s) => s.steps = vec![step],
+        None => report.sections.push(Section { title: PASSWORD.into(), steps: vec![step] }),
     }
 }
 

@@ -342,7 +342,8 @@ pub enum ConfigError {
     },
     #[error(
         "sasl_ldapdb_id: `{id}` is not a DN; ldapbind does a simple bind with a full DN (not \
-         ldapdb's SASL user name), e.g. `sasl_ldapdb_id: {example}`"
+         ldapdb's SASL user name), e.g. `sasl_ldapdb_id: {example}` (Active Directory also takes \
+         `{id}@<its domain>` or `<DOMAIN>\\{id}`)"
     )]
     IdNotADn { id: String, example: String },
     #[error(
@@ -939,6 +940,10 @@ impl<S: Sources> Parser<'_, S> {
     }
 
     fn check_bind_dn(&mut self, id: &str, base: Option<&str>, example_base: &str) -> bool {
+        // Active Directory's `user@domain` and `DOMAIN\user`: names, not DNs, so no suffix check.
+        if crate::ad::is_bind_name(id) {
+            return true;
+        }
         if !id.contains('=') {
             self.errors.push(ConfigError::IdNotADn {
                 id: id.to_string(),
@@ -1552,7 +1557,8 @@ mod tests {
         assert_eq!(
             one_err(&f),
             "sasl_ldapdb_id: `cyrus` is not a DN; ldapbind does a simple bind with a full DN (not \
-             ldapdb's SASL user name), e.g. `sasl_ldapdb_id: cn=cyrus,dc=users,dc=local`"
+             ldapdb's SASL user name), e.g. `sasl_ldapdb_id: cn=cyrus,dc=users,dc=local` (Active \
+             Directory also takes `cyrus@<its domain>` or `<DOMAIN>\\cyrus`)"
         );
         let f = minimal().set("ldapdb_id", "root").set("ldapdb_pw", "x");
         assert!(one_err(&f).contains("`sasl_ldapdb_id: cn=root,dc=users,dc=local`"));
@@ -1560,6 +1566,17 @@ mod tests {
         let f = Fake::new(&[("ldapdb_uri", "ldap://h"), ("ldapdb_id", "root"), ("ldapdb_pw", "x")]);
         let e = errs(&f);
         assert!(e.iter().any(|l| l.contains("cn=root,dc=example,dc=com")), "{e:?}");
+        // Active Directory's bind names are taken as written, with no suffix advice.
+        for id in ["svc-cyrus@example.test", "EXAMPLE\\svc-cyrus"] {
+            let c = ok(&minimal().set("ldapdb_id", id).set("ldapdb_pw", "x"));
+            assert!(matches!(&c.bind, Bind::Simple { dn, .. } if dn == id), "{id}: {:?}", c.bind);
+            assert!(!c.warnings.iter().any(|w| w.contains("sasl_ldapdb_id")), "{id}: {:?}", c.warnings);
+        }
+        // Half of one is still no name.
+        for id in ["svc-cyrus@", "EXAMPLE\\", "@example.test"] {
+            let f = minimal().set("ldapdb_id", id).set("ldapdb_pw", "x");
+            assert!(one_err(&f).contains("is not a DN"), "{id}");
+        }
         // Contains '=' but invalid.
         let f = minimal().set("ldapdb_id", "cn=a,,dc=b").set("ldapdb_pw", "x");
         assert!(one_err(&f).starts_with("sasl_ldapdb_id: `cn=a,,dc=b` is not a valid DN: empty RDN"));
@@ -2141,7 +2158,8 @@ mod tests {
                  SASL EXTERNAL); remove sasl_ldapdb_mech and set sasl_ldapdb_id to the service \
                  account's full DN and sasl_ldapdb_pw to its password",
                 "sasl_ldapdb_id: `cyrus` is not a DN; ldapbind does a simple bind with a full DN \
-                 (not ldapdb's SASL user name), e.g. `sasl_ldapdb_id: cn=cyrus,dc=users,dc=local`",
+                 (not ldapdb's SASL user name), e.g. `sasl_ldapdb_id: cn=cyrus,dc=users,dc=local` \
+                 (Active Directory also takes `cyrus@<its domain>` or `<DOMAIN>\\cyrus`)",
             ]
         );
     }

@@ -25,6 +25,7 @@
 )]
 
 pub mod account;
+pub mod ad;
 pub mod authd;
 pub mod check;
 pub mod config;

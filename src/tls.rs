@@ -484,13 +484,20 @@ pub fn describe_rustls(cfg: &Config, url: &LdapUrl, err: &rustls::Error) -> Stri
                  the CA file",
                 trusted(cfg)
             ),
+            // Names only in the subject's CN (Samba's own certificate, many older AD ones): no
+            // name in sasl_ldapdb_uri can match, since TLS clients check subjectAltName only.
+            CertificateError::NotValidForNameContext { presented, .. } if presented.is_empty() => format!(
+                "{of} has no subjectAltName, so it matches no name (TLS clients no longer read the \
+                 subject's CN) and not {host}; issue one with a subjectAltName for {host}, or \
+                 (knowingly, insecure: anyone on the path can then pose as the server and read the \
+                 passwords) put TLS_REQCERT never in the file sasl_ldapdb_rc names"
+            ),
             CertificateError::NotValidForNameContext { presented, .. } => {
                 let names: Vec<String> = presented.iter().map(|n| presented_name(n)).collect();
-                let names =
-                    if names.is_empty() { "no name (it has no subjectAltName)".to_owned() } else { names.join(", ") };
                 format!(
-                    "{of} is for {names}, not {host}; use the name in the certificate in \
-                     sasl_ldapdb_uri"
+                    "{of} is for {}, not {host}; use the name in the certificate in \
+                     sasl_ldapdb_uri",
+                    names.join(", ")
                 )
             }
             CertificateError::NotValidForName => {

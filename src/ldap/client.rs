@@ -606,7 +606,10 @@ pub(crate) fn bind_refused_message(cfg: &Config, url: &LdapUrl, rc: u32, text: &
     match (&cfg.bind, rc) {
         (Bind::Simple { dn, .. }, 49) => {
             let base = &cfg.search_base;
-            let hint = if !base.is_empty() && !dn.to_ascii_lowercase().ends_with(&base.to_ascii_lowercase()) {
+            let hint = if dn.contains('=')
+                && !base.is_empty()
+                && !dn.to_ascii_lowercase().ends_with(&base.to_ascii_lowercase())
+            {
                 format!("; sasl_ldapdb_id must be the full DN, e.g. {dn},{base}")
             } else {
                 String::new()
@@ -616,6 +619,12 @@ pub(crate) fn bind_refused_message(cfg: &Config, url: &LdapUrl, rc: u32, text: &
                  check sasl_ldapdb_id and sasl_ldapdb_pw{hint}"
             )
         }
+        // Active Directory refuses a simple bind without TLS ("Transport encryption required").
+        (_, 8) => format!(
+            "LDAP server {server} refused the bind (8 strongerAuthRequired{detail}); it accepts a \
+             password only over an encrypted connection: use ldaps:// in sasl_ldapdb_uri or set \
+             sasl_ldapdb_starttls: demand"
+        ),
         (Bind::External, _) => format!(
             "LDAP server {server} refused the SASL EXTERNAL service bind ({rc} {}{detail}); \
              the server must map the peer credentials or client certificate to an identity, or use \

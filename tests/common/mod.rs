@@ -3,5 +3,6 @@
 pub mod ds389;
 pub mod fakeldap;
 pub mod imapd;
+pub mod samba;
 pub mod sasl;
 pub mod slapd;

@@ -550,6 +550,15 @@ impl TestCa {
         TlsFiles { cert, key, ca: Some(self.cert_path()) }
     }
 
+    /// A server certificate whose only name is its subject's CN `cn`: no subjectAltName, like
+    /// Samba's self-made one and many older Active Directory certificates.
+    pub fn server_without_san(&self, cn: &str) -> TlsFiles {
+        let ext = "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n\
+                   extendedKeyUsage=serverAuth\n";
+        let (cert, key) = self.issue(&format!("/CN={cn}"), ext, None);
+        TlsFiles { cert, key, ca: Some(self.cert_path()) }
+    }
+
     /// A client certificate (cert, key) whose subject is `subject` in openssl's
     /// `/DC=local/DC=users/OU=machines/CN=cyrus` form (the LDAP DN read backwards).
     pub fn client(&self, subject: &str) -> (PathBuf, PathBuf) {
@@ -584,7 +593,7 @@ impl TestCa {
 
 /// Runs `openssl <command split at white space> <more>` in `dir`; panics with its output when
 /// it fails.
-fn openssl(dir: &Path, command: &str, more: &[&str]) {
+pub fn openssl(dir: &Path, command: &str, more: &[&str]) {
     let out = Command::new("openssl")
         .args(command.split_whitespace())
         .args(more)
