@@ -36,7 +36,7 @@ pub mod filter;
 pub mod host;
 pub mod ldap;
 pub mod password;
-pub mod plugin;
+mod plugin;
 pub mod state;
 pub mod tls;
 pub mod uri;

@@ -2,10 +2,15 @@
 //! `sasl_utils_t`. Nothing outside `ffi` and `plugin` dereferences a raw pointer.
 #![allow(unsafe_code)]
 
-pub mod boundary;
-pub mod bytes;
-pub mod hostlog;
+//!
+//! Only what the binaries and tests need is public: the C mirrors (`sasl`, checked against the
+//! real headers by tests/layout.rs) and the daemon's safe process wrappers (`process`). The
+//! rest, with its `unsafe fn`s, stays inside the crate.
+
+pub(crate) mod boundary;
+pub(crate) mod bytes;
+pub(crate) mod hostlog;
 pub mod process;
 pub mod sasl;
-pub mod utils;
-pub mod version;
+pub(crate) mod utils;
+pub(crate) mod version;
