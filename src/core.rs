@@ -222,12 +222,14 @@ impl<D: Directory> Service<D> {
             Asker::Canon => host.login_in_progress(),
             Asker::AuthidLookup | Asker::AuthzidLookup => true,
         };
+        let now = host.now();
+        let fresh = |s: &Slot| now.saturating_duration_since(s.at) < CACHE_TTL;
         if may_use {
             let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
             if let Some(slot) = cache.iter().find(|s| {
                 s.conn == conn
                     && s.filters.contains(&filter)
-                    && s.at.elapsed() < CACHE_TTL
+                    && fresh(s)
                     && attrs.is_subset(&s.attrs)
                     && (asker != Asker::AuthidLookup || s.by_canon)
             }) {
@@ -241,7 +243,7 @@ impl<D: Directory> Service<D> {
             unusable_reported: Mutex::new(BTreeSet::new()),
         });
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        cache.retain(|s| s.conn != conn && s.at.elapsed() < CACHE_TTL);
+        cache.retain(|s| s.conn != conn && fresh(s));
         if cache.len() >= CACHE_SLOTS {
             cache.remove(0);
         }
@@ -250,7 +252,7 @@ impl<D: Directory> Service<D> {
             filters: vec![filter.clone()],
             attrs: attrs.clone(),
             result: Arc::clone(&result),
-            at: Instant::now(),
+            at: now,
             by_canon: asker == Asker::Canon,
         });
         Ok((result, filter))

@@ -91,6 +91,8 @@ struct FakeHost {
     conn: usize,
     pwcheck: Option<String>,
     libsasl2: Option<(u8, u8, u16)>,
+    /// `now()`: the real clock plus this much.
+    ahead: Cell<Duration>,
 }
 
 impl FakeHost {
@@ -114,6 +116,9 @@ impl FakeHost {
 }
 
 impl Host for FakeHost {
+    fn now(&self) -> std::time::Instant {
+        std::time::Instant::now() + self.ahead.get()
+    }
     fn log(&self, level: Level, msg: &str) {
         self.logs.borrow_mut().push((level, msg.to_owned()));
     }
@@ -175,11 +180,28 @@ fn authid_pass_serves_star_names_under_their_exact_name() {
 fn one_search_serves_the_whole_login() {
     let dir = FakeDir::default().expect_find(JOHN_FILTER, john("dogood"));
     let svc = Service::new(config(&[]), dir);
-    let host = FakeHost::requesting(&["*userPassword"]);
+    // uidNumber: the authzid pass has a plain name to look up, so it would search if it could.
+    let host = FakeHost::requesting(&["*userPassword", "uidNumber"]);
     svc.lookup(&host, AUTHID, b"jdoe@example.com").unwrap();
     host.in_login.set(true);
     svc.lookup(&host, AUTHZID, b"jdoe@example.com").unwrap();
     assert_eq!(svc.directory().find_calls.get(), 1);
+}
+
+#[test]
+fn a_kept_result_serves_its_login_for_the_cache_ttl_only() {
+    let dir = FakeDir::default().expect_find(JOHN_FILTER, john("dogood")).expect_find(JOHN_FILTER, john("dogood"));
+    let svc = Service::new(config(&[]), dir);
+    // The authzid pass asks for the plain names, so it has something to look up.
+    let host = FakeHost::requesting(&["*userPassword", "uidNumber"]);
+    svc.lookup(&host, AUTHID, b"jdoe@example.com").unwrap();
+    host.in_login.set(true);
+    host.ahead.set(CACHE_TTL - Duration::from_millis(10));
+    svc.lookup(&host, AUTHZID, b"jdoe@example.com").unwrap();
+    assert_eq!(svc.directory().find_calls.get(), 1, "within the TTL the kept result answers");
+    host.ahead.set(CACHE_TTL + Duration::from_millis(10));
+    svc.lookup(&host, AUTHZID, b"jdoe@example.com").unwrap();
+    assert_eq!(svc.directory().find_calls.get(), 2, "past the TTL the directory is asked again");
 }
 
 #[test]

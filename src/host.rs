@@ -47,6 +47,10 @@ pub trait Host {
     fn libsasl2_version(&self) -> Option<(u8, u8, u16)> {
         None
     }
+    /// The monotonic clock the per-login cache ages by (a test host moves it by hand).
+    fn now(&self) -> std::time::Instant {
+        std::time::Instant::now()
+    }
 }
 
 /// Problems only the admin can fix (directory unreachable, service bind refused, passwords the
