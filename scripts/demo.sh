@@ -11,8 +11,8 @@ if [ "$(id -u)" -ne 0 ]; then
     exit 1
 fi
 scripts/deps.sh --demo
-echo "demo.sh: building libldapbind.so (release)"
-cargo build --release --quiet --lib
+echo "demo.sh: building libldapbind.so and ldapbind-authd (release)"
+cargo build --release --quiet --lib --bin ldapbind-authd
 cargo build --release --quiet --example demo
 echo
 exec target/release/examples/demo
