@@ -5,11 +5,12 @@ mod common;
 use std::fs;
 use std::io::Write;
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::authd::Authd;
 use common::imapd::{Imapd, ImapdOptions, wait_bounded};
 use common::sasl;
 use common::slapd::{self, CRYPT_USER, JOHNDOE, SSHA_USER, Slapd, SlapdOptions, TWIN_A};
@@ -37,107 +38,17 @@ fn conf_for(slapd: &Slapd) -> String {
     )
 }
 
-struct Authd {
-    dir: tempfile::TempDir,
-    child: Option<Child>,
+/// The daemon under test with `conf` as its `--sasl-conf` file (`app.conf` in its temp dir).
+fn start_authd(conf: &str) -> Authd {
+    let mut authd = Authd::prepare(BIN);
+    rewrite_conf(&authd, conf);
+    let conf_arg = authd.dir().join("app.conf").into_os_string();
+    authd.start(&["--sasl-conf".into(), conf_arg]);
+    authd
 }
 
-impl Authd {
-    fn start(conf: &str) -> Authd {
-        let dir = tempfile::tempdir().unwrap();
-        // imapd runs as cyrus and must reach the socket.
-        fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-        fs::write(dir.path().join("app.conf"), conf).unwrap();
-        let mut a = Authd { dir, child: None };
-        a.child = Some(a.spawn());
-        a.wait_ready();
-        a
-    }
-
-    fn spawn(&self) -> Child {
-        let log = fs::OpenOptions::new().create(true).append(true).open(self.log_path()).unwrap();
-        Command::new(BIN)
-            .arg("--sasl-conf")
-            .arg(self.dir.path().join("app.conf"))
-            .arg("--socket")
-            .arg(self.socket())
-            .arg("-d")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap()
-    }
-
-    fn wait_ready(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !self.log().contains(" listening on ") {
-            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!("ldapbind-authd exited ({status}):\n{}", self.log());
-            }
-            assert!(Instant::now() < deadline, "ldapbind-authd did not start:\n{}", self.log());
-            thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn socket(&self) -> PathBuf {
-        self.dir.path().join("mux")
-    }
-
-    fn log_path(&self) -> PathBuf {
-        self.dir.path().join("authd.log")
-    }
-
-    fn log(&self) -> String {
-        fs::read_to_string(self.log_path()).unwrap_or_default()
-    }
-
-    fn pid(&self) -> i32 {
-        self.child.as_ref().unwrap().id() as i32
-    }
-
-    fn signal(&self, sig: i32) {
-        // SAFETY: kill(2) on our own unreaped child.
-        assert_eq!(unsafe { libc::kill(self.pid(), sig) }, 0);
-    }
-
-    /// SIGTERM and the exit status, within `within`.
-    fn terminate(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
-        self.signal(libc::SIGTERM);
-        let status = wait_bounded(self.child.as_mut().unwrap(), within);
-        if status.is_some() {
-            self.child = None;
-        }
-        status
-    }
-
-    fn rewrite_conf(&self, conf: &str) {
-        fs::write(self.dir.path().join("app.conf"), conf).unwrap();
-    }
-
-    /// Wait until the log has `needle` `times` times.
-    fn wait_log(&self, needle: &str, times: usize) -> bool {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if self.log().matches(needle).count() >= times {
-                return true;
-            }
-            thread::sleep(Duration::from_millis(20));
-        }
-        false
-    }
-}
-
-impl Drop for Authd {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        if thread::panicking() {
-            eprintln!("--- ldapbind-authd log ---\n{}", self.log());
-        }
-    }
+fn rewrite_conf(authd: &Authd, conf: &str) {
+    fs::write(authd.dir().join("app.conf"), conf).unwrap();
 }
 
 /// The resident set of process `pid`, in KiB.
@@ -176,7 +87,7 @@ fn testsaslauthd(socket: &Path, user: &str, password: &str) -> (bool, String) {
 #[test]
 fn testsaslauthd_right_wrong_empty_unknown_on_a_directory_that_hides_passwords() {
     let slapd = glauth_like();
-    let authd = Authd::start(&conf_for(&slapd));
+    let authd = start_authd(&conf_for(&slapd));
     let sock = authd.socket();
     // The service account really cannot read a password here.
     assert!(!slapd.log_text().is_empty());
@@ -188,19 +99,19 @@ fn testsaslauthd_right_wrong_empty_unknown_on_a_directory_that_hides_passwords()
     assert!(ok, "{out}");
     let (ok, out) = testsaslauthd(&sock, JOHNDOE.uid, "wrong");
     assert!(!ok && out.contains("NO"), "{out}");
-    assert!(authd.wait_log(&format!("login {} (service imap) refused: wrong password", JOHNDOE.uid), 1));
+    assert!(authd.wait_log(&format!("login {} (service imap) refused: wrong password", JOHNDOE.uid)));
     let (ok, _) = testsaslauthd(&sock, "nobody-here", "x");
     assert!(!ok);
-    assert!(authd.wait_log("login nobody-here (service imap) refused: unknown user", 1));
+    assert!(authd.wait_log("login nobody-here (service imap) refused: unknown user"));
     // Ambiguous: the shared mail matches two entries.
     let (ok, _) = testsaslauthd(&sock, slapd::SHARED_MAIL, TWIN_A.pw());
     assert!(!ok);
-    assert!(authd.wait_log("refused: ambiguous", 1));
+    assert!(authd.wait_log("refused: ambiguous"));
     // Empty password: NO, and no bind reaches the directory.
     let mark = slapd.mark();
     let (answer, _) = ask(&sock, JOHNDOE.uid, "", "imap", "");
     assert!(answer.starts_with("NO"), "{answer}");
-    assert!(authd.wait_log("empty password", 1));
+    assert!(authd.wait_log("empty password"));
     assert_eq!(slapd.ops_since(&mark).binds, 0);
     assert!(!authd.log().contains(JOHNDOE.pw()), "a password was logged:\n{}", authd.log());
 }
@@ -208,7 +119,7 @@ fn testsaslauthd_right_wrong_empty_unknown_on_a_directory_that_hides_passwords()
 #[test]
 fn a_login_split_at_the_at_sign_is_put_back_together() {
     let slapd = glauth_like();
-    let authd = Authd::start(&conf_for(&slapd));
+    let authd = start_authd(&conf_for(&slapd));
     // What libsasl2 sends for jdoe@example.com: login and realm apart.
     let (local, domain) = JOHNDOE.mail.split_once('@').unwrap();
     let (answer, _) = ask(&authd.socket(), local, JOHNDOE.pw(), "imap", domain);
@@ -220,7 +131,7 @@ fn a_login_split_at_the_at_sign_is_put_back_together() {
 #[test]
 fn malformed_requests_are_answered_or_dropped_in_time_and_the_daemon_goes_on() {
     let slapd = glauth_like();
-    let authd = Authd::start(&conf_for(&slapd));
+    let authd = start_authd(&conf_for(&slapd));
     let sock = authd.socket();
     let mark = slapd.mark();
     let raw = |bytes: &[u8], shut: bool| -> (Option<String>, Duration) {
@@ -258,7 +169,7 @@ fn malformed_requests_are_answered_or_dropped_in_time_and_the_daemon_goes_on() {
     // A service name cannot forge a log line.
     let (answer, _) = ask(&sock, "nobody-here", "x", "imap\nldapbind-authd: forged", "");
     assert!(answer.starts_with("NO"));
-    assert!(authd.wait_log("(service imap?ldapbind-authd: forged)", 1), "{}", authd.log());
+    assert!(authd.wait_log("(service imap?ldapbind-authd: forged)"), "{}", authd.log());
     assert!(!authd.log().lines().any(|l| l.starts_with("ldapbind-authd: forged")), "{}", authd.log());
     let (answer, _) = ask(&sock, JOHNDOE.uid, JOHNDOE.pw(), "imap", "");
     assert_eq!(answer, "OK", "the daemon is unharmed");
@@ -267,7 +178,7 @@ fn malformed_requests_are_answered_or_dropped_in_time_and_the_daemon_goes_on() {
 #[test]
 fn sixty_four_concurrent_clients_all_get_their_answer() {
     let slapd = glauth_like();
-    let authd = Authd::start(&conf_for(&slapd));
+    let authd = start_authd(&conf_for(&slapd));
     let sock = authd.socket();
     let answers: Vec<(bool, String)> = thread::scope(|s| {
         let handles: Vec<_> = (0..64)
@@ -290,7 +201,7 @@ fn sixty_four_concurrent_clients_all_get_their_answer() {
 #[test]
 fn a_verified_login_costs_one_search_one_bind_and_no_new_connection() {
     let slapd = glauth_like();
-    let authd = Authd::start(&conf_for(&slapd));
+    let authd = start_authd(&conf_for(&slapd));
     // Warm both pools.
     for _ in 0..2 {
         assert_eq!(ask(&authd.socket(), JOHNDOE.uid, JOHNDOE.pw(), "imap", "").0, "OK");
@@ -315,7 +226,7 @@ fn a_verified_login_costs_one_search_one_bind_and_no_new_connection() {
 #[test]
 fn a_frozen_directory_costs_each_request_the_timeout_and_no_more() {
     let slapd = glauth_like();
-    let authd = Authd::start(&conf_for(&slapd));
+    let authd = start_authd(&conf_for(&slapd));
     assert_eq!(ask(&authd.socket(), JOHNDOE.uid, JOHNDOE.pw(), "imap", "").0, "OK");
     slapd.freeze();
     let round = || -> Vec<(String, Duration)> {
@@ -342,7 +253,7 @@ fn a_frozen_directory_costs_each_request_the_timeout_and_no_more() {
     let slowest = results.iter().map(|(_, t)| *t).max().unwrap();
     eprintln!("slowest answer with a frozen directory and sasl_ldapdb_timeout 1: {slowest:?}");
     assert!(after <= warm + 1024, "the daemon's RSS grew from {warm} KiB to {after} KiB");
-    assert!(authd.wait_log("refused: ", 1));
+    assert!(authd.wait_log("refused: "));
     // After the thaw the daemon works again.
     let deadline = Instant::now() + Duration::from_secs(5);
     while ask(&authd.socket(), JOHNDOE.uid, JOHNDOE.pw(), "imap", "").0 != "OK" {
@@ -354,7 +265,7 @@ fn a_frozen_directory_costs_each_request_the_timeout_and_no_more() {
 #[test]
 fn more_clients_than_workers_and_queue_are_told_no_at_once() {
     let slapd = glauth_like();
-    let authd = Authd::start(&conf_for(&slapd));
+    let authd = start_authd(&conf_for(&slapd));
     slapd.freeze();
     let n = ldapbind::authd::server::WORKERS + ldapbind::authd::server::QUEUE + 10;
     let results: Vec<(String, Duration)> = thread::scope(|s| {
@@ -366,13 +277,13 @@ fn more_clients_than_workers_and_queue_are_told_no_at_once() {
     let busy: Vec<&(String, Duration)> = results.iter().filter(|(a, _)| a == "NO busy").collect();
     assert!(busy.len() >= 10, "{} busy answers", busy.len());
     assert!(results.iter().all(|(a, t)| a.starts_with("NO") && *t <= TIMEOUT + SLACK), "{results:?}");
-    assert!(authd.wait_log("workers busy", 1));
+    assert!(authd.wait_log("workers busy"));
 }
 
 #[test]
 fn after_a_directory_restart_no_login_fails() {
     let mut slapd = glauth_like();
-    let authd = Authd::start(&conf_for(&slapd));
+    let authd = start_authd(&conf_for(&slapd));
     for _ in 0..3 {
         assert_eq!(ask(&authd.socket(), JOHNDOE.uid, JOHNDOE.pw(), "imap", "").0, "OK");
     }
@@ -386,7 +297,7 @@ fn after_a_directory_restart_no_login_fails() {
 #[test]
 fn sigterm_answers_what_is_in_flight_removes_the_socket_and_exits_0() {
     let slapd = glauth_like();
-    let mut authd = Authd::start(&conf_for(&slapd));
+    let mut authd = start_authd(&conf_for(&slapd));
     let sock = authd.socket();
     slapd.freeze();
     let (answers, status) = thread::scope(|s| {
@@ -406,16 +317,16 @@ fn sigterm_answers_what_is_in_flight_removes_the_socket_and_exits_0() {
 #[test]
 fn sighup_reads_a_good_configuration_and_keeps_the_old_one_for_a_broken_one() {
     let slapd = glauth_like();
-    let authd = Authd::start(&conf_for(&slapd));
+    let authd = start_authd(&conf_for(&slapd));
     // Broken: the old configuration stays.
-    authd.rewrite_conf("ldapdb_uri: ldap://127.0.0.1:389/\nldapdb_timeout: soon\n");
+    rewrite_conf(&authd, "ldapdb_uri: ldap://127.0.0.1:389/\nldapdb_timeout: soon\n");
     authd.signal(libc::SIGHUP);
-    assert!(authd.wait_log("the old one stays in use", 1), "{}", authd.log());
+    assert!(authd.wait_log("the old one stays in use"), "{}", authd.log());
     assert_eq!(ask(&authd.socket(), JOHNDOE.uid, JOHNDOE.pw(), "imap", "").0, "OK");
     // Good: a filter that finds users by mail only.
-    authd.rewrite_conf(&format!("{}ldapdb_filter: (mail=%u)\n", conf_for(&slapd)));
+    rewrite_conf(&authd, &format!("{}ldapdb_filter: (mail=%u)\n", conf_for(&slapd)));
     authd.signal(libc::SIGHUP);
-    assert!(authd.wait_log("configuration read again", 1), "{}", authd.log());
+    assert!(authd.wait_log("configuration read again"), "{}", authd.log());
     assert!(ask(&authd.socket(), JOHNDOE.uid, JOHNDOE.pw(), "imap", "").0.starts_with("NO"));
     assert_eq!(ask(&authd.socket(), JOHNDOE.mail, JOHNDOE.pw(), "imap", "").0, "OK");
 }
@@ -423,10 +334,10 @@ fn sighup_reads_a_good_configuration_and_keeps_the_old_one_for_a_broken_one() {
 #[test]
 fn a_live_daemon_keeps_its_socket_and_a_stale_one_is_replaced() {
     let slapd = glauth_like();
-    let mut first = Authd::start(&conf_for(&slapd));
+    let mut first = start_authd(&conf_for(&slapd));
     let out = Command::new(BIN)
         .arg("--sasl-conf")
-        .arg(first.dir.path().join("app.conf"))
+        .arg(first.dir().join("app.conf"))
         .arg("--socket")
         .arg(first.socket())
         .arg("-d")
@@ -469,7 +380,7 @@ fn libsasl2(slapd: &Slapd, authd: &Authd, pwcheck: &str) -> (sasl::PluginDir, sa
 #[test]
 fn libsasl2_with_saslauthd_and_auto_transition_logs_in_stores_nothing_and_logs_no_error() {
     let slapd = glauth_like();
-    let authd = Authd::start(&conf_for(&slapd));
+    let authd = start_authd(&conf_for(&slapd));
     let (_dir, server) = libsasl2(&slapd, &authd, "saslauthd");
     let mark = slapd.mark();
     for name in [JOHNDOE.uid, JOHNDOE.mail] {
@@ -493,7 +404,7 @@ fn libsasl2_with_saslauthd_and_auto_transition_logs_in_stores_nothing_and_logs_n
 fn auxprop_then_saslauthd_keeps_every_mechanism_for_cleartext_users_and_plain_for_hashed_ones() {
     // The cleartext-readable directory: johndoe's password is readable, the {SSHA} user's is not usable.
     let slapd = Slapd::start();
-    let authd = Authd::start(&conf_for(&slapd));
+    let authd = start_authd(&conf_for(&slapd));
     let (_dir, server) = libsasl2(&slapd, &authd, "auxprop saslauthd");
     for mech in ["CRAM-MD5", "SCRAM-SHA-256"] {
         let r = sasl::exchange(&server, mech, JOHNDOE.uid, None, JOHNDOE.pw());
@@ -503,7 +414,7 @@ fn auxprop_then_saslauthd_keeps_every_mechanism_for_cleartext_users_and_plain_fo
         let conn = server.new_conn("imap");
         assert_eq!(conn.checkpass(user.uid.as_bytes(), user.pw().as_bytes()), sasl::SASL_OK, "{}", user.uid);
     }
-    assert!(authd.wait_log(&format!("login {} (service imap) verified", SSHA_USER.uid), 1));
+    assert!(authd.wait_log(&format!("login {} (service imap) verified", SSHA_USER.uid)));
     let conn = server.new_conn("imap");
     assert_eq!(conn.checkpass(SSHA_USER.uid.as_bytes(), b"wrong"), sasl::SASL_BADAUTH);
 }
@@ -511,7 +422,7 @@ fn auxprop_then_saslauthd_keeps_every_mechanism_for_cleartext_users_and_plain_fo
 #[test]
 fn with_saslauthd_in_pwcheck_method_a_hidden_password_is_a_debug_note() {
     let slapd = glauth_like();
-    let authd = Authd::start(&conf_for(&slapd));
+    let authd = start_authd(&conf_for(&slapd));
     let (_dir, server) = libsasl2(&slapd, &authd, "auxprop saslauthd");
     for user in [JOHNDOE, SSHA_USER] {
         let conn = server.new_conn("imap");
@@ -530,7 +441,7 @@ fn with_saslauthd_in_pwcheck_method_a_hidden_password_is_a_debug_note() {
 #[test]
 fn cyrus_imapd_logs_in_through_the_daemon_by_uid_and_by_mail() {
     let slapd = glauth_like();
-    let authd = Authd::start(&conf_for(&slapd));
+    let authd = start_authd(&conf_for(&slapd));
     let socket = authd.socket().to_str().unwrap().to_owned();
     let imapd = Imapd::start(
         ImapdOptions::for_slapd(&slapd)
@@ -550,7 +461,7 @@ fn cyrus_imapd_logs_in_through_the_daemon_by_uid_and_by_mail() {
     assert!(hashed.ok, "{}", hashed.transcript);
     let r = imapd.login_command(JOHNDOE.mail, "wrong");
     assert!(!r.ok, "{}", r.transcript);
-    assert!(authd.wait_log("login jdoe@example.com (service imap) refused: wrong password", 1), "{}", authd.log());
+    assert!(authd.wait_log("login jdoe@example.com (service imap) refused: wrong password"), "{}", authd.log());
     // An unknown name stops at ldapbind's canonicalisation (the seed selects it), before the daemon.
     let mark = imapd.mark();
     assert!(!imapd.login_command("nobody@example.com", "x").ok);
@@ -577,7 +488,7 @@ fn check_authd(socket: &Path, user: &str, password: &str) -> (i32, String) {
 #[test]
 fn ldapbind_check_asks_the_daemon_and_explains_the_answer() {
     let slapd = glauth_like();
-    let authd = Authd::start(&conf_for(&slapd));
+    let authd = start_authd(&conf_for(&slapd));
     let (code, out) = check_authd(&authd.socket(), JOHNDOE.mail, JOHNDOE.pw());
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("accepts the password (login jdoe, realm example.com, service imap)"), "{out}");
@@ -585,7 +496,7 @@ fn ldapbind_check_asks_the_daemon_and_explains_the_answer() {
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("refuses the password") && out.contains("log line"), "{out}");
     assert!(!out.contains("wrong\n") && !out.contains(JOHNDOE.pw()));
-    let (code, out) = check_authd(&authd.dir.path().join("nothing-here"), JOHNDOE.mail, JOHNDOE.pw());
+    let (code, out) = check_authd(&authd.dir().join("nothing-here"), JOHNDOE.mail, JOHNDOE.pw());
     assert_eq!(code, 1);
     assert!(out.contains("no socket at") && out.contains("start ldapbind-authd"), "{out}");
 }
@@ -594,7 +505,7 @@ fn ldapbind_check_asks_the_daemon_and_explains_the_answer() {
 fn cyrus_imapd_with_auxprop_then_saslauthd_keeps_cram_and_scram_for_cleartext_users() {
     // The cleartext-readable directory, with its {SSHA} and {CRYPT} users.
     let slapd = Slapd::start();
-    let authd = Authd::start(&conf_for(&slapd));
+    let authd = start_authd(&conf_for(&slapd));
     let socket = authd.socket().to_str().unwrap().to_owned();
     // The seed's options (sasl_auto_transition: yes included) plus the daemon.
     let imapd = Imapd::start(
@@ -614,7 +525,7 @@ fn cyrus_imapd_with_auxprop_then_saslauthd_keeps_cram_and_scram_for_cleartext_us
         assert!(imapd.login_command(user.mail, user.pw()).ok);
         assert!(!imapd.imtest(Some("PLAIN"), user.mail, "wrong").ok);
     }
-    assert!(authd.wait_log(&format!("login {} (service imap) refused: wrong password", SSHA_USER.mail), 1));
+    assert!(authd.wait_log(&format!("login {} (service imap) refused: wrong password", SSHA_USER.mail)));
     // sasl_auto_transition wrote nothing.
     assert_eq!(slapd.ops_since(&mark).other_ops, 0);
 }
@@ -625,7 +536,7 @@ fn the_start_up_line_shows_the_configuration_and_no_secret_and_a_refused_service
     let secret = "Zq9-not-the-service-password";
     let conf =
         conf_for(&slapd).replace(&format!("ldapdb_pw: {}\n", slapd::SERVICE_PW), &format!("ldapdb_pw: {secret}\n"));
-    let authd = Authd::start(&conf);
+    let authd = start_authd(&conf);
     let start = authd.log();
     assert!(
         start.contains(&format!("bind simple as {}", slapd::SERVICE_DN)) && start.contains("timeout 1s"),
@@ -633,7 +544,7 @@ fn the_start_up_line_shows_the_configuration_and_no_secret_and_a_refused_service
     );
     let (answer, _) = ask(&authd.socket(), JOHNDOE.uid, JOHNDOE.pw(), "imap", "");
     assert_eq!(answer, "NO directory unavailable");
-    assert!(authd.wait_log("check sasl_ldapdb_id and sasl_ldapdb_pw", 1), "{}", authd.log());
+    assert!(authd.wait_log("check sasl_ldapdb_id and sasl_ldapdb_pw"), "{}", authd.log());
     assert!(authd.log().contains("login johndoe (service imap) refused: "), "{}", authd.log());
     assert!(!authd.log().contains(secret) && !authd.log().contains(JOHNDOE.pw()), "{}", authd.log());
 }
@@ -646,7 +557,7 @@ fn a_dead_first_url_fails_over_to_the_next() {
         &format!("ldapdb_uri: {}/{}", slapd.url(), slapd::BASE_DN),
         &format!("ldapdb_uri: ldap://127.0.0.1:9/{0} {1}/{0}", slapd::BASE_DN, slapd.url()),
     );
-    let authd = Authd::start(&conf);
+    let authd = start_authd(&conf);
     for _ in 0..3 {
         let (answer, took) = ask(&authd.socket(), JOHNDOE.uid, JOHNDOE.pw(), "imap", "");
         assert_eq!(answer, "OK", "{}", authd.log());
@@ -724,7 +635,7 @@ fn without_d_it_goes_to_the_background_after_saying_what_stops_it() {
 #[test]
 fn sigterm_stops_the_daemon_even_when_its_socket_file_was_removed() {
     let slapd = glauth_like();
-    let mut authd = Authd::start(&conf_for(&slapd));
+    let mut authd = start_authd(&conf_for(&slapd));
     fs::remove_file(authd.socket()).unwrap();
     let status = authd.terminate(Duration::from_secs(3));
     assert_eq!(status.and_then(|s| s.code()), Some(0), "{}", authd.log());
@@ -733,7 +644,7 @@ fn sigterm_stops_the_daemon_even_when_its_socket_file_was_removed() {
 #[test]
 fn cyrus_imapd_without_ldapbind_canonicalising_sends_every_refusal_to_the_daemon() {
     let slapd = glauth_like();
-    let authd = Authd::start(&conf_for(&slapd));
+    let authd = start_authd(&conf_for(&slapd));
     let socket = authd.socket().to_str().unwrap().to_owned();
     let imapd = Imapd::start(
         ImapdOptions::for_slapd(&slapd)
@@ -752,7 +663,7 @@ fn cyrus_imapd_without_ldapbind_canonicalising_sends_every_refusal_to_the_daemon
     ] {
         let r = imapd.login_command(name, pw);
         assert!(!r.ok, "{name}: {}", r.transcript);
-        assert!(authd.wait_log(line, 1), "{line}:\n{}", authd.log());
+        assert!(authd.wait_log(line), "{line}:\n{}", authd.log());
     }
     let r = imapd.imtest(Some("PLAIN"), JOHNDOE.mail, "");
     assert!(!r.ok, "{}", r.transcript);

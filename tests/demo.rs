@@ -6,7 +6,7 @@
 mod common;
 
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -15,7 +15,8 @@ use common::imapd::wait_bounded;
 /// The whole demo takes a few seconds; this bounds a hung one.
 const DEMO_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// `target/<profile>/examples/demo`, brought up to date by `cargo build --example demo`.
+/// `target/<profile>/examples/demo`, brought up to date by `cargo build --example demo`, with
+/// the `ldapbind-authd` it starts (`target/<profile>/ldapbind-authd`).
 fn demo_binary() -> PathBuf {
     // This test runs as target/<profile>/deps/demo-<hash>.
     let exe = std::env::current_exe().expect("current_exe");
@@ -27,6 +28,8 @@ fn demo_binary() -> PathBuf {
         "--quiet",
         "--example",
         "demo",
+        "--bin",
+        "ldapbind-authd",
         "--manifest-path",
         concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"),
     ]);
@@ -41,7 +44,7 @@ fn demo_binary() -> PathBuf {
 }
 
 #[test]
-fn the_readmes_demo_exits_0_and_shows_the_login_and_the_missing_port() {
+fn the_readmes_demo_exits_0_and_shows_the_login_through_ldapbind_authd_and_the_missing_port() {
     let demo = demo_binary();
     let dir = tempfile::tempdir().expect("temp dir");
     let out_path = dir.path().join("demo.out");
@@ -57,15 +60,36 @@ fn the_readmes_demo_exits_0_and_shows_the_login_and_the_missing_port() {
     let status = status.unwrap_or_else(|| panic!("the demo did not finish within {DEMO_TIMEOUT:?}:\n{output}"));
     assert!(status.success(), "the demo exited with {status}:\n{output}");
     for key in [
-        "== 3. cyrus imtest -a jdoe@example.com -w dogood 127.0.0.1 ==",
+        "     sasl_pwcheck_method: auxprop saslauthd\n",
+        "     sasl_saslauthd_path: ",
+        "/ldapbind-authd -C ",
+        " --service imap --socket ",
+        " listening on ",
+        "== 4. cyrus imtest -m PLAIN -a jdoe@example.com -w dogood 127.0.0.1 ==",
         "   Result: Authenticated.",
         "SASL ldapbind: jdoe@example.com is cn=johndoe,ou=superheros,dc=users,dc=local (mail jdoe@example.com)",
-        "login: localhost [127.0.0.1] jdoe@example.com ",
+        "shows the service account no userPassword; PLAIN/LOGIN are left to saslauthd",
+        "login: localhost [127.0.0.1] jdoe@example.com PLAIN User logged in",
+        "     ldapbind-authd: login jdoe@example.com (service imap) verified as cn=johndoe,ou=superheros,dc=users,dc=local\n",
         "   imtest: Authentication failed.",
         "     ldapbind: cannot connect to LDAP server 127.0.0.1:389 (the default port: sasl_ldapdb_uri names none)",
-        "Done: slapd and Cyrus IMAP are stopped, their temp dirs removed.",
+        "Done: slapd, ldapbind-authd and Cyrus IMAP are stopped, their temp dirs removed.",
     ] {
         assert!(output.contains(key), "{key:?} missing in the demo's output:\n{output}");
     }
     assert!(!output.contains("FAILED"), "{output}");
+    // The daemon the demo started is gone, and its socket with it.
+    let socket = output
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("sasl_saslauthd_path: "))
+        .unwrap_or_else(|| panic!("no sasl_saslauthd_path line:\n{output}"));
+    assert!(!Path::new(socket).exists(), "{socket} is left behind");
+    let daemons: Vec<String> = fs::read_dir("/proc")
+        .expect("read /proc")
+        .flatten()
+        .filter_map(|e| fs::read(e.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .filter(|c| c.contains(socket))
+        .collect();
+    assert!(daemons.is_empty(), "left running: {daemons:?}");
 }
