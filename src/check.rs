@@ -1442,7 +1442,7 @@ const NOT_FOUND_FIX: &str = "check the user name; the entry must be under the se
      (mail=%u), or sasl_ldapdb_search_base if users are found by another attribute or live elsewhere)";
 
 /// What a user search that found nothing says when the service account sees no entry at all.
-const SEES_NOTHING: &str = "sees no entry at all under";
+const SEES_NOTHING: &str = "sees no entry below";
 
 /// Who searches: `the service account DN`, or how it binds when it has no DN.
 fn service_account(config: &Config) -> String {
@@ -1494,13 +1494,13 @@ fn lookup(
                 let msg = failure.map_or_else(|| format!("no entry matches {}", rec.filter), ToString::to_string);
                 // Whether the service account sees anything at all: if not, the name is not the
                 // problem.
-                let step = match service.directory().inner.first_visible() {
+                let step = match service.directory().inner.first_below_base() {
                     Ok(None) => {
                         let who = service_account(config);
                         Step::problem(
                             format!(
-                                "0 entries: {msg}; {who} {SEES_NOTHING} {} (a search for (objectClass=*) at the base \
-                                 and one level below found nothing), so no user name can be found",
+                                "0 entries: {msg}; {who} {SEES_NOTHING} {} (a one-level search for (objectClass=*) \
+                                 there found nothing), so the user name may well be right",
                                 config.search_base
                             ),
                             format!(

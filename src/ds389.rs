@@ -11,7 +11,8 @@ pub const STATE_ATTRS: [&str; 4] = ["nsAccountLock", "passwordExpirationTime", "
 pub fn is_389_ds<'a>(root_dse: impl IntoIterator<Item = (&'a str, &'a [String])>) -> bool {
     root_dse.into_iter().any(|(name, values)| {
         (name.eq_ignore_ascii_case("vendorName") && values.iter().any(|v| v.trim().starts_with("389 Project")))
-            || (name.eq_ignore_ascii_case("vendorVersion") && values.iter().any(|v| v.trim().starts_with("389-Directory/")))
+            || (name.eq_ignore_ascii_case("vendorVersion")
+                && values.iter().any(|v| v.trim().starts_with("389-Directory/")))
     })
 }
 
@@ -72,7 +73,10 @@ mod tests {
     #[test]
     fn filter_attribute_names() {
         assert_eq!(filter_attributes("(|(uid=%u)(mail=%u))"), ["uid", "mail"]);
-        assert_eq!(filter_attributes("(&(objectClass=person)(|(UID=%U)(uid=%u)(cn~=%u)))"), ["objectClass", "UID", "cn"]);
+        assert_eq!(
+            filter_attributes("(&(objectClass=person)(|(UID=%U)(uid=%u)(cn~=%u)))"),
+            ["objectClass", "UID", "cn"]
+        );
         assert_eq!(filter_attributes("(mail:caseExactMatch:=%u)"), ["mail"]);
         assert!(filter_attributes("uid=%u").is_empty());
     }

@@ -55,6 +55,21 @@ fn state_of(dm: &mut LdapConn, dn: &str, attr: &str) -> Vec<String> {
     entry.attrs.get(attr).cloned().unwrap_or_default()
 }
 
+/// The default ACIs are absent (no sample entries): an ACI lets the service account read the
+/// users, their passwords and the operational state attributes.
+fn grant_service_account(dm: &mut LdapConn) {
+    let aci = |targets: &str, name: &str| {
+        format!(
+            "(targetattr=\"{targets}\")(version 3.0; acl \"{name}\"; allow (read, search, compare) \
+             userdn=\"ldap:///{SERVICE}\";)"
+        )
+    };
+    let all = aci("*", "ldapbind service account");
+    let state = aci("nsAccountLock || passwordExpirationTime || accountUnlockTime", "ldapbind account state");
+    replace(dm, SUFFIX, "aci", &all);
+    dm.modify(SUFFIX, vec![Mod::Add("aci".to_owned(), set(&[&state]))]).unwrap().success().unwrap();
+}
+
 /// The instance, with the policy, the users and the service accounts in their states.
 fn start() -> Ds389 {
     let ds = Ds389::start();
@@ -69,18 +84,7 @@ fn start() -> Ds389 {
     ] {
         replace(&mut dm, "cn=config", attr, value);
     }
-    // The default ACIs are absent (no sample entries): the service account reads the users,
-    // their passwords and the operational state attributes.
-    let aci = |targets: &str, name: &str| {
-        format!(
-            "(targetattr=\"{targets}\")(version 3.0; acl \"{name}\"; allow (read, search, compare) \
-             userdn=\"ldap:///{SERVICE}\";)"
-        )
-    };
-    let all = aci("*", "ldapbind service account");
-    let state = aci("nsAccountLock || passwordExpirationTime || accountUnlockTime", "ldapbind account state");
-    replace(&mut dm, SUFFIX, "aci", &all);
-    dm.modify(SUFFIX, vec![Mod::Add("aci".to_owned(), set(&[&state]))]).unwrap().success().unwrap();
+    grant_service_account(&mut dm);
     add(
         &mut dm,
         &format!("ou=people,{SUFFIX}"),
@@ -198,13 +202,18 @@ struct Run {
 }
 
 fn doctor(ds: &Ds389, id: &str, user: &str, password: Option<&str>) -> Run {
+    doctor_with(ds, "auxprop", id, user, password)
+}
+
+/// [`doctor`] with `sasl_pwcheck_method: <pwcheck>`.
+fn doctor_with(ds: &Ds389, pwcheck: &str, id: &str, user: &str, password: Option<&str>) -> Run {
     use std::io::Write;
     let dir = tempfile::tempdir().unwrap();
     let conf = dir.path().join("imapd.conf");
     std::fs::write(
         &conf,
         format!(
-            "sasl_pwcheck_method: auxprop\nsasl_auxprop_plugin: ldapbind\n\
+            "sasl_pwcheck_method: {pwcheck}\nsasl_auxprop_plugin: ldapbind\n\
              sasl_mech_list: PLAIN LOGIN CRAM-MD5 DIGEST-MD5 SCRAM-SHA-1 SCRAM-SHA-256\n\
              sasl_ldapdb_uri: {}/{SUFFIX}\nsasl_ldapdb_id: {id}\nsasl_ldapdb_pw: {SERVICE_PW}\n",
             ds.url()
@@ -236,11 +245,127 @@ fn doctor(ds: &Ds389, id: &str, user: &str, password: Option<&str>) -> Run {
     }
 }
 
+impl Run {
+    /// The `fix:` line under the first `problem` line that starts with `problem`.
+    #[track_caller]
+    fn fix_of(&self, problem: &str) -> &str {
+        let lines: Vec<&str> = self.out.lines().collect();
+        let want = format!("  problem  {problem}");
+        let Some(i) = lines.iter().position(|l| l.starts_with(&want)) else {
+            panic!("no line starting\n{want}\nin\n{}", self.out);
+        };
+        let fix = lines.get(i + 1).and_then(|l| l.strip_prefix("           fix: "));
+        fix.unwrap_or_else(|| panic!("no fix under {:?} in\n{}", lines[i], self.out))
+    }
+}
+
+/// The doctor's line that recognises the instance from its root DSE.
+const RECOGNISED: &str = " is 389 Directory Server (root DSE: vendorVersion 389-Directory/";
+
+#[test]
+fn ds389_doctor_names_the_missing_aci_and_the_daemon_for_hashed_passwords() {
+    // 389-ds as created: no ACI for the service account, passwords stored as {PBKDF2-SHA512}.
+    let ds = Ds389::start();
+    let mut dm = ds.dm_conn();
+    add(
+        &mut dm,
+        SERVICE,
+        vec![
+            ("objectClass", vec!["person"]),
+            ("cn", vec!["cyrus"]),
+            ("sn", vec!["cyrus"]),
+            ("userPassword", vec![SERVICE_PW]),
+        ],
+    );
+    add(
+        &mut dm,
+        &format!("ou=people,{SUFFIX}"),
+        vec![("objectClass", vec!["organizationalUnit"]), ("ou", vec!["people"])],
+    );
+    add(
+        &mut dm,
+        &user_dn(FINE),
+        vec![
+            ("objectClass", vec!["inetOrgPerson"]),
+            ("uid", vec![FINE]),
+            ("cn", vec![FINE]),
+            ("sn", vec![FINE]),
+            ("mail", vec!["alice@example.com"]),
+            ("userPassword", vec!["alice-pw"]),
+        ],
+    );
+    let stored = state_of(&mut dm, &user_dn(FINE), "userPassword");
+    assert!(stored.iter().all(|v| v.starts_with("{PBKDF2-SHA512}")), "389-ds's default scheme: {stored:?}");
+
+    // The service account binds but sees nothing: the ACI is named, not the user name.
+    let r = doctor(&ds, SERVICE, FINE, None);
+    assert_eq!(r.code, 1, "{}{}", r.out, r.err);
+    assert!(r.out.lines().any(|l| l.starts_with("  ok       ldap://") && l.contains(RECOGNISED)), "{}", r.out);
+    assert!(r.out.contains("389-ds has no authPassword in its schema"), "{}", r.out);
+    let fix = r.fix_of(&format!(
+        "0 entries: user alice not found: no entry matches (|(uid=alice)(mail=alice)) under {SUFFIX}; the service account {SERVICE} sees no entry below \
+         {SUFFIX} (a one-level search for (objectClass=*) there found nothing), so the user name may well be right"
+    ));
+    let aci = format!(
+        "(targetattr=\"uid || mail || userPassword || nsAccountLock || passwordExpirationTime || accountUnlockTime \
+         || pwdReset\")(version 3.0; acl \"ldapbind service account\"; allow (read, search, compare) \
+         userdn=\"ldap:///{SERVICE}\";)"
+    );
+    assert_eq!(
+        fix,
+        format!(
+            "an ACI is missing: 389-ds's default ACIs grant the service account {SERVICE} nothing; add one to \
+             {SUFFIX} (ldapmodify as cn=Directory Manager), e.g. `aci: {aci}`"
+        ),
+        "{}",
+        r.out
+    );
+    assert!(!r.out.contains("check the user name"), "{}", r.out);
+
+    // The ACI the doctor showed, as shown: now the user is found, and the hash needs the daemon.
+    replace(&mut dm, SUFFIX, "aci", &aci);
+    let daemon = "run ldapbind-authd with these options (`ldapbind-authd -C /etc/imapd.conf`; it checks \
+                  PLAIN/LOGIN passwords by binding as the user) and set `sasl_pwcheck_method: auxprop saslauthd` \
+                  and `sasl_saslauthd_path: /run/ldapbind-authd/mux`; 389-ds checks its own hash and the account's \
+                  state at that bind (CRAM-MD5, DIGEST-MD5 and SCRAM would need every password set again under \
+                  `passwordStorageScheme: CLEAR`)";
+    let r = doctor(&ds, SERVICE, FINE, Some("alice-pw"));
+    assert_eq!(r.code, 1, "{}{}", r.out, r.err);
+    assert!(r.out.contains(&format!("  ok       1 entry: {}", user_dn(FINE))), "{}", r.out);
+    assert!(r.out.contains("  ok       usable: none of "), "the ACI covers the state attributes: {}", r.out);
+    assert_eq!(
+        r.fix_of(
+            "userPassword is {PBKDF2-SHA512}, a 389-ds hash pwcheck_method auxprop cannot check, and 389-ds has no \
+             authPassword; cleartext needs a password policy with `passwordStorageScheme: CLEAR` and every password \
+             set again"
+        ),
+        daemon
+    );
+    // Every step that advised the daemon says 389-ds's version: no authPassword to store.
+    assert_eq!(r.fix_of("userPassword: {PBKDF2-SHA512}: a hash"), daemon);
+    assert_eq!(r.fix_of("right password, but libsasl2 cannot check this hash ({PBKDF2-SHA512})"), daemon);
+    assert!(!r.out.contains("or an authPassword (RFC 5803 SCRAM)"), "{}", r.out);
+
+    // With the daemon configured, the hash is fine for PLAIN and LOGIN.
+    let r = doctor_with(&ds, "auxprop saslauthd", SERVICE, FINE, Some("alice-pw"));
+    assert!(
+        r.out.contains(
+            "  ok       userPassword is {PBKDF2-SHA512}: PLAIN and LOGIN go to saslauthd (sasl_pwcheck_method), \
+             which should be ldapbind-authd"
+        ),
+        "{}",
+        r.out
+    );
+    assert!(!r.out.contains("a 389-ds hash pwcheck_method auxprop cannot check"), "{}", r.out);
+}
+
 #[test]
 fn ds389_doctor_shows_the_states_and_the_service_accounts_fix() {
     let ds = start();
     let r = doctor(&ds, SERVICE, FINE, Some("alice-pw"));
     assert_eq!(r.code, 0, "{}{}", r.out, r.err);
+    assert!(r.out.lines().any(|l| l.contains(RECOGNISED)), "{}", r.out);
+    assert!(!r.out.contains("a 389-ds hash"), "cleartext (CLEAR) is no hash: {}", r.out);
     assert!(r.out.contains("  ok       usable: none of "), "{}", r.out);
     for (uid, problem) in [
         (LOCKED, "  problem  locked: nsAccountLock is true (389-ds: locked by an administrator)"),
