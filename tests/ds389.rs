@@ -2,8 +2,9 @@
 //! issue was found on: cleartext passwords (`passwordStorageScheme: CLEAR`, the only setup in
 //! which the auxprop path works there), a global password policy with expiry, lockout and
 //! must-change, and users that are locked (`nsAccountLock`), expired, must change, and locked out
-//! after failed binds; two service accounts, locked and reset. Through real libsasl2 (one per
-//! process: cargo nextest) and `ldapbind-check`. Each test creates its own instance (~12 s).
+//! after failed binds; service accounts in the same four states. Through real libsasl2 (one per
+//! process: cargo nextest) and `ldapbind-check`; and 389-ds as created (hashed passwords, no ACI
+//! for the service account) through `ldapbind-check`. Each test creates its own instance (~12 s).
 
 mod common;
 
@@ -19,6 +20,8 @@ const SASL_DISABLED: i32 = -19;
 const SERVICE: &str = "cn=cyrus,dc=example,dc=com";
 const SERVICE_LOCKED: &str = "cn=cyrus-locked,dc=example,dc=com";
 const SERVICE_RESET: &str = "cn=cyrus-reset,dc=example,dc=com";
+const SERVICE_EXPIRED: &str = "cn=cyrus-expired,dc=example,dc=com";
+const SERVICE_LOCKOUT: &str = "cn=cyrus-lockout,dc=example,dc=com";
 const SERVICE_PW: &str = "cyrus";
 /// Users under ou=people; each one's password is `<uid>-pw`.
 const FINE: &str = "alice";
@@ -90,7 +93,7 @@ fn start() -> Ds389 {
         &format!("ou=people,{SUFFIX}"),
         vec![("objectClass", vec!["organizationalUnit"]), ("ou", vec!["people"])],
     );
-    for dn in [SERVICE, SERVICE_LOCKED, SERVICE_RESET] {
+    for dn in [SERVICE, SERVICE_LOCKED, SERVICE_RESET, SERVICE_EXPIRED, SERVICE_LOCKOUT] {
         let cn = dn.trim_start_matches("cn=").split(',').next().unwrap();
         add(
             &mut dm,
@@ -121,7 +124,9 @@ fn start() -> Ds389 {
     }
     replace(&mut dm, &user_dn(LOCKED), "nsAccountLock", "true");
     replace(&mut dm, SERVICE_LOCKED, "nsAccountLock", "true");
-    replace(&mut dm, &user_dn(EXPIRED), "passwordExpirationTime", "20200101000000Z");
+    for dn in [user_dn(EXPIRED).as_str(), SERVICE_EXPIRED] {
+        replace(&mut dm, dn, "passwordExpirationTime", "20200101000000Z");
+    }
     // An administrator's reset under passwordMustChange: 389-ds marks the password with the
     // epoch as its expiration time.
     // The server may apply the policy change a moment later (seen once in a few runs): reset
@@ -139,12 +144,14 @@ fn start() -> Ds389 {
         }
     }
     // Locked out by failed binds.
-    for _ in 0..3 {
-        let mut c =
-            LdapConn::with_settings(LdapConnSettings::new().set_conn_timeout(ds389::OP_TIMEOUT), &ds.url()).unwrap();
-        assert_ne!(c.simple_bind(&user_dn(LOCKOUT), "wrong").unwrap().rc, 0);
+    for dn in [user_dn(LOCKOUT).as_str(), SERVICE_LOCKOUT] {
+        for _ in 0..3 {
+            let mut c = LdapConn::with_settings(LdapConnSettings::new().set_conn_timeout(ds389::OP_TIMEOUT), &ds.url())
+                .unwrap();
+            assert_ne!(c.simple_bind(dn, "wrong").unwrap().rc, 0);
+        }
+        assert_eq!(state_of(&mut dm, dn, "accountUnlockTime").len(), 1, "389-ds locked {dn} out");
     }
-    assert_eq!(state_of(&mut dm, &user_dn(LOCKOUT), "accountUnlockTime").len(), 1, "389-ds locked it out");
     ds
 }
 
@@ -388,6 +395,13 @@ fn ds389_doctor_shows_the_states_and_the_service_accounts_fix() {
             "exempt it from the password policy",
         ),
         (SERVICE_RESET, "must change its password", "result 0, password policy control", "set a new password for it"),
+        (SERVICE_EXPIRED, "has an expired password", "result 49: password expired!", "set a new password for it"),
+        (
+            SERVICE_LOCKOUT,
+            "is locked out after failed password attempts",
+            "result 19: Exceed password retry limit.",
+            "exempt it from the password policy",
+        ),
     ] {
         let r = doctor(&ds, id, FINE, None);
         assert_eq!(r.code, 1, "{id}: {}{}", r.out, r.err);
