@@ -12,6 +12,7 @@ use std::collections::HashSet;
 
 use common::ds389::{self, Ds389, SUFFIX};
 use common::sasl::{self, PluginDir, SASL_LOG_FAIL, SASL_OK, Server};
+use common::sasl2127::Host2127;
 use ldap3::{LdapConn, LdapConnSettings, Mod};
 
 const MECHS: [&str; 6] = ["PLAIN", "LOGIN", "CRAM-MD5", "DIGEST-MD5", "SCRAM-SHA-1", "SCRAM-SHA-256"];
@@ -75,10 +76,15 @@ fn grant_service_account(dm: &mut LdapConn) {
 
 /// The instance, with the policy, the users and the service accounts in their states.
 fn start() -> Ds389 {
+    start_storing("CLEAR")
+}
+
+/// [`start`] with `passwordStorageScheme: <scheme>`.
+fn start_storing(scheme: &str) -> Ds389 {
     let ds = Ds389::start();
     let mut dm = ds.dm_conn();
     for (attr, value) in [
-        ("passwordStorageScheme", "CLEAR"),
+        ("passwordStorageScheme", scheme),
         ("passwordExp", "on"),
         ("passwordMaxAge", "8640000"),
         ("passwordLockout", "on"),
@@ -155,6 +161,16 @@ fn start() -> Ds389 {
     ds
 }
 
+/// Each refused user, the SASL result of its login and what its FAIL line says after
+/// `user <uid> (<dn>) `.
+const STATES: [(&str, i32, &str); 4] = [
+    (LOCKED, SASL_DISABLED, "is locked: nsAccountLock is true (389-ds: locked by an administrator)"),
+    (EXPIRED, SASL_EXPIRED, "has an expired password: passwordExpirationTime is 20200101000000Z"),
+    // 389-ds 2.x marks a reset in both words: pwdReset (named first) and the epoch.
+    (RESET, SASL_EXPIRED, "must change its password (it was reset): pwdReset is TRUE (password policy"),
+    (LOCKOUT, SASL_DISABLED, "is locked out after failed password attempts: accountUnlockTime is "),
+];
+
 fn fail_lines(needle: &str) -> Vec<String> {
     Server::logs().into_iter().filter(|(l, m)| *l == SASL_LOG_FAIL && m.contains(needle)).map(|(_, m)| m).collect()
 }
@@ -181,13 +197,7 @@ fn ds389_account_states_never_log_in_through_libsasl2() {
         let r = sasl::exchange(&server, mech, "alice", None, "alice-pw");
         assert_eq!(r.code, SASL_OK, "{mech}: {} / {:#?}", r.errdetail, Server::logs());
     }
-    for (uid, code, says) in [
-        (LOCKED, SASL_DISABLED, "is locked: nsAccountLock is true (389-ds: locked by an administrator)"),
-        (EXPIRED, SASL_EXPIRED, "has an expired password: passwordExpirationTime is 20200101000000Z"),
-        // 389-ds 2.x marks a reset in both words: pwdReset (named first) and the epoch.
-        (RESET, SASL_EXPIRED, "must change its password (it was reset): pwdReset is TRUE (password policy"),
-        (LOCKOUT, SASL_DISABLED, "is locked out after failed password attempts: accountUnlockTime is "),
-    ] {
+    for (uid, code, says) in STATES {
         Server::clear_logs();
         let pw = format!("{uid}-pw");
         let conn = server.new_conn("imap");
@@ -197,6 +207,42 @@ fn ds389_account_states_never_log_in_through_libsasl2() {
         }
         let want = format!("user {uid} ({}) {says}", user_dn(uid));
         assert!(!fail_lines(&want).is_empty(), "no FAIL line with {want:?}: {:#?}", Server::logs());
+    }
+}
+
+// ---- libsasl2 2.1.27's auxprop-hashed ----------------------------------------------------------
+
+#[test]
+#[ignore = "the libsasl2 2.1.27 host process, run by the tests"]
+fn libsasl2_2127_host() {
+    common::sasl2127::host_main();
+}
+
+/// 389-ds's own hashes ({PBKDF2-SHA512}) checked by a bind as the user through 2.1.27's
+/// `auxprop-hashed`: the right password logs in, and each refused account is refused with its
+/// state line, whatever its password.
+#[test]
+fn ds389_hashed_account_states_never_log_in_through_auxprop_hashed_on_2127() {
+    let ds = start_storing("PBKDF2-SHA512");
+    let stored = state_of(&mut ds.dm_conn(), &user_dn(FINE), "userPassword");
+    assert!(stored.iter().all(|v| v.starts_with("{PBKDF2-SHA512}")), "{stored:?}");
+    let uri = format!("{}/{SUFFIX}", ds.url());
+    let mut host = Host2127::start(&[
+        ("auxprop_plugin", "ldapbind"),
+        ("pwcheck_method", "auxprop-hashed"),
+        ("log_level", "5"),
+        ("ldapdb_uri", &uri),
+        ("ldapdb_id", SERVICE),
+        ("ldapdb_pw", SERVICE_PW),
+    ]);
+    let r = host.checkpass(FINE, "alice-pw");
+    assert_eq!(r.rc, SASL_OK, "{r:?}");
+    assert_ne!(host.checkpass(FINE, "wrong").rc, SASL_OK);
+    for (uid, code, says) in STATES {
+        let r = host.checkpass(uid, &format!("{uid}-pw"));
+        assert_eq!(r.rc, code, "{uid}: {r:?}");
+        let want = format!("{SASL_LOG_FAIL} ldapbind: user {uid} ({}) {says}", user_dn(uid));
+        assert!(r.logs.iter().any(|l| l.starts_with(&want)), "no FAIL line {want:?}: {r:?}");
     }
 }
 
