@@ -1255,7 +1255,7 @@ pub fn run(input: &Input) -> Result<Report, InputError> {
                 if ad {
                     after_lookup_on_ad(input, &opts, &config, tls.as_ref(), &mut report, &mut secrets);
                 } else {
-                    after_lookup_on_389(&opts, &config, &mut report);
+                    after_lookup_on_389(&opts, &config, dse.is_none(), &mut report);
                 }
             } else {
                 secrets.blocked = Some("no LDAP server accepted the connection and service bind (see above)".into());
@@ -2218,8 +2218,9 @@ fn ds389_section(evidence: String) -> Section {
 
 /// On 389-ds: the daemon for hashed passwords (no authPassword to fall back on), an ACI when
 /// the service account sees nothing, and 389-ds recognised from the user's hash if its root DSE
-/// did not say.
-fn after_lookup_on_389(opts: &Options, config: &Config, report: &mut Report) {
+/// could not be read (`nsslapd-allow-anonymous-access: off`); a root DSE that names no vendor
+/// is not 389-ds's (OpenLDAP's pw-pbkdf2 writes `{PBKDF2-SHA512}` too).
+fn after_lookup_on_389(opts: &Options, config: &Config, no_root_dse: bool, report: &mut Report) {
     let hashed = report
         .properties
         .iter()
@@ -2228,10 +2229,12 @@ fn after_lookup_on_389(opts: &Options, config: &Config, report: &mut Report) {
         .find(|f| f.starts_with('{') || f.starts_with('$'))
         .cloned();
     if !report.sections.iter().any(|s| s.title == DS389) {
-        let Some(scheme) = hashed.as_ref().filter(|s| crate::ds389::is_default_scheme(s)) else { return };
+        let Some(scheme) = hashed.as_ref().filter(|s| no_root_dse && crate::ds389::is_default_scheme(s)) else {
+            return;
+        };
         report.sections.push(ds389_section(format!(
             "the directory is probably {DS389}: the user's userPassword is {scheme}, its default scheme (its root \
-             DSE named no vendor)"
+             DSE could not be read anonymously)"
         )));
     }
     let daemon = format!(

@@ -410,6 +410,22 @@ fn ds389_doctor_names_the_missing_aci_and_the_daemon_for_hashed_passwords() {
         r.out
     );
     assert!(!r.out.contains("a 389-ds hash pwcheck_method auxprop cannot check"), "{}", r.out);
+
+    // No anonymous access, the root DSE included: the user's hash still says 389-ds. (A root
+    // DSE search that returned no entry once made ldapbind-check panic inside ldap3.)
+    replace(&mut dm, "cn=config", "nsslapd-allow-anonymous-access", "off");
+    let r = doctor(&ds, SERVICE, FINE, None);
+    assert_eq!(r.code, 1, "{}{}", r.out, r.err);
+    assert!(!r.out.contains(RECOGNISED), "{}", r.out);
+    assert!(
+        r.out.contains(
+            "  ok       the directory is probably 389 Directory Server: the user's userPassword is {PBKDF2-SHA512}, \
+             its default scheme (its root DSE could not be read anonymously)"
+        ),
+        "{}",
+        r.out
+    );
+    assert_eq!(r.fix_of("userPassword is {PBKDF2-SHA512}, a 389-ds hash pwcheck_method auxprop cannot check"), daemon);
 }
 
 #[test]
