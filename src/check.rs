@@ -1504,9 +1504,10 @@ fn lookup(
                                 config.search_base
                             ),
                             format!(
-                                "give {who} read and search access to the users' entries under {} in the \
-                                 server's access rules (OpenLDAP olcAccess, 389-ds aci)",
-                                config.search_base
+                                "check that the users live under {base} (sasl_ldapdb_search_base, or the DN in \
+                                 sasl_ldapdb_uri), and give {who} read and search access to them in the server's \
+                                 access rules (OpenLDAP olcAccess, 389-ds aci)",
+                                base = config.search_base
                             ),
                         )
                     }
