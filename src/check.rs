@@ -1244,13 +1244,18 @@ pub fn run(input: &Input) -> Result<Report, InputError> {
                 report.sections.push(section);
             }
             if let Some(url) = usable {
-                let ad = read_root_dse(&config, url, tls.as_ref()).filter(RootDse::is_active_directory);
-                if let Some(dse) = &ad {
-                    report.sections.push(active_directory_section(&config, &opts, dse));
+                let dse = read_root_dse(&config, url, tls.as_ref());
+                let ad = dse.as_ref().is_some_and(RootDse::is_active_directory);
+                match &dse {
+                    Some(dse) if ad => report.sections.push(active_directory_section(&config, &opts, dse)),
+                    Some(dse) if dse.is_389_ds() => report.sections.push(ds389_section(dse.ds389_evidence())),
+                    _ => {}
                 }
                 lookup(input, &opts, &selection, &config, tls.as_ref(), &mut report, &mut secrets);
-                if ad.is_some() {
+                if ad {
                     after_lookup_on_ad(input, &opts, &config, tls.as_ref(), &mut report, &mut secrets);
+                } else {
+                    after_lookup_on_389(&opts, &config, dse.is_none(), &mut report);
                 }
             } else {
                 secrets.blocked = Some("no LDAP server accepted the connection and service bind (see above)".into());
@@ -1436,6 +1441,18 @@ const NOT_FOUND_FIX: &str = "check the user name; the entry must be under the se
      sasl_ldapdb_filter and be visible to the service account (set sasl_ldapdb_filter, e.g. \
      (mail=%u), or sasl_ldapdb_search_base if users are found by another attribute or live elsewhere)";
 
+/// What a user search that found nothing says when the service account sees no entry at all.
+const SEES_NOTHING: &str = "sees no entry below";
+
+/// Who searches: `the service account DN`, or how it binds when it has no DN.
+fn service_account(config: &Config) -> String {
+    match &config.bind {
+        crate::config::Bind::Simple { dn, .. } => format!("the service account {dn}"),
+        crate::config::Bind::External => "the service account (its SASL EXTERNAL identity)".to_owned(),
+        crate::config::Bind::Anonymous => "an anonymous search (no sasl_ldapdb_id)".to_owned(),
+    }
+}
+
 /// Canonicalize and look up the user through the plugin's core, like one login does.
 fn lookup(
     input: &Input,
@@ -1475,7 +1492,28 @@ fn lookup(
         let (entries, dns) = match &rec.outcome {
             SearchOutcome::None => {
                 let msg = failure.map_or_else(|| format!("no entry matches {}", rec.filter), ToString::to_string);
-                steps.push(Step::problem(format!("0 entries: {msg}"), NOT_FOUND_FIX));
+                // Whether the service account sees anything at all: if not, the name is not the
+                // problem.
+                let step = match service.directory().inner.first_below_base() {
+                    Ok(None) => {
+                        let who = service_account(config);
+                        Step::problem(
+                            format!(
+                                "0 entries: {msg}; {who} {SEES_NOTHING} {} (a one-level search for (objectClass=*) \
+                                 there found nothing), so the user name may well be right",
+                                config.search_base
+                            ),
+                            format!(
+                                "check that the users live under {base} (sasl_ldapdb_search_base, or the DN in \
+                                 sasl_ldapdb_uri), and give {who} read and search access to them in the server's \
+                                 access rules (OpenLDAP olcAccess, 389-ds aci)",
+                                base = config.search_base
+                            ),
+                        )
+                    }
+                    _ => Step::problem(format!("0 entries: {msg}"), NOT_FOUND_FIX),
+                };
+                steps.push(step);
                 secrets.blocked = Some(format!("the search found no entry for {}", input.user));
                 (0, Vec::new())
             }
@@ -1795,14 +1833,21 @@ fn uses_saslauthd(opts: &Options) -> bool {
 /// What to do when libsasl2 cannot check a password through auxprop: the daemon that binds as
 /// the user, never "give the service account read access".
 fn authd_fix(opts: &Options) -> String {
+    format!(
+        "{}; or store a cleartext userPassword or an authPassword (RFC 5803 SCRAM) readable by the service account",
+        authd_lines(opts)
+    )
+}
+
+/// How to check PLAIN/LOGIN passwords through ldapbind-authd, with the options as they are written.
+fn authd_lines(opts: &Options) -> String {
     let command = match opts.kind {
         Kind::SaslApp => "ldapbind-authd --sasl-conf FILE",
         Kind::Imapd | Kind::OverridesOnly => "ldapbind-authd -C /etc/imapd.conf",
     };
     format!(
         "run ldapbind-authd with these options (`{command}`; it checks PLAIN/LOGIN \
-         passwords by binding as the user) and set `{}: auxprop saslauthd` and `{}: /run/ldapbind-authd/mux`; \
-         or store a cleartext userPassword or an authPassword (RFC 5803 SCRAM) readable by the service account",
+         passwords by binding as the user) and set `{}: auxprop saslauthd` and `{}: /run/ldapbind-authd/mux`",
         opts.spelled("pwcheck_method"),
         opts.spelled("saslauthd_path")
     )
@@ -1911,9 +1956,16 @@ fn respell_for_sasl_app(report: &mut Report) {
 
 // ---- Active Directory ---------------------------------------------------------------------
 
-/// The root DSE attributes ldapbind-check reads (anonymously; AD allows it).
-const ROOT_DSE_ATTRS: [&str; 5] =
-    ["defaultNamingContext", "namingContexts", "supportedCapabilities", "forestFunctionality", "isGlobalCatalogReady"];
+/// The root DSE attributes ldapbind-check reads (anonymously; AD and 389-ds allow it).
+const ROOT_DSE_ATTRS: [&str; 7] = [
+    "defaultNamingContext",
+    "namingContexts",
+    "supportedCapabilities",
+    "forestFunctionality",
+    "isGlobalCatalogReady",
+    "vendorName",
+    "vendorVersion",
+];
 
 /// A server's root DSE, as far as ldapbind-check reads it.
 struct RootDse {
@@ -1924,6 +1976,19 @@ struct RootDse {
 impl RootDse {
     fn is_active_directory(&self) -> bool {
         crate::ad::is_active_directory(self.attrs.iter().map(|(k, v)| (k.as_str(), v.as_slice())))
+    }
+
+    fn is_389_ds(&self) -> bool {
+        crate::ds389::is_389_ds(self.attrs.iter().map(|(k, v)| (k.as_str(), v.as_slice())))
+    }
+
+    /// `URL is 389 Directory Server (root DSE: vendorVersion ...)`.
+    fn ds389_evidence(&self) -> String {
+        let said = ["vendorVersion", "vendorName"]
+            .iter()
+            .find_map(|a| self.values(a).first().map(|v| format!("{a} {v}")))
+            .unwrap_or_default();
+        format!("{} is {DS389} (root DSE: {said})", self.url)
     }
 
     fn values(&self, name: &str) -> &[String] {
@@ -2132,6 +2197,105 @@ fn after_lookup_on_ad(
         Some(s) => s.steps = vec![step],
         None => report.sections.push(Section { title: PASSWORD.into(), steps: vec![step] }),
     }
+}
+
+// ---- 389 Directory Server -----------------------------------------------------------------
+
+const DS389: &str = "389 Directory Server";
+
+/// What 389-ds means for ldapbind, after the line that recognises it.
+fn ds389_section(evidence: String) -> Section {
+    Section {
+        title: DS389.into(),
+        steps: vec![
+            Step::ok(evidence),
+            Step::note(
+                "389-ds has no authPassword in its schema, and stores userPassword hashed ({PBKDF2-SHA512}) unless \
+                 a password policy says `passwordStorageScheme: CLEAR`, which applies to passwords set after it only",
+            ),
+        ],
+    }
+}
+
+/// On 389-ds: the daemon for hashed passwords (no authPassword to fall back on), an ACI when
+/// the service account sees nothing, and 389-ds recognised from the user's hash if its root DSE
+/// could not be read (`nsslapd-allow-anonymous-access: off`); a root DSE that names no vendor
+/// is not 389-ds's (OpenLDAP's pw-pbkdf2 writes `{PBKDF2-SHA512}` too).
+fn after_lookup_on_389(opts: &Options, config: &Config, no_root_dse: bool, report: &mut Report) {
+    let hashed = report
+        .properties
+        .iter()
+        .filter(|p| p.property == "userPassword")
+        .flat_map(|p| p.formats.iter())
+        .find(|f| f.starts_with('{') || f.starts_with('$'))
+        .cloned();
+    if !report.sections.iter().any(|s| s.title == DS389) {
+        let Some(scheme) = hashed.as_ref().filter(|s| no_root_dse && crate::ds389::is_default_scheme(s)) else {
+            return;
+        };
+        report.sections.push(ds389_section(format!(
+            "the directory is probably {DS389}: the user's userPassword is {scheme}, its default scheme (its root \
+             DSE could not be read anonymously)"
+        )));
+    }
+    let daemon = format!(
+        "{}; 389-ds checks its own hash and the account's state at that bind (CRAM-MD5, DIGEST-MD5 and SCRAM \
+         would need every password set again under `passwordStorageScheme: CLEAR`)",
+        authd_lines(opts)
+    );
+    let generic = authd_fix(opts);
+    let aci = ds389_aci_fix(config);
+    for step in report.sections.iter_mut().flat_map(|s| s.steps.iter_mut()) {
+        if step.fix.as_deref() == Some(generic.as_str()) {
+            step.fix = Some(daemon.clone());
+        }
+        if step.status == Status::Problem && step.text.contains(SEES_NOTHING) {
+            step.fix = Some(aci.clone());
+        }
+    }
+    let Some(scheme) = hashed else { return };
+    let step = if uses_saslauthd(opts) {
+        Step::ok(format!(
+            "userPassword is {scheme}: PLAIN and LOGIN go to saslauthd ({}), which should be ldapbind-authd",
+            opts.spelled("pwcheck_method")
+        ))
+    } else {
+        Step::problem(
+            format!(
+                "userPassword is {scheme}, a 389-ds hash pwcheck_method auxprop cannot check, and 389-ds has no \
+                 authPassword; cleartext needs a password policy with `passwordStorageScheme: CLEAR` and every \
+                 password set again"
+            ),
+            daemon,
+        )
+    };
+    if let Some(section) = report.sections.iter_mut().find(|s| s.title == DS389) {
+        section.steps.push(step);
+    }
+}
+
+/// The ACI 389-ds's defaults lack: read, search and compare for the service account on what
+/// the plugin searches and reads.
+fn ds389_aci_fix(config: &Config) -> String {
+    let mut attrs = crate::ds389::filter_attributes(config.filter.as_str());
+    let more = config.canon_attr.iter().map(String::as_str).chain([config.attribute_for("userPassword")]);
+    for a in more.chain(crate::ds389::STATE_ATTRS) {
+        if !attrs.iter().any(|x| x.eq_ignore_ascii_case(a)) {
+            attrs.push(a.to_owned());
+        }
+    }
+    let who = match &config.bind {
+        crate::config::Bind::Simple { dn, .. } => format!("ldap:///{dn}"),
+        crate::config::Bind::Anonymous => "ldap:///anyone".to_owned(),
+        crate::config::Bind::External => "ldap:///<the DN the EXTERNAL identity maps to>".to_owned(),
+    };
+    format!(
+        "an ACI is missing: 389-ds's default ACIs grant {} nothing; add one to {} (ldapmodify as \
+         cn=Directory Manager), e.g. `aci: {}`",
+        service_account(config),
+        config.search_base,
+        crate::ds389::read_aci(&attrs, &who)
+    )
 }
 
 #[cfg(test)]

@@ -30,6 +30,7 @@ pub mod authd;
 pub mod check;
 pub mod config;
 pub mod core;
+pub mod ds389;
 pub mod error;
 pub mod ffi;
 pub mod filter;

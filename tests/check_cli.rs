@@ -387,6 +387,30 @@ fn unknown_user() {
     r.line("  skipped  none: the search did not find exactly one entry");
 }
 
+/// A base the service account sees nothing below: the base or the access rules are wrong, not
+/// the user name.
+#[test]
+fn a_base_with_nothing_visible_below_it_is_not_blamed_on_the_user_name() {
+    let s = Slapd::start();
+    let base = format!("ldapdb_search_base={}", slapd::SERVICE_DN);
+    let r = check(Some(&s), "good.conf", "jdoe", None, &["-o", &base]);
+    assert_eq!(r.code, 1, "{}{}", r.out, r.err);
+    let who = format!("the service account {}", slapd::SERVICE_DN);
+    r.problem(
+        &format!(
+            "0 entries: user jdoe not found: no entry matches (|(uid=jdoe)(mail=jdoe)) under {base}; {who} sees no \
+             entry below {base} (a one-level search for (objectClass=*) there found nothing), so the user name may \
+             well be right",
+            base = slapd::SERVICE_DN
+        ),
+        &format!(
+            "check that the users live under {base} (sasl_ldapdb_search_base, or the DN in sasl_ldapdb_uri), and \
+             give {who} read and search access to them in the server's access rules (OpenLDAP olcAccess, 389-ds aci)",
+            base = slapd::SERVICE_DN
+        ),
+    );
+}
+
 #[test]
 fn ambiguous_user() {
     let s = Slapd::start();

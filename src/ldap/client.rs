@@ -117,6 +117,40 @@ impl LdapDirectory {
         }
     }
 
+    /// The DN of an entry the service account sees right below the search base (a one-level
+    /// search for `(objectClass=*)`, size limit 1, no attributes), `None` when it sees none: then
+    /// a user search that found nothing says nothing about the user name. Never a subtree search
+    /// (a server walks every entry it hides from the account); the base entry itself proves
+    /// nothing (389-ds lets anyone read a domain entry, and nothing below it).
+    pub fn first_below_base(&self) -> Result<Option<String>, Error> {
+        let cfg = Arc::clone(&self.config);
+        self.run(Purpose::Service, |conn, url, deadline| {
+            let options = SearchOptions::new().deref(DerefAliases::Never).sizelimit(1);
+            let transport = |e| Failure::Transport(transport_error(url, "search", cfg.timeout, e));
+            let mut stream = conn
+                .search(
+                    &cfg.search_base,
+                    LdapScope::OneLevel,
+                    "(objectClass=*)",
+                    vec!["1.1".to_owned()],
+                    options,
+                    deadline,
+                )
+                .map_err(transport)?;
+            while let Some(raw) = stream.next_entry().map_err(transport)? {
+                if !raw.is_ref() && !raw.is_intermediate() {
+                    // The rest of the search is not read: close this connection.
+                    return Ok((Some(SearchEntry::construct(raw).dn), Keep::No));
+                }
+            }
+            let res = stream.result();
+            if res.rc != 0 && res.rc != 4 {
+                return Err(Failure::Refused(Error::Directory(search_refused_message(&cfg, url, res.rc, &res.text))));
+            }
+            Ok((None, Keep::Yes))
+        })
+    }
+
     fn pool(&self, purpose: Purpose) -> &Mutex<Vec<Live>> {
         match purpose {
             Purpose::Service => &self.service,

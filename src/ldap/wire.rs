@@ -162,7 +162,7 @@ impl Conn {
         let stream = self.call(deadline, |mut ldap| async move {
             ldap.with_search_options(opts).streaming_search(base, scope, filter, attrs).await
         })?;
-        Ok(Search { conn: self, stream, deadline })
+        Ok(Search { conn: self, stream, deadline, ended: false })
     }
 }
 
@@ -172,14 +172,20 @@ pub struct Search<'c> {
     conn: &'c mut Conn,
     stream: SearchStream<'static, String, Vec<String>>,
     deadline: Deadline,
+    /// [`Search::next_entry`] returned `None`: ldap3 0.12 panics when asked again.
+    ended: bool,
 }
 
 impl Search<'_> {
-    /// The next entry or referral; `None` after the last.
+    /// The next entry or referral; `None` after the last, and on every call after that.
     pub fn next_entry(&mut self) -> Ldap3Result<Option<ResultEntry>> {
+        if self.ended {
+            return Ok(None);
+        }
         let stream = &mut self.stream;
         let at = tokio::time::Instant::from_std(self.deadline.instant());
         let result = self.conn.rt.block_on(async move { tokio::time::timeout_at(at, stream.next()).await? });
+        self.ended = matches!(result, Ok(None));
         result.map_err(|e| self.conn.explain(e))
     }
 

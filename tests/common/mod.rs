@@ -6,4 +6,5 @@ pub mod fakeldap;
 pub mod imapd;
 pub mod samba;
 pub mod sasl;
+pub mod sasl2127;
 pub mod slapd;
