@@ -16,9 +16,7 @@
 //! (it is the spawned process itself: `unshare` and `sh` exec into it).
 
 use std::fs;
-use std::io;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::thread;
@@ -158,21 +156,7 @@ impl Ds389 {
         );
         let mut cmd = self.in_namespace(&script);
         cmd.stdout(log.try_clone().expect("dup the log fd")).stderr(log);
-        let parent = std::process::id();
-        // SAFETY: runs in the forked child before exec and calls only async-signal-safe
-        // functions (prctl, getppid, _exit); it allocates nothing. PDEATHSIG survives the execs
-        // into sh and ns-slapd (none is set-uid).
-        unsafe {
-            cmd.pre_exec(move || {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                    return Err(io::Error::last_os_error());
-                }
-                if libc::getppid() as u32 != parent {
-                    libc::_exit(1);
-                }
-                Ok(())
-            });
-        }
+        super::process::die_with_parent(&mut cmd, libc::SIGKILL);
         cmd.spawn().unwrap_or_else(|e| panic!("spawn unshare: {e}"))
     }
 

@@ -604,22 +604,7 @@ impl Imapd {
         if self.opts.plugins == Plugins::BuiltOnLibsasl2127 {
             cmd.env("LD_LIBRARY_PATH", sasl::libsasl2_2127());
         }
-        let parent = std::process::id();
-        // SAFETY: runs in the forked child before exec and calls only async-signal-safe
-        // functions (prctl, getppid, _exit); it allocates nothing.
-        unsafe {
-            cmd.pre_exec(move || {
-                // The helper (root, same credentials through exec) stops master if the thread
-                // that started it dies without running Drop.
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
-                    return Err(io::Error::last_os_error());
-                }
-                if libc::getppid() as u32 != parent {
-                    libc::_exit(1);
-                }
-                Ok(())
-            });
-        }
+        super::process::die_with_parent(&mut cmd, libc::SIGTERM);
         cmd.spawn().unwrap_or_else(|e| panic!("spawn {UNSHARE}: {e}"))
     }
 

@@ -4,6 +4,7 @@ pub mod authd;
 pub mod ds389;
 pub mod fakeldap;
 pub mod imapd;
+pub mod process;
 pub mod samba;
 pub mod sasl;
 pub mod sasl2127;

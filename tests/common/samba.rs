@@ -30,7 +30,6 @@
 //! Start and drop a `Samba` on the test's own thread (the death signal follows that thread).
 
 use std::fs::{self, File, OpenOptions};
-use std::io;
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::os::unix::io::AsRawFd;
 use std::os::unix::process::CommandExt;
@@ -301,20 +300,7 @@ impl Samba {
             .stdout(log.try_clone().expect("dup the log fd"))
             .stderr(log)
             .process_group(0);
-        let parent = std::process::id();
-        // SAFETY: runs in the forked child before exec and calls only async-signal-safe
-        // functions (prctl, getppid, _exit); it allocates nothing.
-        unsafe {
-            cmd.pre_exec(move || {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                    return Err(io::Error::last_os_error());
-                }
-                if libc::getppid() as u32 != parent {
-                    libc::_exit(1);
-                }
-                Ok(())
-            });
-        }
+        super::process::die_with_parent(&mut cmd, libc::SIGKILL);
         let spawned = Instant::now();
         self.child = Some(cmd.spawn().unwrap_or_else(|e| panic!("spawn {SAMBA}: {e}")));
         let ldaps = SocketAddr::from((self.ip(), 636));

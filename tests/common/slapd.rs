@@ -32,7 +32,6 @@ use std::collections::BTreeSet;
 use std::fs::{self, OpenOptions};
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::thread;
@@ -1242,22 +1241,7 @@ impl Slapd {
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("dup the log fd"))
             .stderr(log);
-        let parent = std::process::id();
-        // SAFETY: runs in the forked child before exec and calls only async-signal-safe
-        // functions (prctl, getppid, _exit); it allocates nothing.
-        unsafe {
-            cmd.pre_exec(move || {
-                // Kill slapd if the thread that started it dies without running Drop.
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                    return Err(io::Error::last_os_error());
-                }
-                // The parent may have died before prctl took effect.
-                if libc::getppid() as u32 != parent {
-                    libc::_exit(1);
-                }
-                Ok(())
-            });
-        }
+        super::process::die_with_parent(&mut cmd, libc::SIGKILL);
         cmd.spawn().unwrap_or_else(|e| panic!("spawn {SLAPD}: {e}"))
     }
 }
