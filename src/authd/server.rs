@@ -303,8 +303,12 @@ fn socket_dir(path: &Path, ids: Option<&Ids>) -> Result<(), String> {
         _ => Path::new("."),
     };
     if !dir.exists() {
+        // Missing parents as mkdir -p makes them (others may need to pass through, e.g. smtpd
+        // into var/run in its chroot); the directory itself closed from the start.
+        if let Some(up) = dir.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(up).map_err(|e| format!("cannot create {}: {e}", up.display()))?;
+        }
         std::fs::DirBuilder::new()
-            .recursive(true)
             .mode(0o750)
             .create(dir)
             .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
