@@ -150,12 +150,15 @@ fn the_deb_installs_the_plugin_where_libsasl2_and_cyrus_find_it_and_removes_it()
     }
     // lintian: clean, or each remaining tag overridden (with its reason) in debian/lintian-overrides.
     let lintian = Command::new("lintian")
-        .args(["--fail-on", "error,warning,info", "--info", "--display-level", ">=info"])
+        .args(["--fail-on", "error,warning,info", "--display-level", ">=info"])
         .arg(&deb)
         .output()
         .expect("run lintian (scripts/deps.sh installs it)");
     let text = String::from_utf8_lossy(&lintian.stdout).into_owned() + &String::from_utf8_lossy(&lintian.stderr);
-    assert!(lintian.status.success() && text.trim().is_empty(), "lintian {}:\n{text}", lintian.status);
+    // As root (the test's dpkg part needs it) lintian says it would rather not be: not a tag.
+    let tags: Vec<&str> =
+        text.lines().filter(|l| !l.trim().is_empty() && !l.contains("running with root privileges")).collect();
+    assert!(lintian.status.success() && tags.is_empty(), "lintian {}:\n{text}", lintian.status);
 
     // dpkg -i, what libsasl2 sees, dpkg -r: in a namespace of its own.
     let ovl = work.path().join("overlay");
