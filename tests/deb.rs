@@ -21,7 +21,7 @@ use common::slapd::{self, Slapd};
 
 const PLUGIN: &str = "/usr/lib/x86_64-linux-gnu/sasl2/libldapbind.so";
 const DOCS: &str = "/usr/share/doc/ldapbind";
-const UNIT: &str = "/lib/systemd/system/ldapbind-authd.service";
+const UNIT: &str = "/usr/lib/systemd/system/ldapbind-authd.service";
 /// `cargo deb` builds the release profile first; from scratch that takes minutes.
 const BUILD_TIMEOUT: Duration = Duration::from_secs(20 * 60);
 const DPKG_TIMEOUT: Duration = Duration::from_secs(120);
