@@ -45,6 +45,8 @@ if [ "$mode" = test ]; then
     packages+=(
         libsasl2-modules-db sasl2-bin ldap-utils
         dpkg-dev
+        # tests/deb.rs: lintian on the package; tests/man.rs: the man pages from --help.
+        lintian help2man
         valgrind gcc binutils openssl ca-certificates
         # tests/postfix.rs: a private Postfix instance (Debian's smtpd, chrooted) and swaks.
         postfix swaks

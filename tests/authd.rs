@@ -10,13 +10,14 @@ use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::authd::Authd;
+use common::authd::{AS_USER, Authd};
 use common::imapd::{Imapd, ImapdOptions, wait_bounded};
 use common::sasl;
 use common::slapd::{self, CRYPT_USER, JOHNDOE, SSHA_USER, Slapd, SlapdOptions, TWIN_A};
 
 const BIN: &str = env!("CARGO_BIN_EXE_ldapbind-authd");
 const TESTSASLAUTHD: &str = "/usr/sbin/testsaslauthd";
+/// Started as root, the daemon becomes this user (the package's `ldapbind` is not on test machines).
 /// sasl_ldapdb_timeout of the daemon under test.
 const TIMEOUT: Duration = Duration::from_secs(1);
 /// The daemon's margin (server::MARGIN) and some scheduling slack for a loaded machine.
@@ -340,6 +341,7 @@ fn a_live_daemon_keeps_its_socket_and_a_stale_one_is_replaced() {
         .arg(first.dir().join("app.conf"))
         .arg("--socket")
         .arg(first.socket())
+        .args(AS_USER)
         .arg("-d")
         .output()
         .unwrap();
@@ -603,8 +605,9 @@ fn without_d_it_goes_to_the_background_after_saying_what_stops_it() {
     let dir = tempfile::tempdir().unwrap();
     let conf = dir.path().join("app.conf");
     fs::write(&conf, "ldapdb_uri: ldap://127.0.0.1:389/\nldapdb_timeout: soon\n").unwrap();
-    let socket = dir.path().join("mux");
-    let start = || Command::new(BIN).arg("--sasl-conf").arg(&conf).arg("--socket").arg(&socket).output().unwrap();
+    let socket = dir.path().join("run/mux");
+    let start =
+        || Command::new(BIN).arg("--sasl-conf").arg(&conf).arg("--socket").arg(&socket).args(AS_USER).output().unwrap();
     // A broken configuration: said on standard error, exit 1, no socket.
     let out = start();
     assert_eq!(out.status.code(), Some(1));
@@ -667,4 +670,60 @@ fn cyrus_imapd_without_ldapbind_canonicalising_sends_every_refusal_to_the_daemon
     }
     let r = imapd.imtest(Some("PLAIN"), JOHNDOE.mail, "");
     assert!(!r.ok, "{}", r.transcript);
+}
+
+/// The id of `name` in /etc/group.
+fn group_id(name: &str) -> u32 {
+    let groups = fs::read_to_string("/etc/group").unwrap();
+    let line = groups.lines().find(|l| l.starts_with(&format!("{name}:"))).expect("the group exists (deps.sh)");
+    line.split(':').nth(2).unwrap().parse().unwrap()
+}
+
+/// testsaslauthd as uid 4242 with `gid` as its only group.
+fn testsaslauthd_as(gid: u32, socket: &Path) -> std::process::Output {
+    use std::os::unix::process::CommandExt;
+    Command::new(TESTSASLAUTHD)
+        .args(["-u", JOHNDOE.uid, "-p", JOHNDOE.pw(), "-f"])
+        .arg(socket)
+        .uid(4242)
+        .gid(gid)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn started_as_root_it_runs_as_its_user_and_only_its_group_may_connect() {
+    use std::os::unix::fs::MetadataExt;
+    let slapd = glauth_like();
+    let authd = start_authd(&conf_for(&slapd));
+    let status = fs::read_to_string(format!("/proc/{}/status", authd.pid())).unwrap();
+    let field = |name: &str| -> Vec<String> {
+        let line = status.lines().find(|l| l.starts_with(name)).unwrap();
+        line.split_whitespace().skip(1).map(str::to_owned).collect()
+    };
+    // real, effective, saved, filesystem: all nobody, and no supplementary group.
+    assert_eq!(field("Uid:"), ["65534"; 4], "{status}");
+    assert_eq!(field("Gid:"), ["65534"; 4], "{status}");
+    assert!(field("Groups:").is_empty(), "{status}");
+    assert!(authd.log().contains("running as user nobody"), "{}", authd.log());
+    let sasl = group_id("sasl");
+    let sock = authd.socket();
+    let dir = fs::metadata(sock.parent().unwrap()).unwrap();
+    assert_eq!((dir.mode() & 0o7777, dir.uid(), dir.gid()), (0o750, 65534, sasl));
+    let socket = fs::metadata(&sock).unwrap();
+    assert_eq!((socket.mode() & 0o7777, socket.uid(), socket.gid()), (0o660, 65534, sasl));
+    // Outside the group: refused at connect.
+    let out = testsaslauthd_as(4242, &sock);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(text.contains("Permission denied"), "{text}");
+    // In it: answered.
+    let out = testsaslauthd_as(sasl, &sock);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "0: OK \"Success.\"", "{out:?}");
+    // SIGHUP reads as nobody: a configuration it may not read is refused and the old one kept.
+    let conf = authd.dir().join("app.conf");
+    fs::set_permissions(&conf, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    authd.signal(libc::SIGHUP);
+    assert!(authd.wait_log("the old one stays in use"), "{}", authd.log());
+    assert!(authd.log().contains("Permission denied"), "{}", authd.log());
+    assert_eq!(ask(&sock, JOHNDOE.uid, JOHNDOE.pw(), "imap", "").0, "OK");
 }

@@ -21,6 +21,7 @@ use common::slapd::{self, Slapd};
 
 const PLUGIN: &str = "/usr/lib/x86_64-linux-gnu/sasl2/libldapbind.so";
 const DOCS: &str = "/usr/share/doc/ldapbind";
+const UNIT: &str = "/usr/lib/systemd/system/ldapbind-authd.service";
 /// `cargo deb` builds the release profile first; from scratch that takes minutes.
 const BUILD_TIMEOUT: Duration = Duration::from_secs(20 * 60);
 const DPKG_TIMEOUT: Duration = Duration::from_secs(120);
@@ -141,9 +142,23 @@ fn the_deb_installs_the_plugin_where_libsasl2_and_cyrus_find_it_and_removes_it()
         &format!("{DOCS}/sasl2.conf.example"),
         &format!("{DOCS}/README.md"),
         &format!("{DOCS}/BENCHMARKS.md"),
+        UNIT,
+        "/usr/share/man/man1/ldapbind-check.1.gz",
+        "/usr/share/man/man8/ldapbind-authd.8.gz",
     ] {
         assert!(contents.contains(&format!(".{path}")), "{path} not in the package:\n{contents}");
     }
+    // lintian: clean, or each remaining tag overridden (with its reason) in debian/lintian-overrides.
+    let lintian = Command::new("lintian")
+        .args(["--fail-on", "error,warning,info", "--display-level", ">=info"])
+        .arg(&deb)
+        .output()
+        .expect("run lintian (scripts/deps.sh installs it)");
+    let text = String::from_utf8_lossy(&lintian.stdout).into_owned() + &String::from_utf8_lossy(&lintian.stderr);
+    // As root (the test's dpkg part needs it) lintian says it would rather not be: not a tag.
+    let tags: Vec<&str> =
+        text.lines().filter(|l| !l.trim().is_empty() && !l.contains("running with root privileges")).collect();
+    assert!(lintian.status.success() && tags.is_empty(), "lintian {}:\n{text}", lintian.status);
 
     // dpkg -i, what libsasl2 sees, dpkg -r: in a namespace of its own.
     let ovl = work.path().join("overlay");
@@ -156,6 +171,8 @@ echo "== status"; dpkg-query -W -f='${{db:Status-Status}} ${{Version}}\n' ldapbi
 echo "== files"; ls -l {PLUGIN} {DOCS}/sasl2.conf.example {DOCS}/README.md
 echo "== symbols"; nm -D --defined-only {PLUGIN}
 echo "== pluginviewer"; saslpluginviewer -a
+echo "== service"; getent passwd ldapbind | cut -d: -f1,6,7; getent group sasl | cut -d: -f1
+ls {UNIT}; man -w ldapbind-authd ldapbind-check
 dpkg -r ldapbind
 echo "== after removal"; ls {PLUGIN} {DOCS} 2>&1 || true
 dpkg-query -W -f='${{db:Status-Status}}\n' ldapbind 2>&1 || true
@@ -185,6 +202,13 @@ dpkg-query -W -f='${{db:Status-Status}}\n' ldapbind 2>&1 || true
         .unwrap_or_default();
     assert!(configured.split_whitespace().any(|m| m == "ldapbind"), "{viewer}");
     assert!(viewer.contains("Plugin \"ldapbind\" ,"), "{viewer}");
+    // The daemon's user and socket group exist; the unit and man pages are where systemd and
+    // man look.
+    let service = section("service");
+    assert!(service.contains("ldapbind:/nonexistent:/usr/sbin/nologin\nsasl\n"), "{out}");
+    assert!(service.contains(&format!("{UNIT}\n")), "{out}");
+    assert!(service.contains("/usr/share/man/man8/ldapbind-authd.8.gz"), "{out}");
+    assert!(service.contains("/usr/share/man/man1/ldapbind-check.1.gz"), "{out}");
     assert!(out.contains("Removing ldapbind ("), "{out}");
     let after = section("after removal");
     assert!(after.contains("No such file or directory") && !after.contains("\ninstalled"), "{out}");

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use common::imapd::{PASSWORD, USER, wait_bounded};
 use common::sasl::PluginDir;
-use common::slapd::{self, Slapd};
+use common::slapd::{self, JOHNDOE, Slapd, SlapdOptions};
 
 const POSTFIX: &str = "/usr/sbin/postfix";
 const SWAKS: &str = "/usr/bin/swaks";
@@ -48,6 +48,12 @@ impl Postfix {
 
     /// main.cf, master.cf and the README's smtpd.conf against `ldap_uri`; not started yet.
     fn new(ldap_uri: &str) -> Postfix {
+        Postfix::with_pwcheck(ldap_uri, "pwcheck_method: auxprop\nauxprop_plugin: ldapbind\n")
+    }
+
+    /// As [`Postfix::new`], with `pwcheck` (the smtpd.conf lines that choose how passwords are
+    /// checked) in place of the auxprop ones.
+    fn with_pwcheck(ldap_uri: &str, pwcheck: &str) -> Postfix {
         for p in [POSTFIX, SWAKS, CONFIGURE_INSTANCE] {
             assert!(Path::new(p).exists(), "{p} is missing: run scripts/deps.sh (as root) first");
         }
@@ -99,12 +105,12 @@ impl Postfix {
         fs::write(&secret, format!("{}\n", slapd::SERVICE_PW)).expect("secret");
         fs::set_permissions(&secret, fs::Permissions::from_mode(0o600)).expect("chmod");
         let smtpd_conf = format!(
-            "pwcheck_method: auxprop\n\
-             auxprop_plugin: ldapbind\n\
+            "{}\
              mech_list: PLAIN LOGIN CRAM-MD5 DIGEST-MD5 SCRAM-SHA-256\n\
              ldapdb_uri: {ldap_uri}\n\
              ldapdb_id: {}\n\
              ldapdb_pw_file: {}\n",
+            pwcheck,
             slapd::SERVICE_DN,
             secret.display()
         );
@@ -215,4 +221,85 @@ fn the_readmes_postfix_recipe_logs_in_chrooted_once_the_chroot_resolves_the_name
     // smtpd's own summary of each accepted login.
     assert_eq!(pf.log().matches(" auth=1 ").count(), 2, "{}", pf.log());
     assert!(!pf.log().contains(PASSWORD), "a password in the log");
+}
+
+/// README "Postfix through ldapbind-authd": the daemon, started as root with the same
+/// smtpd.conf, listens inside smtpd's chroot (the queue directory) and runs as `nobody`; only
+/// the group postfix (smtpd's group) may connect. Killed on drop.
+struct Authd {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Authd {
+    fn start(pf: &Postfix) -> Authd {
+        let log = pf.dir.path().join("authd.log");
+        let out = fs::File::create(&log).expect("authd.log");
+        let child = Command::new(env!("CARGO_BIN_EXE_ldapbind-authd"))
+            .arg("--sasl-conf")
+            .arg(pf.conf_dir().join("sasl/smtpd.conf"))
+            .arg("--socket")
+            .arg(pf.dir.path().join("spool").join(AUTHD_SOCKET_IN_CHROOT.trim_start_matches('/')))
+            .args(["--user", "nobody", "--group", "postfix", "-d"])
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().expect("dup"))
+            .stderr(out)
+            .spawn()
+            .expect("spawn ldapbind-authd");
+        let mut a = Authd { child, log };
+        let deadline = Instant::now() + TIMEOUT;
+        while !a.log().contains(" listening on ") {
+            if let Some(status) = a.child.try_wait().expect("try_wait") {
+                panic!("ldapbind-authd exited ({status}):\n{}", a.log());
+            }
+            assert!(Instant::now() < deadline, "ldapbind-authd did not start:\n{}", a.log());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        a
+    }
+
+    fn log(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Authd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("--- ldapbind-authd log ---\n{}", self.log());
+        }
+    }
+}
+
+/// `saslauthd_path` as smtpd sees it, chrooted in the queue directory.
+const AUTHD_SOCKET_IN_CHROOT: &str = "/var/run/ldapbind-authd/mux";
+
+#[test]
+fn chrooted_smtpd_logs_in_through_ldapbind_authd_against_a_directory_that_hides_passwords() {
+    let slapd = Slapd::start_with(SlapdOptions { hidden_passwords: true, ..SlapdOptions::default() });
+    // An address: nothing to resolve inside the chroot (the daemon resolves outside anyway).
+    let uri = format!("ldap://127.0.0.1:{}/{}", slapd.port(), slapd::BASE_DN);
+    // README: smtpd.conf for ldapbind-authd.
+    let mut pf =
+        Postfix::with_pwcheck(&uri, &format!("pwcheck_method: saslauthd\nsaslauthd_path: {AUTHD_SOCKET_IN_CHROOT}\n"));
+    let authd = Authd::start(&pf);
+    pf.start();
+    for mech in ["PLAIN", "LOGIN"] {
+        let (ok, out) = pf.auth(mech, JOHNDOE.uid, JOHNDOE.pw());
+        assert!(ok, "AUTH {mech} refused:\n{out}\n{}\n{}", pf.log(), authd.log());
+        let (ok, out) = pf.auth(mech, JOHNDOE.uid, "wrong");
+        assert!(!ok, "AUTH {mech} with a wrong password accepted:\n{out}");
+    }
+    // Each answer came from the daemon: two verified, two refused with the reason.
+    let log = authd.log();
+    assert_eq!(log.matches(&format!("login {} (service smtp) verified as ", JOHNDOE.uid)).count(), 2, "{log}");
+    assert_eq!(
+        log.matches(&format!("login {} (service smtp) refused: wrong password", JOHNDOE.uid)).count(),
+        2,
+        "{log}"
+    );
+    assert_eq!(pf.log().matches(" auth=1 ").count(), 2, "{}", pf.log());
+    assert!(!pf.log().contains(JOHNDOE.pw()) && !log.contains(JOHNDOE.pw()), "a password in a log");
 }

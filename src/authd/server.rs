@@ -1,7 +1,7 @@
 //! The daemon: one listening socket, a fixed pool of workers behind a bounded queue, and a
 //! watchdog that answers `NO` for any request the directory has not decided in time.
 
-use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -11,7 +11,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::config::Config;
-use crate::ffi::process::{Signal, Signals};
+use crate::ffi::process::{Account, Signal, Signals, drop_to, effective_uid, group_by_name, user_by_name};
 use crate::ldap::client::LdapDirectory;
 
 use super::protocol::{self, MAX_FIELD, ReadError};
@@ -247,9 +247,101 @@ fn note_busy(shared: &Shared) {
     }
 }
 
+/// Who the daemon becomes once its socket exists (`--user`), and the group whose members may
+/// connect (`--group`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Owner {
+    /// `--user`.
+    pub user: String,
+    /// `--group`.
+    pub group: String,
+    /// Given on the command line (an error without root) rather than the defaults (skipped
+    /// without root).
+    pub explicit: bool,
+}
+
+/// What [`Owner`] names, looked up; `None` when the daemon was not started as root.
+struct Ids {
+    account: Account,
+    group_gid: u32,
+}
+
+fn resolve(owner: &Owner) -> Result<Option<Ids>, String> {
+    if effective_uid() != 0 {
+        if owner.explicit {
+            return Err("--user and --group need the daemon to be started as root; start it as root, \
+                        or leave them out to run as the user who starts it"
+                .into());
+        }
+        return Ok(None);
+    }
+    let Owner { user, group, .. } = owner;
+    let account = user_by_name(user).map_err(|e| format!("cannot look up the user {user}: {e}"))?.ok_or_else(|| {
+        format!(
+            "there is no user {user} to run as; create it (adduser --system --group --no-create-home \
+                 --home /nonexistent {user}; the Debian package does) or name another with --user"
+        )
+    })?;
+    if account.uid == 0 {
+        return Err(format!("--user {user} is root; name an unprivileged user (the package creates ldapbind)"));
+    }
+    let group_gid =
+        group_by_name(group).map_err(|e| format!("cannot look up the group {group}: {e}"))?.ok_or_else(|| {
+            format!(
+                "there is no group {group} for the socket; create it (addgroup --system {group}) and add the \
+                 servers' users to it (adduser cyrus {group}; adduser postfix {group}), or name another with --group"
+            )
+        })?;
+    Ok(Some(Ids { account, group_gid }))
+}
+
+/// Make the socket's directory: created if missing, holding nothing else, `USER:GROUP` mode
+/// 0750 (as root), so that only the group's members and the daemon reach the socket.
+fn socket_dir(path: &Path, ids: Option<&Ids>) -> Result<(), String> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    if !dir.exists() {
+        // Missing parents as mkdir -p makes them (others may need to pass through, e.g. smtpd
+        // into var/run in its chroot); the directory itself closed from the start.
+        if let Some(up) = dir.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(up).map_err(|e| format!("cannot create {}: {e}", up.display()))?;
+        }
+        std::fs::DirBuilder::new()
+            .mode(0o750)
+            .create(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    let others: Vec<String> = std::fs::read_dir(dir)
+        .map_err(|e| format!("cannot read {}: {e}", dir.display()))?
+        .filter_map(Result::ok)
+        .map(|e| e.file_name())
+        .filter(|n| Some(n.as_os_str()) != path.file_name())
+        .map(|n| n.to_string_lossy().into_owned())
+        .collect();
+    if !others.is_empty() {
+        return Err(format!(
+            "the socket's directory {} holds other files ({}); give --socket a directory of its own \
+             (the daemon creates it and lets only --group in), e.g. {DEFAULT_SOCKET_HINT}",
+            dir.display(),
+            others.join(", ")
+        ));
+    }
+    if let Some(ids) = ids {
+        std::os::unix::fs::chown(dir, Some(ids.account.uid), Some(ids.group_gid))
+            .map_err(|e| format!("cannot give {} to the daemon's user and group: {e}", dir.display()))?;
+    }
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o750))
+        .map_err(|e| format!("cannot set the permissions of {}: {e}", dir.display()))
+}
+
+/// Where the socket goes by default, named in messages.
+const DEFAULT_SOCKET_HINT: &str = "/run/ldapbind-authd/mux";
+
 /// Take the socket path: refuse a live daemon's, replace a stale socket file (said in the
-/// second value).
-pub fn bind_socket(path: &Path) -> Result<(UnixListener, Option<String>), String> {
+/// second value). The socket is mode 0660, owned by the daemon's user and group when root.
+fn bind_socket(path: &Path, ids: Option<&Ids>) -> Result<(UnixListener, Option<String>), String> {
     let mut replaced = None;
     match std::fs::symlink_metadata(path) {
         Ok(meta) if !meta.file_type().is_socket() => {
@@ -270,12 +362,13 @@ pub fn bind_socket(path: &Path) -> Result<(UnixListener, Option<String>), String
         },
         Err(_) => {}
     }
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
-        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    }
+    socket_dir(path, ids)?;
     let listener = UnixListener::bind(path).map_err(|e| format!("cannot listen on {}: {e}", path.display()))?;
-    // Who may ask is decided by the directory's permissions, as for saslauthd's mux.
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666))
+    if let Some(ids) = ids {
+        std::os::unix::fs::chown(path, Some(ids.account.uid), Some(ids.group_gid))
+            .map_err(|e| format!("cannot give {} to the daemon's user and group: {e}", path.display()))?;
+    }
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))
         .map_err(|e| format!("cannot set the permissions of {}: {e}", path.display()))?;
     Ok((listener, replaced))
 }
@@ -291,11 +384,29 @@ pub struct Prepared {
     notes: Vec<String>,
 }
 
-/// Read the configuration and take the socket.
-pub fn prepare(socket: PathBuf, load: &Loader) -> Result<Prepared, String> {
-    let (verifier, warnings) = build(load)?;
-    let (listener, replaced) = bind_socket(&socket)?;
-    Ok(Prepared { socket, listener, verifier, warnings, notes: replaced.into_iter().collect() })
+/// Read the configuration and its secrets, take the socket, then become `owner`'s user (when
+/// started as root). Call it before starting any thread.
+pub fn prepare(socket: PathBuf, load: &Loader, owner: &Owner) -> Result<Prepared, String> {
+    let ids = resolve(owner)?;
+    let (verifier, mut warnings) = build(load)?;
+    let (listener, replaced) = bind_socket(&socket, ids.as_ref())?;
+    let mut notes: Vec<String> = replaced.into_iter().collect();
+    if let Some(ids) = &ids {
+        drop_to(ids.account).map_err(|e| format!("cannot become the user {}: {e}", owner.user))?;
+        notes.push(format!(
+            "running as user {} (uid {}, gid {}); the socket is for group {} only",
+            owner.user, ids.account.uid, ids.account.gid, owner.group
+        ));
+        // SIGHUP reads the configuration as this user: say now if it cannot.
+        if let Err(e) = build(load) {
+            warnings.push(format!(
+                "as user {} the configuration cannot be read again ({e}); SIGHUP will keep the current one \
+                 until it can: make the files readable by group {} (chgrp {} FILE; chmod 0640 FILE)",
+                owner.user, owner.user, owner.user
+            ));
+        }
+    }
+    Ok(Prepared { socket, listener, verifier, warnings, notes })
 }
 
 /// Serve until SIGTERM. `load` is called again on SIGHUP; a broken new configuration keeps

@@ -25,9 +25,14 @@ use ldapbind::ffi::process::{Signals, detach};
 /// Where libsasl2 looks with `sasl_saslauthd_path: /run/ldapbind-authd/mux`.
 const DEFAULT_SOCKET: &str = "/run/ldapbind-authd/mux";
 
+/// Who the daemon runs as after taking its socket, and the group that may connect to it
+/// (Debian's group for saslauthd's socket: cyrus and postfix join it).
+const DEFAULT_USER: &str = "ldapbind";
+const DEFAULT_GROUP: &str = "sasl";
+
 const USAGE: &str = "\
 Usage: ldapbind-authd [-C IMAPD.CONF [--service NAME] | --sasl-conf APP.CONF] [-o KEY=VALUE]...
-                      [--socket PATH] [-d]
+                      [--socket PATH] [--user NAME] [--group NAME] [-d]
 ";
 
 fn help() -> String {
@@ -49,8 +54,13 @@ Options (read as ldapbind-check reads them):
   --service NAME      imapd's service name for <service>_sasl_ options (default {service})
   --sasl-conf FILE    a libsasl2 application config instead (/etc/postfix/sasl/smtpd.conf)
   -o KEY=VALUE        set an option over the file (ldapdb_uri, ldapdb_timeout, ...)
-  --socket PATH       where to listen (default {socket}); the directory's permissions decide
-                      who may ask
+  --socket PATH       where to listen (default {socket}); its directory is the daemon's
+                      own: created if missing, refused if it holds other files, made
+                      USER:GROUP mode 0750 and the socket 0660, so only GROUP may ask
+  --user NAME         started as root, become NAME once the configuration is read and the
+                      socket made (default {user}); SIGHUP reads the configuration as NAME
+  --group NAME        the group whose members may connect (default {group}: add cyrus and
+                      postfix to it)
   -d                  stay in the foreground and log to standard error, successful logins
                       included (default: go to the background, log to syslog, facility auth)
   -h, --help          print this help
@@ -63,6 +73,8 @@ removes the socket and exits 0.
         version = env!("CARGO_PKG_VERSION"),
         service = check::DEFAULT_SERVICE,
         socket = DEFAULT_SOCKET,
+        user = DEFAULT_USER,
+        group = DEFAULT_GROUP,
         margin = authd::server::MARGIN.as_millis(),
         workers = authd::server::WORKERS,
         queue = authd::server::QUEUE,
@@ -76,6 +88,7 @@ struct Args {
     service: Option<String>,
     overrides: Vec<(String, String)>,
     socket: PathBuf,
+    owner: authd::server::Owner,
     foreground: bool,
 }
 
@@ -86,6 +99,7 @@ fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Option<Args>, Strin
         service: None,
         overrides: Vec::new(),
         socket: PathBuf::from(DEFAULT_SOCKET),
+        owner: authd::server::Owner { user: DEFAULT_USER.to_owned(), group: DEFAULT_GROUP.to_owned(), explicit: false },
         foreground: false,
     };
     let text = |a: OsString| a.into_string().map_err(|a| format!("argument {a:?} is not UTF-8"));
@@ -115,6 +129,8 @@ fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Option<Args>, Strin
                 out.overrides.push((k.trim().to_owned(), v.to_owned()));
             }
             "--socket" => out.socket = PathBuf::from(take("--socket")?),
+            "--user" => (out.owner.user, out.owner.explicit) = (take("--user")?, true),
+            "--group" => (out.owner.group, out.owner.explicit) = (take("--group")?, true),
             "-d" => out.foreground = true,
             _ => return Err(format!("unknown argument {arg}")),
         }
@@ -164,7 +180,7 @@ fn main() -> ExitCode {
         Ok((loaded.config.map_err(|lines| lines.join(" / "))?, loaded.problems))
     });
     // What stops the start is said on standard error, before going to the background.
-    let prepared = match authd::server::prepare(absolute(args.socket), &load) {
+    let prepared = match authd::server::prepare(absolute(args.socket), &load, &args.owner) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("ldapbind-authd: not started: {e}");
@@ -211,6 +227,9 @@ mod tests {
         assert_eq!(a.overrides, [("ldapdb_timeout".to_owned(), "2".to_owned())]);
         assert_eq!((a.socket, a.foreground), (PathBuf::from("/tmp/m"), true));
         assert_eq!(p(&[]).unwrap().unwrap().socket, PathBuf::from(DEFAULT_SOCKET));
+        let owner = p(&["--user", "mail", "--group=postfix"]).unwrap().unwrap().owner;
+        assert_eq!((owner.user.as_str(), owner.group.as_str(), owner.explicit), ("mail", "postfix", true));
+        assert!(!p(&[]).unwrap().unwrap().owner.explicit);
         assert!(p(&["--service", "imap"]).is_err());
         assert!(p(&["-C", "a", "--sasl-conf", "b"]).is_err());
         assert!(p(&["--help"]).unwrap().is_none());

@@ -60,3 +60,67 @@ pub fn detach() -> io::Result<()> {
     }
     Ok(())
 }
+
+/// A user from the password database: its uid and primary gid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Account {
+    /// The user id.
+    pub uid: u32,
+    /// The primary group id.
+    pub gid: u32,
+}
+
+/// The effective user id of this process.
+pub fn effective_uid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+/// Look `name` up in the password database (`getpwnam_r`); `None` when there is no such user.
+pub fn user_by_name(name: &str) -> io::Result<Option<Account>> {
+    let name = std::ffi::CString::new(name).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let mut buf = vec![0 as libc::c_char; 16 * 1024];
+    // SAFETY: passwd is plain data, filled in by getpwnam_r before it is read.
+    let mut pw: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut found: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: every pointer is valid for the call; `buf` outlives it and its length is passed.
+    let rc = unsafe { libc::getpwnam_r(name.as_ptr(), &mut pw, buf.as_mut_ptr(), buf.len(), &mut found) };
+    if rc != 0 {
+        return Err(io::Error::from_raw_os_error(rc));
+    }
+    Ok((!found.is_null()).then_some(Account { uid: pw.pw_uid, gid: pw.pw_gid }))
+}
+
+/// Look `name` up in the group database (`getgrnam_r`); `None` when there is no such group.
+pub fn group_by_name(name: &str) -> io::Result<Option<u32>> {
+    let name = std::ffi::CString::new(name).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // Large groups list many members.
+    let mut buf = vec![0 as libc::c_char; 64 * 1024];
+    // SAFETY: group is plain data, filled in by getgrnam_r before it is read.
+    let mut gr: libc::group = unsafe { std::mem::zeroed() };
+    let mut found: *mut libc::group = std::ptr::null_mut();
+    // SAFETY: every pointer is valid for the call; `buf` outlives it and its length is passed.
+    let rc = unsafe { libc::getgrnam_r(name.as_ptr(), &mut gr, buf.as_mut_ptr(), buf.len(), &mut found) };
+    if rc != 0 {
+        return Err(io::Error::from_raw_os_error(rc));
+    }
+    Ok((!found.is_null()).then_some(gr.gr_gid))
+}
+
+/// Become `account` for good: no supplementary groups, its primary group, its user id, real,
+/// effective and saved alike. Checked afterwards: getting root back must fail. Call it before
+/// starting any thread.
+pub fn drop_to(account: Account) -> io::Result<()> {
+    let check = |rc: libc::c_int| if rc == 0 { Ok(()) } else { Err(io::Error::last_os_error()) };
+    // SAFETY: an empty list (length 0, NULL) is valid for setgroups.
+    check(unsafe { libc::setgroups(0, std::ptr::null()) })?;
+    // SAFETY: setresgid/setresuid take plain ids.
+    check(unsafe { libc::setresgid(account.gid, account.gid, account.gid) })?;
+    // SAFETY: as above.
+    check(unsafe { libc::setresuid(account.uid, account.uid, account.uid) })?;
+    // SAFETY: plain id; it must fail now that every id is dropped.
+    if account.uid != 0 && unsafe { libc::setuid(0) } == 0 {
+        return Err(io::Error::other("root could be taken back after dropping privileges"));
+    }
+    Ok(())
+}

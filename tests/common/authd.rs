@@ -1,6 +1,7 @@
 //! ldapbind-authd run by a test or by the demo: in the foreground (`-d`, its log in a file),
-//! listening on `mux` in a temp dir of its own; killed, its socket and temp dir removed when
-//! dropped, also on a panic (which shows its log).
+//! as user `nobody` with its default socket group `sasl` (Debian's, of which cyrus is a member),
+//! listening on `run/mux` in a temp dir of its own (the daemon owns the `run` directory);
+//! killed, its socket and temp dir removed when dropped, also on a panic (which shows its log).
 
 use std::ffi::OsString;
 use std::fs;
@@ -15,6 +16,8 @@ use super::imapd::wait_bounded;
 /// Bound on the daemon's start (its "listening on" line) and on [`Authd::wait_log`].
 pub const START_TIMEOUT: Duration = Duration::from_secs(10);
 pub const LOG_TIMEOUT: Duration = Duration::from_secs(5);
+/// Started as root, the daemon drops to this user after taking its socket.
+pub const AS_USER: [&str; 2] = ["--user", "nobody"];
 
 pub struct Authd {
     bin: PathBuf,
@@ -49,6 +52,7 @@ impl Authd {
             .args(&self.config)
             .arg("--socket")
             .arg(self.socket())
+            .args(AS_USER)
             .arg("-d")
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("dup the authd log"))
@@ -73,7 +77,7 @@ impl Authd {
     }
 
     pub fn socket(&self) -> PathBuf {
-        self.dir.path().join("mux")
+        self.dir.path().join("run/mux")
     }
 
     pub fn log_path(&self) -> PathBuf {

@@ -360,7 +360,7 @@ impl Drop for Samba {
 
 /// The imapd.conf lines of README.md's "Active Directory" section, for this DC: its URL, the
 /// service password in a file in `dir` (mode 0600), a copy of its CA there (0644), and the
-/// saslauthd socket `dir/mux`. Panics when the README no longer holds a line this replaces (keep
+/// saslauthd socket `dir/run/mux`. Panics when the README no longer holds a line this replaces (keep
 /// the two in step).
 pub fn readme_config(dc: &Samba, dir: &Path) -> String {
     let readme = fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).expect("read README.md");
@@ -378,7 +378,7 @@ pub fn readme_config(dc: &Samba, dir: &Path) -> String {
         ("ldaps://dc1.example.test/", format!("{}/", dc.ldaps_url())),
         ("/etc/ldapbind/svc-cyrus.pw", pw_file.display().to_string()),
         ("/etc/ldapbind/example-ad-ca.pem", ca.display().to_string()),
-        ("/run/ldapbind-authd/mux", dir.join("mux").display().to_string()),
+        ("/run/ldapbind-authd/mux", dir.join("run/mux").display().to_string()),
     ] {
         assert_eq!(text.matches(old).count(), 1, "README.md's Active Directory lines lost {old:?}:\n{block}");
         text = text.replace(old, &new);
