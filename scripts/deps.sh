@@ -44,6 +44,8 @@ packages=(
 if [ "$mode" = test ]; then
     packages+=(
         libsasl2-modules-db sasl2-bin ldap-utils
+        # benches/authd.rs compiles its libldap wire-limit loop (benches/ldap_loop.c).
+        libldap-dev
         dpkg-dev
         valgrind gcc binutils openssl ca-certificates
         # tests/postfix.rs: a private Postfix instance (Debian's smtpd, chrooted) and swaks.
