@@ -145,7 +145,9 @@ fn child_run(args: &Args) -> Result<(), String> {
                     let mut samples = Vec::with_capacity(100_000);
                     let start = Instant::now();
                     loop {
-                        if total > 0 && left.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |x| x.checked_sub(1)).is_err() {
+                        if total > 0
+                            && left.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |x| x.checked_sub(1)).is_err()
+                        {
                             break;
                         }
                         let t = Instant::now();
@@ -433,7 +435,8 @@ impl Loop {
 
 /// Operations per login: `n` logins through `socket` after 20 of warm-up.
 fn count_ops(slapd: &Slapd, socket: &Path, n: usize) -> Result<slapd::OpCounts, String> {
-    let extra = ["mode=ops".to_owned(), "how=saslauthd".into(), format!("socket={}", socket.display()), format!("n={n}")];
+    let extra =
+        ["mode=ops".to_owned(), "how=saslauthd".into(), format!("socket={}", socket.display()), format!("n={n}")];
     let mut child = child_command(&extra).stdin(Stdio::piped()).spawn().map_err(|e| format!("spawn: {e}"))?;
     let mut stdin = child.stdin.take().expect("child stdin");
     let mut lines = BufReader::new(child.stdout.take().expect("child stdout")).lines();
@@ -486,6 +489,12 @@ fn parse_opts() -> Opts {
             "--secs" => o.secs = val(a).parse().expect("--secs S"),
             "--rss-logins" => o.rss_logins = val(a).parse().expect("--rss-logins N"),
             "--first-runs" => o.first_runs = val(a).parse().expect("--first-runs N"),
+            "--warmup" => o.warmup = val(a).parse().expect("--warmup S"),
+            "--ops-logins" => o.ops_logins = val(a).parse().expect("--ops-logins N"),
+            // benches/logins.rs's own (scripts/bench.sh gives both the same options).
+            "--load-triples" => {
+                val(a);
+            }
             "--quick" => {
                 o.rounds = 1;
                 o.secs = 0.5;
@@ -496,8 +505,8 @@ fn parse_opts() -> Opts {
             }
             "-h" | "--help" => {
                 println!(
-                    "authd [--rounds N (3)] [--secs S per configuration and round (1.5)] \
-                     [--rss-logins N (100000)] [--first-runs N (15)] [--quick]"
+                    "authd [--rounds N (3)] [--secs S per configuration and round (1.5)] [--warmup S (0.3)] \
+                     [--ops-logins N (100)] [--rss-logins N (100000)] [--first-runs N (15)] [--quick]"
                 );
                 std::process::exit(0);
             }
@@ -686,7 +695,10 @@ fn main() {
         }
     }
     slapd.thaw();
-    targets.push((format!("answers within the bound ({bound_ms:.0} ms + 200 ms slack) with the directory frozen"), frozen_ok));
+    targets.push((
+        format!("answers within the bound ({bound_ms:.0} ms + 200 ms slack) with the directory frozen"),
+        frozen_ok,
+    ));
     drop(daemons);
     drop(slapd);
 
@@ -697,7 +709,10 @@ fn main() {
         tls: Some(ca.server(&["127.0.0.1", "localhost"])),
         ..SlapdOptions::default()
     });
-    println!("\n## phase 5: plugin checkpass against the libldap search loop, alternating processes, {} rounds", o.rounds);
+    println!(
+        "\n## phase 5: plugin checkpass against the libldap search loop, alternating processes, {} rounds",
+        o.rounds
+    );
     let mut plugin_runs: Vec<Fields> = Vec::new();
     let mut loop_runs: Vec<Fields> = Vec::new();
     let mut pair_ratios = Vec::new();
@@ -753,7 +768,9 @@ fn main() {
     // ---- Report ----
     let med = |v: &[Fields], k: &str| median(v.iter().map(|r| f(r, k)).collect());
     println!("\n## results: checkpass through libsasl2 with pwcheck_method: saslauthd (median over rounds)");
-    println!("| configuration | clients | logins/s | mean µs | p50 µs | p99 µs | daemon CPU µs/login | slapd CPU µs/login |");
+    println!(
+        "| configuration | clients | logins/s | mean µs | p50 µs | p99 µs | daemon CPU µs/login | slapd CPU µs/login |"
+    );
     println!("|---|--:|--:|--:|--:|--:|--:|--:|");
     for clients in CLIENTS {
         for c in &configs {
@@ -785,7 +802,10 @@ fn main() {
             let (r, lo, hi) = ratio(a, b);
             println!("  ldapbind-authd / {what:<24} at {clients} client(s): {r:.2} [{lo:.2}..{hi:.2}]");
             if b.0 == Some(Daemon::Saslauthd) {
-                targets.push((format!("ldapbind-authd >= 2x saslauthd without cache at {clients} client(s): {r:.2}x"), r >= 2.0));
+                targets.push((
+                    format!("ldapbind-authd >= 2x saslauthd without cache at {clients} client(s): {r:.2}x"),
+                    r >= 2.0,
+                ));
             }
         }
     }

@@ -43,9 +43,7 @@ use std::time::{Duration, Instant};
 
 use common::sasl::{self, PluginDir, SASL_OK, Server};
 use common::slapd::{self, Slapd, SlapdOptions};
-use util::{
-    Args, arg, f, loadavg, machine, median, parse_result, proc_cpu, quantile, say, so_sizes, wait_for_parent,
-};
+use util::{Args, arg, f, loadavg, machine, median, parse_result, proc_cpu, quantile, say, so_sizes, wait_for_parent};
 
 const APP: &str = "ldapbind-bench";
 /// Mechanisms every SASL configuration offers (the client side of ldapdb's libldap needs
