@@ -32,6 +32,7 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+mod util;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -42,6 +43,7 @@ use std::time::{Duration, Instant};
 
 use common::sasl::{self, PluginDir, SASL_OK, Server};
 use common::slapd::{self, Slapd, SlapdOptions};
+use util::{Args, arg, f, loadavg, machine, median, parse_result, proc_cpu, quantile, say, so_sizes, wait_for_parent};
 
 const APP: &str = "ldapbind-bench";
 /// Mechanisms every SASL configuration offers (the client side of ldapdb's libldap needs
@@ -186,12 +188,6 @@ impl Env {
     }
 }
 
-type Args = BTreeMap<String, String>;
-
-fn arg<'a>(args: &'a Args, key: &str) -> &'a str {
-    args.get(key).unwrap_or_else(|| panic!("child argument {key}= missing"))
-}
-
 /// libsasl2 options and plugin dir of a SASL backend.
 fn sasl_setup(backend: Backend, args: &Args) -> (PathBuf, Vec<(String, String)>) {
     let mut opts: Vec<(&str, String)> = vec![("pwcheck_method", "auxprop".into()), ("mech_list", MECH_LIST.into())];
@@ -306,7 +302,7 @@ fn limit_login(args: &Args, ldapi: bool) -> Login<'static> {
 // ---------------------------------------------------------------------------------------------
 
 fn child(raw: &[String]) {
-    let args: Args = raw.iter().filter_map(|a| a.split_once('=')).map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
+    let args: Args = util::parse_args(raw);
     match arg(&args, "mode") {
         "load" => child_load(&args),
         mode => {
@@ -341,16 +337,6 @@ fn child(raw: &[String]) {
             // Server drops here: sasl_done, as a daemon that exits cleanly would.
         }
     }
-}
-
-fn say(line: &str) {
-    let mut out = std::io::stdout().lock();
-    writeln!(out, "{line}").and_then(|()| out.flush()).expect("write to the parent");
-}
-
-fn wait_for_parent() {
-    let mut line = String::new();
-    let _ = std::io::stdin().lock().read_line(&mut line);
 }
 
 /// The test host records every getopt query and log line (for assertions); a benchmark drops
@@ -389,20 +375,6 @@ fn self_cpu() -> Duration {
     let ru = rusage();
     let tv = |t: libc::timeval| Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64);
     tv(ru.ru_utime) + tv(ru.ru_stime)
-}
-
-/// User + system CPU time of a process (all threads), from /proc (clock-tick resolution).
-fn proc_cpu(pid: u32) -> Duration {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let Some((_, rest)) = stat.rsplit_once(") ") else {
-        return Duration::ZERO;
-    };
-    let fields: Vec<&str> = rest.split(' ').collect();
-    // After "<pid> (<comm>) ": state is field 3, utime 14, stime 15.
-    let ticks: u64 = [11, 12].iter().filter_map(|&i| fields.get(i)?.parse::<u64>().ok()).sum();
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
-    Duration::from_nanos(ticks * 1_000_000_000 / hz)
 }
 
 fn child_run(args: &Args, login: &mut Login<'_>) -> Result<(), String> {
@@ -594,15 +566,6 @@ fn child_command(env: &Env, extra: &[String]) -> Command {
     cmd
 }
 
-fn parse_result(line: &str) -> BTreeMap<String, String> {
-    line.strip_prefix("RESULT ")
-        .unwrap_or("")
-        .split(' ')
-        .filter_map(|kv| kv.split_once('='))
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect()
-}
-
 /// Runs a child to completion; its RESULT fields, or `Err` with its stderr.
 fn run_child(env: &Env, extra: &[String]) -> Result<BTreeMap<String, String>, String> {
     let out = child_command(env, extra).stdin(Stdio::null()).output().map_err(|e| format!("spawn child: {e}"))?;
@@ -611,31 +574,6 @@ fn run_child(env: &Env, extra: &[String]) -> Result<BTreeMap<String, String>, St
         Some(line) if out.status.success() => Ok(parse_result(line)),
         _ => Err(format!("child {extra:?} failed ({}): {}", out.status, String::from_utf8_lossy(&out.stderr).trim())),
     }
-}
-
-fn f(m: &BTreeMap<String, String>, k: &str) -> f64 {
-    m.get(k).and_then(|v| v.parse().ok()).unwrap_or(f64::NAN)
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.retain(|x| x.is_finite());
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 }
-}
-
-fn quantile(mut v: Vec<f64>, q: f64) -> f64 {
-    v.retain(|x| x.is_finite());
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    v.sort_by(f64::total_cmp);
-    let pos = q * (v.len() - 1) as f64;
-    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
-    v[lo] + (v[hi] - v[lo]) * (pos - lo as f64)
 }
 
 /// Operations per login from slapd's stats log.
@@ -726,6 +664,10 @@ fn parse_opts() -> Opts {
             "--ops-logins" => o.ops_logins = val(a).parse().expect("--ops-logins N"),
             "--rss-logins" => o.rss_logins = val(a).parse().expect("--rss-logins N"),
             "--load-triples" => o.load_pairs = val(a).parse().expect("--load-triples N"),
+            // benches/authd.rs's own (scripts/bench.sh gives both the same options).
+            "--first-runs" => {
+                val(a);
+            }
             "--quick" => {
                 o.rounds = 2;
                 o.secs = 0.5;
@@ -746,39 +688,6 @@ fn parse_opts() -> Opts {
         }
     }
     o
-}
-
-fn machine() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let model = cpu
-        .lines()
-        .find_map(|l| l.strip_prefix("model name"))
-        .map(|m| m.trim_start_matches([' ', '\t', ':']).to_owned())
-        .unwrap_or_else(|| "?".into());
-    let ncpu = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    format!("{ncpu} CPUs, {model}, Linux {}", kernel.trim())
-}
-
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg").unwrap_or_default().split(' ').take(3).collect::<Vec<_>>().join(" ")
-}
-
-fn so_sizes(plugin: &Path) -> (u64, Option<u64>) {
-    let size = std::fs::metadata(plugin).map_or(0, |m| m.len());
-    let tmp = std::env::temp_dir().join(format!("ldapbind-bench-strip-{}.so", std::process::id()));
-    let stripped = Command::new("strip")
-        .arg("--strip-all")
-        .arg("-o")
-        .arg(&tmp)
-        .arg(plugin)
-        .status()
-        .ok()
-        .filter(|s| s.success())
-        .and_then(|_| std::fs::metadata(&tmp).ok())
-        .map(|m| m.len());
-    let _ = std::fs::remove_file(&tmp);
-    (size, stripped)
 }
 
 /// Where Debian's ldapdb plugin is: `$LDAPBIND_BENCH_LDAPDB` (scripts/bench.sh unpacks the

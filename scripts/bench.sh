@@ -1,17 +1,21 @@
 #!/usr/bin/env bash
-# The benchmark of issue 7 in one command (see BENCHMARKS.md): installs the Debian packages it
-# needs (as root, without prompts, starting no service), builds the release plugin, then runs
-# benches/logins.rs: ldapbind through real libsasl2 against Debian's ldapdb, the wire limit and
-# sasldb, all against one throwaway slapd on loopback that the benchmark starts and stops.
+# The benchmarks of issues 7, 10 and 14 in one command (see BENCHMARKS.md): installs the Debian
+# packages they need (as root, without prompts, starting no service), builds the release plugin,
+# then runs benches/logins.rs (ldapbind through real libsasl2 against Debian's ldapdb, the wire
+# limit and sasldb) and benches/authd.rs (ldapbind-authd against Debian's saslauthd -a ldap, the
+# plugin against a libldap loop, a fresh process's first login), all against throwaway slapds on
+# loopback that the benchmarks start and stop.
 #
 # Debian's ldapdb (libsasl2-modules-ldap) is fetched with `apt-get download` and unpacked under
 # target/bench-deps/ unless the system has it already: installed, it would sit in the system
 # plugin dir, where every other libsasl2 program on the machine loads it unconfigured and logs
 # an error for it ("auxpropfunc error -7").
 #
-#   scripts/bench.sh                  # the full run (about 4 minutes on 2 cores)
-#   scripts/bench.sh --quick          # a smoke run (about 30 seconds)
-#   scripts/bench.sh --rounds 8 ...   # options: cargo bench --bench logins -- --help
+#   scripts/bench.sh                  # the full run (about 7 minutes on 2 cores)
+#   scripts/bench.sh --quick          # a smoke run (about a minute)
+#   scripts/bench.sh --rounds 8 ...   # options given to both: cargo bench --bench logins -- --help
+#                                     # and cargo bench --bench authd -- --help
+#   scripts/bench.sh --only authd     # one of them (logins or authd)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -35,7 +39,15 @@ if [ ! -e "$system_ldapdb" ] && [ -z "${LDAPBIND_BENCH_LDAPDB:-}" ]; then
     export LDAPBIND_BENCH_LDAPDB=$so
 fi
 
-# The plugin as it is installed (target/release/libldapbind.so), then the benchmark, which
-# loads a copy of the newest build of it.
+only=(logins authd)
+if [ "${1:-}" = --only ]; then
+    only=("$2")
+    shift 2
+fi
+
+# The plugin as it is installed (target/release/libldapbind.so), then the benchmarks, which load
+# a copy of the newest build of it (authd's also builds ldapbind-authd and benches/ldap_loop.c).
 cargo build --release --quiet --lib
-exec cargo bench --quiet --bench logins -- "$@"
+for bench in "${only[@]}"; do
+    cargo bench --quiet --bench "$bench" -- "$@"
+done

@@ -44,6 +44,8 @@ packages=(
 if [ "$mode" = test ]; then
     packages+=(
         libsasl2-modules-db sasl2-bin ldap-utils
+        # benches/authd.rs compiles its libldap wire-limit loop (benches/ldap_loop.c).
+        libldap-dev
         dpkg-dev
         # tests/deb.rs: lintian on the package; tests/man.rs: the man pages from --help.
         lintian help2man
