@@ -292,7 +292,9 @@ impl Running {
                 )
                 .expect("write app.conf");
                 let mut c = Command::new(AUTHD);
-                c.arg("--sasl-conf").arg(&conf).arg("--socket").arg(dir.path().join("mux")).arg("-d");
+                // Started as root it drops to `nobody`; its socket directory (`run`) is its own.
+                c.arg("--sasl-conf").arg(&conf).arg("--socket").arg(dir.path().join("run/mux"));
+                c.args(["--user", "nobody", "-d"]);
                 c
             }
             Daemon::Saslauthd | Daemon::SaslauthdCache => {
@@ -311,7 +313,8 @@ impl Running {
                 .expect("write saslauthd.conf");
                 let mut c = Command::new(SASLAUTHD);
                 // -n 8: a worker process per concurrent client of the largest run.
-                c.args(["-a", "ldap", "-d", "-n", "8", "-O"]).arg(&conf).arg("-m").arg(dir.path());
+                std::fs::create_dir(dir.path().join("run")).expect("saslauthd's run dir");
+                c.args(["-a", "ldap", "-d", "-n", "8", "-O"]).arg(&conf).arg("-m").arg(dir.path().join("run"));
                 if which == Daemon::SaslauthdCache {
                     c.arg("-c");
                 }
@@ -337,7 +340,7 @@ impl Running {
     }
 
     fn socket(&self) -> PathBuf {
-        self.dir.path().join("mux")
+        self.dir.path().join("run/mux")
     }
 
     fn log(&self) -> String {
