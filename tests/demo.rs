@@ -16,7 +16,9 @@ use common::imapd::wait_bounded;
 const DEMO_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// `target/<profile>/examples/demo`, brought up to date by `cargo build --example demo`, with
-/// the `ldapbind-authd` it starts (`target/<profile>/ldapbind-authd`).
+/// the `ldapbind-authd` it starts (`target/<profile>/ldapbind-authd`) and the plugin it loads
+/// (`--lib`: uplifted to `target/<profile>/libldapbind.so`, as scripts/demo.sh builds it; a
+/// fresh clone has only nextest's copy in deps/).
 fn demo_binary() -> PathBuf {
     // This test runs as target/<profile>/deps/demo-<hash>.
     let exe = std::env::current_exe().expect("current_exe");
@@ -26,6 +28,7 @@ fn demo_binary() -> PathBuf {
     cargo.args([
         "build",
         "--quiet",
+        "--lib",
         "--example",
         "demo",
         "--bin",
