@@ -913,8 +913,8 @@ impl Drop for CliHost {
 }
 
 impl Host for CliHost {
-    fn log(&self, level: Level, msg: &str) {
-        self.logs.borrow_mut().push((level, msg.to_owned()));
+    fn log(&self, level: Level, msg: std::fmt::Arguments<'_>) {
+        self.logs.borrow_mut().push((level, crate::host::line(msg)));
     }
 
     fn set_error(&self, _msg: &str) {}

@@ -305,7 +305,7 @@ impl<D: Directory> Service<D> {
         if canonical != name {
             self.alias(host, &filter, &canonical);
         }
-        host.log(Level::Debug, &format!("ldapbind: {name} is {} ({canon_attr} {canonical})", entry.dn));
+        host.log(Level::Debug, format_args!("{name} is {} ({canon_attr} {canonical})", entry.dn));
         Ok(canonical)
     }
 
@@ -404,25 +404,25 @@ impl<D: Directory> Service<D> {
                     let saslauthd = host
                         .library_option("pwcheck_method")
                         .is_some_and(|m| m.split_ascii_whitespace().any(|v| v.eq_ignore_ascii_case("saslauthd")));
-                    let (level, msg) = match hashed.first().and_then(|v| hash_scheme(v)) {
-                        Some(scheme) if saslauthd => (
+                    match hashed.first().and_then(|v| hash_scheme(v)) {
+                        Some(scheme) if saslauthd => host.log(
                             Level::Debug,
-                            format!(
-                                "ldapbind: {attr} of {name} ({}) is stored as {scheme}; PLAIN/LOGIN are left to saslauthd \
+                            format_args!(
+                                "{attr} of {name} ({}) is stored as {scheme}; PLAIN/LOGIN are left to saslauthd \
                                  (sasl_pwcheck_method), other mechanisms need a cleartext userPassword or an authPassword",
                                 entry.dn
                             ),
                         ),
                         // The admin's to fix (the directory's storage or its ACL), whoever logs
                         // in: one cause per scheme, not per user.
-                        Some(scheme) => (
+                        Some(scheme) => host.log(
                             self.admin_level(&format!("{attr} stored as {scheme}")),
-                            hashed_password_message(&name, &entry.dn, &attr, &scheme, host),
+                            format_args!("{}", hashed_password_message(&name, &entry.dn, &attr, &scheme, host)),
                         ),
-                        None if saslauthd => (
+                        None if saslauthd => host.log(
                             Level::Debug,
-                            format!(
-                                "ldapbind: entry {} of {name} shows the service account no {attr}; PLAIN/LOGIN are \
+                            format_args!(
+                                "entry {} of {name} shows the service account no {attr}; PLAIN/LOGIN are \
                                  left to saslauthd (sasl_pwcheck_method), other mechanisms need a readable one",
                                 entry.dn
                             ),
@@ -432,18 +432,19 @@ impl<D: Directory> Service<D> {
                             let has_scram = !entry.values(self.config.attribute_for("authPassword")).is_empty();
                             let level =
                                 if has_scram { Level::Fail } else { self.admin_level(&format!("no readable {attr}")) };
-                            let msg = format!(
-                                "ldapbind: entry {} of {name} has no {attr}, or the service account may not read it; \
+                            host.log(
+                                level,
+                                format_args!(
+                                "entry {} of {name} has no {attr}, or the service account may not read it; \
                                  give the service account (sasl_ldapdb_id) read access to {attr}, or, for a directory \
                                  that never reveals passwords (glauth, Active Directory), run ldapbind-authd and set \
                                  sasl_pwcheck_method: auxprop saslauthd and sasl_saslauthd_path: /run/ldapbind-authd/mux{}",
                                 entry.dn,
                                 auxprop_hashed_advice(host, "without reading it")
+                            ),
                             );
-                            (level, msg)
                         }
-                    };
-                    host.log(level, &msg);
+                    }
                 }
                 values = clear;
             }
@@ -470,7 +471,7 @@ impl<D: Directory> Service<D> {
         let fix = unusable_secret_fix(&self.config, attr);
         for why in Unusable::ALL {
             if entry.values(attr).iter().any(|v| Unusable::of(v) == Some(why)) {
-                host.log(Level::Fail, &format!("ldapbind: {attr} of {name} ({}) {}; {fix}", entry.dn, why.says()));
+                host.log(Level::Fail, format_args!("{attr} of {name} ({}) {}; {fix}", entry.dn, why.says()));
             }
         }
     }
@@ -545,7 +546,7 @@ pub fn unusable_secret_fix(config: &Config, attr: &str) -> String {
 
 fn hashed_password_message(user: &str, dn: &str, attr: &str, scheme: &str, host: &impl Host) -> String {
     format!(
-        "ldapbind: {attr} of {user} ({dn}) is stored as {scheme}, which libsasl2's pwcheck_method auxprop \
+        "{attr} of {user} ({dn}) is stored as {scheme}, which libsasl2's pwcheck_method auxprop \
          cannot check (it compares cleartext), so it is not returned; store a cleartext userPassword or an \
          authPassword (RFC 5803 SCRAM) readable by the service account, or run ldapbind-authd and set \
          sasl_pwcheck_method: auxprop saslauthd and sasl_saslauthd_path: /run/ldapbind-authd/mux for PLAIN/LOGIN \

@@ -119,8 +119,8 @@ impl Host for FakeHost {
     fn now(&self) -> std::time::Instant {
         std::time::Instant::now() + self.ahead.get()
     }
-    fn log(&self, level: Level, msg: &str) {
-        self.logs.borrow_mut().push((level, msg.to_owned()));
+    fn log(&self, level: Level, msg: std::fmt::Arguments<'_>) {
+        self.logs.borrow_mut().push((level, crate::host::line(msg)));
     }
     fn libsasl2_version(&self) -> Option<(u8, u8, u16)> {
         self.libsasl2

@@ -22,11 +22,22 @@ pub struct Requested {
     pub first_value: Option<Vec<u8>>,
 }
 
+/// What every line ldapbind gives its host starts with. Callers never write it: the sinks add it,
+/// through [`line`], after their level check.
+pub const PREFIX: &str = "ldapbind: ";
+
+/// `msg` as the host receives it: [`PREFIX`] and the message, formatted once.
+pub fn line(msg: std::fmt::Arguments<'_>) -> String {
+    format!("{PREFIX}{msg}")
+}
+
 /// The per-connection services of the host.
 pub trait Host {
-    /// Log one line; the implementation filters by level before formatting anything.
-    fn log(&self, level: Level, msg: &str);
-    /// Record the error text for `sasl_errdetail` without logging it again.
+    /// Log one line at `level`. The implementation checks the level first and formats `msg`
+    /// (with [`line`]) only when the line is wanted; callers pass `format_args!`.
+    fn log(&self, level: Level, msg: std::fmt::Arguments<'_>);
+    /// Record the error text (without [`PREFIX`], the host adds it) for `sasl_errdetail`
+    /// without logging it again.
     fn set_error(&self, msg: &str);
     /// The server's user realm (`sparams->user_realm`), if any.
     fn realm(&self) -> Option<String>;

@@ -72,7 +72,7 @@ pub fn current() -> Option<Arc<Plugin>> {
 pub fn register(
     options: &dyn Fn(&str) -> Option<String>,
     library: &dyn Fn(&str) -> Option<String>,
-    log: &dyn Fn(Level, &str),
+    log: &dyn Fn(Level, std::fmt::Arguments<'_>),
 ) {
     let mut st = state();
     st.registrations += 1;
@@ -96,7 +96,7 @@ fn build(
     selection: Selection,
     configured: bool,
     sources: &impl crate::config::Sources,
-    log: &dyn Fn(Level, &str),
+    log: &dyn Fn(Level, std::fmt::Arguments<'_>),
 ) -> Plugin {
     let named = selection.auxprop_named || selection.canon_named;
     if !configured && !named {
@@ -105,28 +105,28 @@ fn build(
     // Loud when the admin chose ldapbind (by name, or by leaving auxprop_plugin unset and
     // configuring an URI); quiet when the options are meant for another plugin.
     let loud = named || selection.auxprop_unset;
-    let say = |level: Level, msg: &str| log(if loud { level } else { Level::Debug }, &format!("ldapbind: {msg}"));
+    let say = |level: Level, msg: std::fmt::Arguments<'_>| log(if loud { level } else { Level::Debug }, msg);
     let setup = match Config::from_sources(sources) {
         Err(errors) => {
             let lines: Vec<String> = errors.0.iter().map(ToString::to_string).collect();
             for line in &lines {
-                say(Level::Err, line);
+                say(Level::Err, format_args!("{line}"));
             }
             Setup::Broken(lines.join(" / "))
         }
         Ok(config) => {
             // Said once per process (init), so the default log level shows them.
             for a in &config.alerts {
-                say(Level::Err, a);
+                say(Level::Err, format_args!("{a}"));
             }
             for w in &config.warnings {
-                say(Level::Warn, w);
+                say(Level::Warn, format_args!("{w}"));
             }
             for n in &config.notes {
-                say(Level::Note, n);
+                say(Level::Note, format_args!("{n}"));
             }
             for w in selection_warnings(&selection, &config) {
-                say(Level::Warn, &w);
+                say(Level::Warn, format_args!("{w}"));
             }
             // Built now, with the CA, certificate and key files config.rs read: the host may
             // chroot or drop privileges after init.
@@ -135,21 +135,21 @@ fn build(
                 Err(errors) => {
                     let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
                     for line in &lines {
-                        say(Level::Err, line);
+                        say(Level::Err, format_args!("{line}"));
                     }
                     return Plugin { selection, setup: Setup::Broken(lines.join(" / ")) };
                 }
             };
             let tls = tls.map(|setup| {
                 for w in &setup.warnings {
-                    say(Level::Warn, w);
+                    say(Level::Warn, format_args!("{w}"));
                 }
                 setup.config
             });
             let endpoints: Vec<String> = config.urls.iter().map(|u| u.endpoint()).collect();
             say(
                 Level::Note,
-                &format!(
+                format_args!(
                     "{} configured: servers {}, search base {}, filter {}",
                     env!("LDAPBIND_VERSION"),
                     endpoints.join(" "),

@@ -63,9 +63,9 @@ pub fn boundary(utils: Option<Utils<'_>>, f: impl FnOnce() -> c_int) -> c_int {
     match result {
         Ok(code) => code,
         Err(payload) => {
-            let msg = format!("ldapbind: internal error (please report): {}", panic_text(payload.as_ref()));
+            let msg = format!("internal error (please report): {}", panic_text(payload.as_ref()));
             if let Some(u) = utils {
-                u.with_max_level(SASL_LOG_ERR).log(SASL_LOG_ERR, &msg);
+                u.with_max_level(SASL_LOG_ERR).log(SASL_LOG_ERR, format_args!("{msg}"));
                 u.set_error(&msg);
             }
             SASL_FAIL

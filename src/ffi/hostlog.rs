@@ -69,20 +69,22 @@ impl log::Log for HostLogger {
             return;
         }
         let level = sasl_level(record.metadata());
-        // Every line says where it comes from, like the lines the core logs itself.
-        let msg = match record.target() {
-            "ldapbind" => format!("ldapbind: {}", record.args()),
-            target => format!("ldapbind ({target}): {}", record.args()),
-        };
-        match CURRENT.with(Cell::get) {
+        // The sinks add ldapbind's prefix; a line from another crate also names that crate.
+        let from = record.target();
+        let emit = |msg: std::fmt::Arguments<'_>| match CURRENT.with(Cell::get) {
             Some(sink) => {
                 // SAFETY: the sink was taken from a live `Utils` by a Scope that is still on
                 // this thread's stack (it is removed when the Scope drops).
                 if let Some(utils) = unsafe { Utils::from_ptr(sink.utils, sink.max) } {
-                    utils.log(level, &msg);
+                    utils.log(level, msg);
                 }
             }
-            None => to_syslog(level, &msg),
+            None => to_syslog(level, &crate::host::line(msg)),
+        };
+        if from == "ldapbind" {
+            emit(*record.args());
+        } else {
+            emit(format_args!("({from}) {}", record.args()));
         }
     }
 

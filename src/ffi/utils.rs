@@ -68,13 +68,14 @@ impl<'a> Utils<'a> {
         Some(value)
     }
 
-    /// Log one line at a SASL level through `utils->log`, never as a format string.
-    pub fn log(&self, level: c_int, msg: &str) {
+    /// Log one line at a SASL level through `utils->log`, never as a format string: `msg` is
+    /// formatted (with [`crate::host::line`]'s prefix) only when the level is wanted.
+    pub fn log(&self, level: c_int, msg: std::fmt::Arguments<'_>) {
         if level > self.max_level {
             return;
         }
         let Some(log) = self.raw.log else { return };
-        let text = c_text(&Spelling::of_process().apply(msg));
+        let text = c_text(&Spelling::of_process().apply(&crate::host::line(msg)));
         // SAFETY: libsasl2's variadic logger; "%s" consumes exactly one C string.
         unsafe { log(self.raw.conn, level, c"%s".as_ptr(), text.as_ptr()) }
     }
@@ -85,7 +86,7 @@ impl<'a> Utils<'a> {
         if self.raw.conn.is_null() {
             return;
         }
-        let text = c_text(&Spelling::of_process().apply(msg));
+        let text = c_text(&Spelling::of_process().apply(&crate::host::line(format_args!("{msg}"))));
         // SAFETY: libsasl2's variadic seterror; "%s" consumes exactly one C string.
         unsafe { seterror(self.raw.conn, SASL_NOLOG, c"%s".as_ptr(), text.as_ptr()) }
     }
@@ -120,7 +121,7 @@ impl<'a> ServerHost<'a> {
 }
 
 impl Host for ServerHost<'_> {
-    fn log(&self, level: Level, msg: &str) {
+    fn log(&self, level: Level, msg: std::fmt::Arguments<'_>) {
         self.utils.log(level as c_int, msg);
     }
 
@@ -207,5 +208,34 @@ impl Host for ServerHost<'_> {
         // SAFETY: valid context, NUL-terminated name, `len` readable bytes (plus a NUL).
         let rc = unsafe { set(ctx, name.as_ptr(), buf.as_ptr().cast(), len) };
         if rc == SASL_OK { Ok(()) } else { Err(fail(rc)) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ffi::sasl::{SASL_LOG_DEBUG, SASL_LOG_ERR};
+
+    /// Panics when formatted: a line below the host's level must never be.
+    struct Unwanted;
+    impl std::fmt::Display for Unwanted {
+        fn fmt(&self, _: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            panic!("a line above the host's log level was formatted");
+        }
+    }
+
+    #[test]
+    fn a_line_above_the_log_level_is_never_formatted() {
+        // SAFETY: every field of sasl_utils_t is an integer, a raw pointer or an optional
+        // function pointer, for which all-zero is a valid value (no callbacks).
+        let raw: sasl_utils_t = unsafe { std::mem::zeroed() };
+        // SAFETY: `raw` outlives `utils`.
+        let utils = unsafe { Utils::from_ptr(&raw, SASL_LOG_ERR) }.unwrap();
+        utils.log(SASL_LOG_DEBUG, format_args!("lookup of {}", Unwanted));
+    }
+
+    #[test]
+    fn the_prefix_is_added_once_by_the_sink() {
+        assert_eq!(crate::host::line(format_args!("user {} not found", "jdoe")), "ldapbind: user jdoe not found");
     }
 }

@@ -56,7 +56,7 @@ fn register(utils: Utils<'_>) {
     let level = library("log_level").and_then(|l| l.trim().parse::<c_int>().ok()).unwrap_or(SASL_LOG_ERR);
     let utils = utils.with_max_level(level);
     let options = |key: &str| utils.option(Some(NAME), key);
-    state::register(&options, &library, &|lvl: Level, msg: &str| utils.log(lvl as c_int, msg));
+    state::register(&options, &library, &|lvl: Level, msg| utils.log(lvl as c_int, msg));
 }
 
 /// The body of both init functions: check, register, hand out the static table.
@@ -145,7 +145,7 @@ static CONFIG_LOGGED_FOR: Mutex<usize> = Mutex::new(0);
 /// `Err` the first time `seen` meets them and `Fail` afterwards; a configuration error was
 /// logged at `Err` by init already, and is repeated at `Fail` once per login.
 fn report(host: &impl Host, e: &Error, seen: Option<&FirstSeen>) -> c_int {
-    let msg = format!("ldapbind: {e}");
+    let msg = e.to_string();
     let repeated = matches!(e, Error::Config(_)) && {
         let mut last = CONFIG_LOGGED_FOR.lock().unwrap_or_else(|p| p.into_inner());
         std::mem::replace(&mut *last, host.conn_id()) == host.conn_id()
@@ -156,7 +156,7 @@ fn report(host: &impl Host, e: &Error, seen: Option<&FirstSeen>) -> c_int {
             (Level::Err, Some(seen)) => seen.level(&msg),
             (level, _) => level,
         };
-        host.log(level, &msg);
+        host.log(level, format_args!("{msg}"));
     }
     host.set_error(&msg);
     e.sasl_code()
@@ -206,7 +206,7 @@ unsafe extern "C" fn auxprop_store(
     let host = unsafe { ServerHost::from_ptr(sparams) };
     boundary(host.as_ref().map(ServerHost::utils), || {
         if let (Some(host), false) = (host.as_ref(), ctx.is_null()) {
-            host.log(Level::Note, "ldapbind: does not store properties; change passwords in the directory itself");
+            host.log(Level::Note, format_args!("does not store properties; change passwords in the directory itself"));
         }
         SASL_NOMECH
     })
