@@ -25,9 +25,8 @@ use crate::uri::{LdapUrl, Scheme};
 /// What went wrong in one plugin call.
 #[derive(Debug)]
 pub enum Error {
-    /// The configuration read at init was rejected: the lines init logged (each naming its
-    /// fix), repeated for the login that meets them.
-    Config(String),
+    /// The plugin is not configured to work.
+    Config(ConfigIssue),
 
     /// A user name that must never reach LDAP.
     BadName { shown: String, why: &'static str },
@@ -68,6 +67,16 @@ pub enum Error {
 
     /// A bug: a panic caught at the C boundary, or a state the code rules out.
     Internal(String),
+}
+
+/// Why the plugin has no usable configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigIssue {
+    /// The configuration read at init was rejected: the lines init logged, each naming its
+    /// cause and fix ([`crate::config::ConfigError`]), repeated for the login that meets them.
+    Rejected(String),
+    /// libsasl2 calls ldapbind as the canonuser plugin, but `sasl_ldapdb_uri` is not set.
+    CanonWithoutUri,
 }
 
 /// One step with one server and how it failed.
@@ -423,7 +432,11 @@ impl Error {
 
     fn lines(&self) -> (String, Option<String>) {
         match self {
-            Error::Config(lines) => (lines.clone(), None),
+            Error::Config(ConfigIssue::Rejected(lines)) => (lines.clone(), None),
+            Error::Config(ConfigIssue::CanonWithoutUri) => (
+                "sasl_canon_user_plugin is ldapbind but sasl_ldapdb_uri is not set".to_owned(),
+                Some("add `sasl_ldapdb_uri: ldap://HOST:PORT/BASE-DN` or remove sasl_canon_user_plugin".to_owned()),
+            ),
             Error::BadName { shown, why } => (format!("refusing user name {shown}: {why}"), None),
             Error::NoSuchUser { user, filter, base } => {
                 (format!("user {user} not found: no entry matches {filter} under {base}"), None)
@@ -914,7 +927,8 @@ mod tests {
         let tls = || Cause::Tls { source: rustls::Error::HandshakeNotComplete, trust: Trust::of(&c) };
         let seen = || Box::new(Seen::Bind { server: s(), said: s(), bound: false });
         let cases: Vec<(Error, c_int)> = vec![
-            (Error::Config(s()), -100),
+            (Error::Config(ConfigIssue::Rejected(s())), -100),
+            (Error::Config(ConfigIssue::CanonWithoutUri), -100),
             (Error::BadName { shown: s(), why: "w" }, -5),
             (Error::NoSuchUser { user: s(), filter: s(), base: s() }, -20),
             (Error::Ambiguous { user: s(), filter: s(), base: s(), dns: s() }, -13),
@@ -1139,6 +1153,11 @@ mod tests {
         assert!(problem.contains("at its own size limit after 1 entry (cn=a) (4 sizeLimitExceeded)"), "{problem}");
         assert!(fix.unwrap().contains("`limits dn.exact=\"cn=cyrus\" size=unlimited`"));
         assert_eq!(parts(&Error::Internal("boom".into())), ("internal error (please report): boom".to_owned(), None));
-        assert_eq!(parts(&Error::Config("a; b".into())), ("a; b".to_owned(), None));
+        assert_eq!(parts(&Error::Config(ConfigIssue::Rejected("a; b".into()))), ("a; b".to_owned(), None));
+        assert_eq!(
+            Error::Config(ConfigIssue::CanonWithoutUri).to_string(),
+            "sasl_canon_user_plugin is ldapbind but sasl_ldapdb_uri is not set; add \
+             `sasl_ldapdb_uri: ldap://HOST:PORT/BASE-DN` or remove sasl_canon_user_plugin"
+        );
     }
 }
