@@ -312,18 +312,10 @@ pub fn ppolicy_request() -> RawControl {
 /// `bound`: the bind itself succeeded (only the policy's must-change rule said no), so
 /// `ldapdb_allow_expired_password` could let it in.
 pub fn bind_refusal(server: &str, dn: &str, condition: Condition, said: &str, bound: bool) -> crate::error::Error {
-    let fix = if condition.is_password() && !bound {
-        "the user must set a new password in the directory (it refuses binds with this one, whatever \
-         sasl_ldapdb_allow_expired_password says)"
-    } else {
-        condition.user_fix()
-    };
     crate::error::Error::Account {
         condition,
-        what: format!(
-            "the account {dn} {} (LDAP server {server} answered the bind as it with {said}); {fix}",
-            condition.says()
-        ),
+        dn: dn.to_owned(),
+        seen: Box::new(crate::error::Seen::Bind { server: server.to_owned(), said: said.to_owned(), bound }),
     }
 }
 

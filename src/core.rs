@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::config::Config;
-use crate::error::Error;
+use crate::error::{CanonIssue, Error, Seen, ServiceAccount, Unsure};
 use crate::host::{FirstSeen, Host, Level, Requested};
 use crate::ldap::{Directory, Entry, Found};
 use crate::password::hash_scheme;
@@ -366,14 +366,8 @@ impl<D: Directory> Service<D> {
                 }
                 return Err(Error::Account {
                     condition: f.condition,
-                    what: format!(
-                        "user {name} ({}) {}: {}; the directory would refuse a bind, so ldapbind refuses the login; \
-                         {}",
-                        entry.dn,
-                        f.condition.says(),
-                        f.evidence(),
-                        f.condition.user_fix()
-                    ),
+                    dn: entry.dn.clone(),
+                    seen: Box::new(Seen::Entry { user: name.clone(), finding: f.clone() }),
                 });
             }
         }
@@ -509,30 +503,14 @@ impl<D: Directory> Service<D> {
 /// A search the server cut at its own size limit before a second entry could come: nobody can
 /// tell whether `user` is unique, so it is refused (plugin and daemon alike).
 pub(crate) fn unsure(config: &Config, user: &str, filter: String, server: &str, dns: &[String]) -> Error {
-    let (who, slapd) = match &config.bind {
-        crate::config::Bind::Simple { dn, .. } => {
-            (format!("the service account {dn}"), format!("`limits dn.exact=\"{dn}\" size=unlimited`"))
-        }
-        crate::config::Bind::External => (
-            "the service account (the EXTERNAL identity)".to_owned(),
-            "`limits dn.exact=\"<its DN>\" size=unlimited`".to_owned(),
-        ),
-        crate::config::Bind::Anonymous => {
-            ("anonymous searches".to_owned(), "`limits anonymous size=unlimited`".to_owned())
-        }
-    };
-    let read = match dns {
-        [] => "before any entry".to_owned(),
-        [dn] => format!("after 1 entry ({dn})"),
-        more => format!("after {} entries ({})", more.len(), more.join("; ")),
-    };
-    Error::Directory(format!(
-        "cannot tell whether user {user} is unique: LDAP server {server} ended the search {filter} under {} \
-         at its own size limit {read} (4 sizeLimitExceeded), so more entries may match and ldapbind refuses; \
-         raise the size limit of {who} to at least 2 (slapd: {slapd}, olcLimits in cn=config, or \
-         sizelimit/olcSizeLimit)",
-        config.search_base
-    ))
+    Error::Unsure(Box::new(Unsure {
+        user: user.to_owned(),
+        filter,
+        base: config.search_base.clone(),
+        server: server.to_owned(),
+        dns: dns.to_vec(),
+        account: ServiceAccount::of(&config.bind),
+    }))
 }
 
 /// What to do about an [`Unusable`] value of the secret attribute `attr`.
@@ -570,40 +548,20 @@ fn auxprop_hashed_advice(host: &impl Host, what: &str) -> String {
 /// The value of `attr` that names this entry: the only one, or the one equal to what was typed;
 /// trimmed and checked like a typed name, and refused when any value could be no name.
 fn pick_canonical(entry: &Entry, attr: &str, typed: &str) -> Result<String, Error> {
+    let canon = |issue| Error::Canon { dn: entry.dn.clone(), attr: attr.to_owned(), issue };
     let values = entry
         .values(attr)
         .iter()
-        .map(|v| {
-            trimmed_name(v).map_err(|why| Error::Canon {
-                what: format!(
-                    "entry {} has a {attr} (sasl_ldapdb_canon_attr) value that cannot be a user name: {} ({why}); \
-                     correct that value in the directory, or set sasl_ldapdb_canon_attr to an attribute that holds \
-                     plain names",
-                    entry.dn,
-                    shown_name(v)
-                ),
-            })
-        })
+        .map(|v| trimmed_name(v).map_err(|why| canon(CanonIssue::NotAName { shown: shown_name(v), why })))
         .collect::<Result<Vec<String>, Error>>()?;
     match values.as_slice() {
-        [] => Err(Error::Canon {
-            what: format!(
-                "entry {} has no {attr} (sasl_ldapdb_canon_attr), or the service account may not read it; \
-                 give the entry a {attr} or set sasl_ldapdb_canon_attr to an attribute every user has",
-                entry.dn
-            ),
-        }),
+        [] => Err(canon(CanonIssue::Missing)),
         [only] => Ok((*only).to_owned()),
-        many => {
-            many.iter().find(|v| v.eq_ignore_ascii_case(typed)).map(|v| (*v).to_owned()).ok_or_else(|| Error::Canon {
-                what: format!(
-                    "entry {} has {} values of {attr} (sasl_ldapdb_canon_attr) and none equals {typed}; \
-                     refusing to pick one: use a single-valued attribute",
-                    entry.dn,
-                    many.len()
-                ),
-            })
-        }
+        many => many
+            .iter()
+            .find(|v| v.eq_ignore_ascii_case(typed))
+            .map(|v| (*v).to_owned())
+            .ok_or_else(|| canon(CanonIssue::NoneEquals { count: many.len(), typed: typed.to_owned() })),
     }
 }
 

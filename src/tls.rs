@@ -33,6 +33,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 
 use crate::config::{Config, StartTls, TlsReqCert};
+use crate::error::{Cause, Error, LdapCode, Server, Step, Trust};
 use crate::ldap::net::Deadline;
 use crate::ldap::wire::{self, Conn, Net};
 use crate::uri::{LdapUrl, Scheme};
@@ -63,11 +64,11 @@ impl Mode {
     }
 
     /// What a connection attempt does, for "did not answer the … within" lines.
-    pub fn step(self) -> &'static str {
+    pub fn step(self) -> Step {
         match self {
-            Mode::Plain => "connect",
-            Mode::Ldaps => "connect and TLS handshake",
-            Mode::StartTls { .. } => "connect and StartTLS",
+            Mode::Plain => Step::Connect,
+            Mode::Ldaps => Step::Ldaps,
+            Mode::StartTls { .. } => Step::StartTls,
         }
     }
 }
@@ -325,13 +326,23 @@ impl ServerCertVerifier for AcceptAnyServerCert {
 /// Why [`connect`] failed.
 #[derive(Debug)]
 pub enum ConnectError {
-    /// A TLS failure, or StartTLS refused under `demand`: one complete log line.
-    Tls(String),
+    /// A TLS failure, or StartTLS refused under `demand`.
+    Tls(Error),
     /// Anything else (refused, unreachable, timeout); `step` says what was under way, e.g.
-    /// "connect and TLS handshake", for the caller's message.
-    Ldap { step: &'static str, source: LdapError },
-    /// Resolving the host or the TCP connect failed, already phrased for the log.
-    Net(crate::error::Error),
+    /// the TLS handshake, for the caller's message.
+    Ldap { step: Step, source: LdapError },
+    /// Resolving the host or the TCP connect failed.
+    Net(Error),
+}
+
+impl ConnectError {
+    /// The error for a failed connect to `url`.
+    pub fn into_error(self, cfg: &Config, url: &LdapUrl) -> Error {
+        match self {
+            ConnectError::Tls(e) | ConnectError::Net(e) => e,
+            ConnectError::Ldap { step, source } => Error::ldap(cfg, url, step, source),
+        }
+    }
 }
 
 /// Open a connection to `url` as the configuration says, by `deadline` (which covers the name
@@ -362,25 +373,22 @@ pub fn connect_on(
     deadline: Deadline,
 ) -> Result<Conn, ConnectError> {
     let mode = Mode::of(url, cfg.starttls);
-    let io = |source: io::Error| ConnectError::Ldap { step: "connect", source: LdapError::Io { source } };
+    let io = |source: io::Error| ConnectError::Ldap { step: Step::Connect, source: LdapError::Io { source } };
     let rt = wire::runtime().map_err(io)?;
     let at = tokio::time::Instant::from_std(deadline.instant());
     if url.scheme == crate::uri::Scheme::Ldapi {
         // A local socket needs no lookup, but its connect waits while the server's backlog is full.
         let socket = rt
             .block_on(async { tokio::time::timeout_at(at, tokio::net::UnixStream::connect(&url.host)).await })
-            .map_err(|elapsed| ConnectError::Ldap { step: "connect", source: LdapError::from(elapsed) })?
+            .map_err(|elapsed| ConnectError::Ldap { step: Step::Connect, source: LdapError::from(elapsed) })?
             .map_err(io)?;
-        return wire::start(rt, Net::Unix(socket)).map_err(|source| ConnectError::Ldap { step: "connect", source });
+        return wire::start(rt, Net::Unix(socket)).map_err(|source| ConnectError::Ldap { step: Step::Connect, source });
     }
     let config = match (mode.uses_tls(), tls) {
         (false, _) => None,
         (true, Some(tls)) => Some(Arc::clone(tls)),
         (true, None) => {
-            return Err(ConnectError::Tls(format!(
-                "internal error (please report): no TLS configuration for {}",
-                url.original
-            )));
+            return Err(ConnectError::Tls(Error::Internal(format!("no TLS configuration for {}", url.original))));
         }
     };
     let stream = match stream {
@@ -423,39 +431,24 @@ pub fn connect_on(
     wire::start(rt, net).map_err(|source| ConnectError::Ldap { step: mode.step(), source })
 }
 
-/// One line for a connection failure that is about TLS; `None` for anything else.
-pub fn describe_failure(cfg: &Config, url: &LdapUrl, mode: Mode, err: &LdapError) -> Option<String> {
+/// The error for a connection failure that is about TLS; `None` for anything else.
+pub fn describe_failure(cfg: &Config, url: &LdapUrl, mode: Mode, err: &LdapError) -> Option<Error> {
     if !mode.uses_tls() {
         return None;
     }
-    let server = url.endpoint();
-    match err {
-        LdapError::Rustls { source } => Some(describe_rustls(cfg, url, source)),
-        LdapError::Io { source } => {
-            if let Some(e) = rustls_error(source) {
-                return Some(describe_rustls(cfg, url, e));
+    let cause = match err {
+        LdapError::Rustls { source } => Cause::Tls { source: source.clone(), trust: Trust::of(cfg) },
+        LdapError::Io { source } => match rustls_error(source) {
+            Some(e) => Cause::Tls { source: e.clone(), trust: Trust::of(cfg) },
+            None if source.kind() == io::ErrorKind::UnexpectedEof => {
+                Cause::Io(io::Error::new(source.kind(), source.to_string()))
             }
-            (source.kind() == io::ErrorKind::UnexpectedEof).then(|| match mode {
-                Mode::StartTls { .. } => format!(
-                    "LDAP server {server} closed the connection during StartTLS; check the \
-                     server's TLS settings and its log"
-                ),
-                Mode::Ldaps | Mode::Plain => format!(
-                    "LDAP server {server} closed the connection during the TLS handshake; check \
-                     that port {} serves ldaps:// (usually 636; 389 is ldap://, which takes \
-                     sasl_ldapdb_starttls) and the server's TLS settings",
-                    url.port
-                ),
-            })
-        }
-        LdapError::DNSName { source } => Some(format!(
-            "sasl_ldapdb_uri: `{}` cannot be checked against a TLS certificate ({source}); ldap3 \
-             does not take an IPv6 address literal for TLS: use a host name that is in the \
-             server's certificate",
-            url.original
-        )),
-        _ => None,
-    }
+            None => return None,
+        },
+        LdapError::DNSName { .. } => Cause::TlsName(rustls::pki_types::InvalidDnsNameError),
+        _ => return None,
+    };
+    Some(Error::at(url, mode.step(), cause))
 }
 
 /// The rustls error inside an I/O error from the TLS stream, if any.
@@ -465,104 +458,110 @@ fn rustls_error(e: &io::Error) -> Option<&rustls::Error> {
 }
 
 /// Where the trusted CAs come from, for messages.
-fn trusted(cfg: &Config) -> String {
-    match &cfg.tls_cacert {
+fn trusted(trust: &Trust) -> String {
+    match &trust.ca_file {
         Some(path) => format!("the CA file {}", path.display()),
         None => "the system certificate store".to_owned(),
     }
 }
 
-/// One line for a rustls error while talking to `url`.
-pub fn describe_rustls(cfg: &Config, url: &LdapUrl, err: &rustls::Error) -> String {
-    let server = url.endpoint();
-    let host = &url.host;
+/// The error for a rustls error while talking to `url`.
+pub fn describe_rustls(cfg: &Config, url: &LdapUrl, err: &rustls::Error) -> Error {
+    let cause = Cause::Tls { source: err.clone(), trust: Trust::of(cfg) };
+    Error::at(url, Mode::of(url, cfg.starttls).step(), cause)
+}
+
+/// The problem and the fix for a rustls error while talking to `server`.
+pub(crate) fn rustls_lines(server: &Server, trust: &Trust, err: &rustls::Error) -> (String, Option<String>) {
+    let (host, port) = (&server.host, server.port);
+    let server = &server.endpoint;
     let of = format!("certificate of LDAP server {server}");
-    match err {
+    let (problem, fix) = match err {
         rustls::Error::InvalidCertificate(ce) => match ce {
-            CertificateError::UnknownIssuer => format!(
-                "{of} is not signed by a trusted CA (trusted: {}); set sasl_ldapdb_tls_cacert to \
-                 the CA file",
-                trusted(cfg)
+            CertificateError::UnknownIssuer => (
+                format!("{of} is not signed by a trusted CA (trusted: {})", trusted(trust)),
+                "set sasl_ldapdb_tls_cacert to the CA file".to_owned(),
             ),
             // Names only in the subject's CN (Samba's own certificate, many older AD ones): no
             // name in sasl_ldapdb_uri can match, since TLS clients check subjectAltName only.
-            CertificateError::NotValidForNameContext { presented, .. } if presented.is_empty() => format!(
-                "{of} has no subjectAltName, so it matches no name (TLS clients no longer read the \
-                 subject's CN) and not {host}; issue one with a subjectAltName for {host}, or \
-                 (knowingly, insecure: anyone on the path can then pose as the server and read the \
-                 passwords) put TLS_REQCERT never in the file sasl_ldapdb_rc names"
+            CertificateError::NotValidForNameContext { presented, .. } if presented.is_empty() => (
+                format!(
+                    "{of} has no subjectAltName, so it matches no name (TLS clients no longer read the \
+                     subject's CN) and not {host}"
+                ),
+                format!(
+                    "issue one with a subjectAltName for {host}, or (knowingly, insecure: anyone on the path \
+                     can then pose as the server and read the passwords) put TLS_REQCERT never in the file \
+                     sasl_ldapdb_rc names"
+                ),
             ),
             CertificateError::NotValidForNameContext { presented, .. } => {
                 let names: Vec<String> = presented.iter().map(|n| presented_name(n)).collect();
-                format!(
-                    "{of} is for {}, not {host}; use the name in the certificate in \
-                     sasl_ldapdb_uri",
-                    names.join(", ")
+                (
+                    format!("{of} is for {}, not {host}", names.join(", ")),
+                    "use the name in the certificate in sasl_ldapdb_uri".to_owned(),
                 )
             }
             CertificateError::NotValidForName => {
-                format!("{of} is not for {host}; use the name in the certificate in sasl_ldapdb_uri")
+                (format!("{of} is not for {host}"), "use the name in the certificate in sasl_ldapdb_uri".to_owned())
             }
-            CertificateError::ExpiredContext { time, not_after } => format!(
-                "{of} expired on {} (it is now {}); renew the server's certificate",
-                utc(*not_after),
-                utc(*time)
+            CertificateError::ExpiredContext { time, not_after } => (
+                format!("{of} expired on {} (it is now {})", utc(*not_after), utc(*time)),
+                "renew the server's certificate".to_owned(),
             ),
             CertificateError::Expired => {
-                format!("{of} has expired or is not yet valid; renew the server's certificate")
+                (format!("{of} has expired or is not yet valid"), "renew the server's certificate".to_owned())
             }
-            CertificateError::NotValidYetContext { time, not_before } => format!(
-                "{of} is not valid before {} (it is now {}); check the clocks of this host and \
-                 the server",
-                utc(*not_before),
-                utc(*time)
+            CertificateError::NotValidYetContext { time, not_before } => (
+                format!("{of} is not valid before {} (it is now {})", utc(*not_before), utc(*time)),
+                "check the clocks of this host and the server".to_owned(),
             ),
             CertificateError::NotValidYet => {
-                format!("{of} is not valid yet; check the clocks of this host and the server")
+                (format!("{of} is not valid yet"), "check the clocks of this host and the server".to_owned())
             }
-            CertificateError::Revoked => {
-                format!("{of} is revoked; the server needs a new certificate")
-            }
-            CertificateError::InvalidPurpose | CertificateError::InvalidPurposeContext { .. } => {
-                format!(
-                    "{of} is not for TLS servers (its extendedKeyUsage lacks serverAuth); issue \
-                     the server a certificate with extendedKeyUsage serverAuth"
-                )
-            }
+            CertificateError::Revoked => (format!("{of} is revoked"), "the server needs a new certificate".to_owned()),
+            CertificateError::InvalidPurpose | CertificateError::InvalidPurposeContext { .. } => (
+                format!("{of} is not for TLS servers (its extendedKeyUsage lacks serverAuth)"),
+                "issue the server a certificate with extendedKeyUsage serverAuth".to_owned(),
+            ),
             // webpki found a trusted CA with the issuer's name, but that CA did not sign it:
             // two CAs with one name (e.g. a regenerated test CA).
-            CertificateError::BadSignature => format!(
-                "{of} is not signed by the trusted CA it names (the signature does not verify; \
-                 trusted: {}); set sasl_ldapdb_tls_cacert to the CA file that signed it",
-                trusted(cfg)
+            CertificateError::BadSignature => (
+                format!(
+                    "{of} is not signed by the trusted CA it names (the signature does not verify; trusted: {})",
+                    trusted(trust)
+                ),
+                "set sasl_ldapdb_tls_cacert to the CA file that signed it".to_owned(),
             ),
-            other => format!(
-                "{of} was rejected ({other}); check the server's certificate and \
-                 sasl_ldapdb_tls_cacert (trusted: {})",
-                trusted(cfg)
+            other => (
+                format!("{of} was rejected ({other})"),
+                format!("check the server's certificate and sasl_ldapdb_tls_cacert (trusted: {})", trusted(trust)),
             ),
         },
         rustls::Error::AlertReceived(alert) => {
-            let hint = if cfg.tls_cert.is_some() {
+            let hint = if trust.client_cert {
                 "check that the server trusts the CA of the client certificate in \
                  sasl_ldapdb_tls_cert, and its TLS settings"
             } else {
                 "check the server's TLS settings (it must accept TLS 1.2 or 1.3) and its log"
             };
-            format!("LDAP server {server} refused the TLS handshake (alert: {alert:?}); {hint}")
+            (format!("LDAP server {server} refused the TLS handshake (alert: {alert:?})"), hint.to_owned())
         }
         rustls::Error::InvalidMessage(_)
         | rustls::Error::InappropriateMessage { .. }
-        | rustls::Error::InappropriateHandshakeMessage { .. } => format!(
-            "LDAP server {server} did not answer in TLS ({err}); check that port {} serves \
-             ldaps:// (usually 636; 389 is ldap://, which takes sasl_ldapdb_starttls)",
-            url.port
+        | rustls::Error::InappropriateHandshakeMessage { .. } => (
+            format!("LDAP server {server} did not answer in TLS ({err})"),
+            format!(
+                "check that port {port} serves ldaps:// (usually 636; 389 is ldap://, which takes \
+                 sasl_ldapdb_starttls)"
+            ),
         ),
-        other => format!(
-            "TLS handshake with LDAP server {server} failed: {other}; check the server's TLS \
-             settings and its log"
+        other => (
+            format!("TLS handshake with LDAP server {server} failed: {other}"),
+            "check the server's TLS settings and its log".to_owned(),
         ),
-    }
+    };
+    (problem, Some(fix))
 }
 
 /// `DnsName("ldap.example.org")` → `ldap.example.org`, `IpAddress(127.0.0.1)` → `127.0.0.1`
@@ -602,32 +601,9 @@ impl fmt::Display for Utc {
     }
 }
 
-/// `52 unavailable: Could not initialize TLS`.
-fn result_text(result: &LdapResult) -> String {
-    let name = match result.rc {
-        1 => "operationsError",
-        2 => "protocolError",
-        12 => "unavailableCriticalExtension",
-        52 => "unavailable",
-        53 => "unwillingToPerform",
-        80 => "other",
-        _ => "error",
-    };
-    if result.text.is_empty() {
-        format!("{} {name}", result.rc)
-    } else {
-        format!("{} {name}: {}", result.rc, result.text)
-    }
-}
-
-fn starttls_refused(url: &LdapUrl, result: &LdapResult) -> String {
-    format!(
-        "LDAP server {} refused StartTLS ({}) and sasl_ldapdb_starttls is demand, so ldapbind does \
-         not continue without TLS; enable TLS on the server (slapd: olcTLSCertificateFile and \
-         olcTLSCertificateKeyFile) or use its ldaps:// URL",
-        url.endpoint(),
-        result_text(result)
-    )
+/// The error for StartTLS refused under `demand`.
+fn starttls_refused(url: &LdapUrl, result: &LdapResult) -> Error {
+    Error::at(url, Step::StartTls, Cause::Result(LdapCode::of(result)))
 }
 
 fn starttls_fallback(url: &LdapUrl, result: &LdapResult) -> String {
@@ -636,7 +612,7 @@ fn starttls_fallback(url: &LdapUrl, result: &LdapResult) -> String {
          sasl_ldapdb_starttls is try, so passwords cross the network in clear; enable TLS on the \
          server and set sasl_ldapdb_starttls: demand",
         url.endpoint(),
-        result_text(result)
+        LdapCode::of(result)
     )
 }
 
@@ -869,8 +845,8 @@ mod tests {
         assert!(uses_tls(&cfg));
         let cfg = Src::new("ldap://h/dc=x").set("ldapdb_starttls", "try").config();
         assert_eq!(Mode::of(url(&cfg), cfg.starttls), Mode::StartTls { demand: false });
-        assert_eq!(Mode::StartTls { demand: true }.step(), "connect and StartTLS");
-        assert_eq!(Mode::Ldaps.step(), "connect and TLS handshake");
+        assert_eq!(Mode::StartTls { demand: true }.step(), Step::StartTls);
+        assert_eq!(Mode::Ldaps.step(), Step::Ldaps);
     }
 
     #[test]
@@ -885,7 +861,7 @@ mod tests {
         let (cert, key) = theirs.server("IP:127.0.0.1");
         let err = handshake(client, server_config(&cert, &key, None), "127.0.0.1").unwrap_err();
         assert_eq!(
-            describe_rustls(&src.config(), url(&src.config()), &err),
+            describe_rustls(&src.config(), url(&src.config()), &err).to_string(),
             "certificate of LDAP server 127.0.0.1:636 is not signed by a trusted CA (trusted: the CA \
              file /ca.pem); set sasl_ldapdb_tls_cacert to the CA file"
         );
@@ -903,7 +879,7 @@ mod tests {
         let (cert, key) = other.server("IP:127.0.0.1");
         let err = handshake(client, server_config(&cert, &key, None), "127.0.0.1").unwrap_err();
         assert_eq!(
-            describe_rustls(&cfg, url(&cfg), &err),
+            describe_rustls(&cfg, url(&cfg), &err).to_string(),
             "certificate of LDAP server 127.0.0.1:389 is not signed by a trusted CA (trusted: the \
              system certificate store); set sasl_ldapdb_tls_cacert to the CA file"
         );
@@ -925,14 +901,14 @@ mod tests {
         let (cert, key) = pki.server("DNS:ldap.example.org,DNS:ldap2.example.org,IP:10.0.0.7");
         let err = handshake(build(&src), server_config(&cert, &key, None), "127.0.0.1").unwrap_err();
         assert_eq!(
-            describe_rustls(&cfg, url(&cfg), &err),
+            describe_rustls(&cfg, url(&cfg), &err).to_string(),
             "certificate of LDAP server 127.0.0.1:6360 is for ldap.example.org, ldap2.example.org, \
              10.0.0.7, not 127.0.0.1; use the name in the certificate in sasl_ldapdb_uri"
         );
         // A client certificate is not a server certificate.
         let (cert, key) = pki.leaf("IP:127.0.0.1", "clientAuth");
         let err = handshake(build(&src), server_config(&cert, &key, None), "127.0.0.1").unwrap_err();
-        assert!(describe_rustls(&cfg, url(&cfg), &err).contains("is not for TLS servers"), "{err}");
+        assert!(describe_rustls(&cfg, url(&cfg), &err).to_string().contains("is not for TLS servers"), "{err}");
     }
 
     #[test]
@@ -954,11 +930,14 @@ mod tests {
             .file("/ca.pem", &Pki::new().ca());
         let cfg = src.config();
         let err = handshake(build(&src), server_config(&cert, &key, None), "127.0.0.1").unwrap_err();
-        assert!(describe_rustls(&cfg, url(&cfg), &err).contains("is not signed by a trusted CA"), "{err:?}");
+        assert!(
+            describe_rustls(&cfg, url(&cfg), &err).to_string().contains("is not signed by a trusted CA"),
+            "{err:?}"
+        );
         // Two CAs with one name: the signature check is what fails.
         let same_name = rustls::Error::InvalidCertificate(CertificateError::BadSignature);
         assert_eq!(
-            describe_rustls(&cfg, url(&cfg), &same_name),
+            describe_rustls(&cfg, url(&cfg), &same_name).to_string(),
             "certificate of LDAP server 127.0.0.1:636 is not signed by the trusted CA it names (the \
              signature does not verify; trusted: the CA file /ca.pem); set sasl_ldapdb_tls_cacert to \
              the CA file that signed it"
@@ -1052,7 +1031,7 @@ mod tests {
             not_after: t(1_577_923_200),
         });
         assert_eq!(
-            describe_rustls(&cfg, url(&cfg), &expired),
+            describe_rustls(&cfg, url(&cfg), &expired).to_string(),
             "certificate of LDAP server ldap.example.org:636 expired on 2020-01-02 00:00:00 UTC (it \
              is now 2027-01-15 08:00:00 UTC); renew the server's certificate"
         );
@@ -1061,14 +1040,14 @@ mod tests {
             not_before: t(951_782_400 + 3_723),
         });
         assert_eq!(
-            describe_rustls(&cfg, url(&cfg), &early),
+            describe_rustls(&cfg, url(&cfg), &early).to_string(),
             "certificate of LDAP server ldap.example.org:636 is not valid before 2000-02-29 01:02:03 \
              UTC (it is now 1970-01-01 00:00:00 UTC); check the clocks of this host and the server"
         );
         assert_eq!(Utc(4_102_444_799).to_string(), "2099-12-31 23:59:59 UTC");
         let alert = rustls::Error::AlertReceived(rustls::AlertDescription::HandshakeFailure);
         assert_eq!(
-            describe_rustls(&cfg, url(&cfg), &alert),
+            describe_rustls(&cfg, url(&cfg), &alert).to_string(),
             "LDAP server ldap.example.org:636 refused the TLS handshake (alert: HandshakeFailure); \
              check the server's TLS settings (it must accept TLS 1.2 or 1.3) and its log"
         );
@@ -1079,7 +1058,7 @@ mod tests {
         let cfg = Src::new("ldaps://127.0.0.1:1636/dc=x").config();
         let inner = rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer);
         let io_err = LdapError::Io { source: io::Error::new(io::ErrorKind::InvalidData, inner) };
-        let line = describe_failure(&cfg, url(&cfg), Mode::Ldaps, &io_err).unwrap();
+        let line = describe_failure(&cfg, url(&cfg), Mode::Ldaps, &io_err).unwrap().to_string();
         assert!(line.starts_with("certificate of LDAP server 127.0.0.1:1636 is not signed by a trusted CA"), "{line}");
         // The same error on a plain connection is not about TLS.
         assert!(describe_failure(&cfg, url(&cfg), Mode::Plain, &io_err).is_none());
@@ -1087,13 +1066,13 @@ mod tests {
         assert!(describe_failure(&cfg, url(&cfg), Mode::Ldaps, &refused).is_none());
         let eof = LdapError::Io { source: io::Error::new(io::ErrorKind::UnexpectedEof, "tls handshake eof") };
         assert_eq!(
-            describe_failure(&cfg, url(&cfg), Mode::Ldaps, &eof).unwrap(),
+            describe_failure(&cfg, url(&cfg), Mode::Ldaps, &eof).unwrap().to_string(),
             "LDAP server 127.0.0.1:1636 closed the connection during the TLS handshake; check that \
              port 1636 serves ldaps:// (usually 636; 389 is ldap://, which takes \
              sasl_ldapdb_starttls) and the server's TLS settings"
         );
         let garbled = rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType);
-        assert!(describe_rustls(&cfg, url(&cfg), &garbled).starts_with(
+        assert!(describe_rustls(&cfg, url(&cfg), &garbled).to_string().starts_with(
             "LDAP server 127.0.0.1:1636 did not answer in TLS (received corrupt message of type \
              InvalidContentType); check that port 1636 serves ldaps://"
         ));
@@ -1110,7 +1089,7 @@ mod tests {
             ctrls: vec![],
         };
         assert_eq!(
-            starttls_refused(url(&cfg), &result),
+            starttls_refused(url(&cfg), &result).to_string(),
             "LDAP server 127.0.0.1:3389 refused StartTLS (52 unavailable: Could not initialize TLS) \
              and sasl_ldapdb_starttls is demand, so ldapbind does not continue without TLS; enable \
              TLS on the server (slapd: olcTLSCertificateFile and olcTLSCertificateKeyFile) or use \
@@ -1141,7 +1120,7 @@ mod tests {
         let tls = build(&src);
         match connect(&cfg, url(&cfg), Some(&tls), Deadline::after(cfg.timeout)) {
             Err(ConnectError::Tls(line)) => assert_eq!(
-                line,
+                line.to_string(),
                 format!(
                     "sasl_ldapdb_uri: `ldaps://[::1]:{port}/dc=x` cannot be checked against a TLS \
                      certificate (invalid dns name); ldap3 does not take an IPv6 address literal \

@@ -16,7 +16,7 @@ use common::sasl::{
 };
 use common::slapd::{self, Slapd};
 use ldapbind::config::{Config, FileData, Sources};
-use ldapbind::error::Error;
+use ldapbind::error::{Cause, Error};
 use ldapbind::ldap::client::LdapDirectory;
 use ldapbind::ldap::{Directory, Found};
 
@@ -475,6 +475,20 @@ fn passing_results_fail_over_and_are_never_a_wrong_password() {
     assert_eq!(e.sasl_code(), SASL_UNAVAIL, "{e}");
 }
 
+/// The doctor's look below the search base (`first_below_base`) follows the same rules: a busy
+/// server is asked no more, the next one answers; alone, it is unavailable, not a refusal.
+#[test]
+fn a_busy_server_fails_the_look_below_the_base_over_too() {
+    let bad = answering(search, 51);
+    let good = fake_directory();
+    let dir = directory(&format!("{} {}", bad.url(FAKE_BASE), good.url(FAKE_BASE)), "2");
+    let below = dir.first_below_base();
+    assert!(matches!(&below, Ok(Some(dn)) if dn == FAKE_DN), "the second server was not asked: {below:?}");
+    let e = directory(&bad.url(FAKE_BASE), "2").first_below_base().unwrap_err();
+    assert_eq!(e.sasl_code(), SASL_UNAVAIL, "{e}");
+    assert!(e.to_string().contains("with 51 busy: scripted (a directory problem, not a wrong password)"), "{e}");
+}
+
 /// A refused service account or search is the admin's to fix: not SASL_BADAUTH either.
 #[test]
 fn configuration_refusals_are_not_wrong_passwords() {
@@ -639,7 +653,7 @@ fn a_dripping_server_cannot_stretch_an_operation() {
     let e = find(&dir).unwrap_err();
     let took = started.elapsed();
     assert!(took < Duration::from_millis(1150), "took {took:?} with ldapdb_timeout 1");
-    assert!(matches!(e, Error::Timeout(_)), "{e}");
+    assert!(matches!(&e, Error::Ldap(a) if matches!(a.cause, Cause::TimedOut { .. })), "{e}");
     assert!(e.to_string().contains("did not answer the search"), "{e}");
 }
 

@@ -166,7 +166,7 @@ mod tests {
         }
         fn check_password(&self, dn: &str, _password: &str) -> Result<bool, Error> {
             self.calls.lock().unwrap().push(format!("bind {dn}"));
-            self.bind.clone().map_err(Error::Directory)
+            self.bind.clone().map_err(Error::Internal)
         }
     }
 

@@ -8,6 +8,7 @@ use libc::c_int;
 
 use super::sasl::{SASL_FAIL, SASL_LOG_ERR};
 use super::utils::Utils;
+use crate::error::Error;
 
 thread_local! {
     /// Depth of boundaries on this thread: panics inside one are reported by the boundary,
@@ -63,7 +64,7 @@ pub fn boundary(utils: Option<Utils<'_>>, f: impl FnOnce() -> c_int) -> c_int {
     match result {
         Ok(code) => code,
         Err(payload) => {
-            let msg = format!("internal error (please report): {}", panic_text(payload.as_ref()));
+            let msg = Error::Internal(panic_text(payload.as_ref())).to_string();
             if let Some(u) = utils {
                 u.with_max_level(SASL_LOG_ERR).log(SASL_LOG_ERR, format_args!("{msg}"));
                 u.set_error(&msg);

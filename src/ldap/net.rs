@@ -11,10 +11,7 @@ use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use ldap3::LdapError;
-
-use super::client::{port_note, transport_error};
-use crate::error::Error;
+use crate::error::{Cause, Chroot, Error, Step};
 use crate::uri::LdapUrl;
 
 /// When a directory operation must be done: every URL, connect, TLS handshake, bind and message
@@ -47,6 +44,7 @@ impl Deadline {
     }
 }
 
+/// The addresses, or the lookup's error (kind and text: every waiter gets its own copy).
 type Lookup = Result<Vec<IpAddr>, (io::ErrorKind, String)>;
 
 /// A name lookup under way on its own thread; every caller asking for the same name meanwhile
@@ -95,39 +93,31 @@ pub fn resolve(host: &str, port: u16, deadline: Deadline) -> Result<Vec<SocketAd
     if let Ok(ip) = host.parse::<IpAddr>() {
         return Ok(vec![SocketAddr::new(ip, port)]);
     }
-    let pending = pending_lookup(host).map_err(|e| ResolveError::Failed(e.to_string()))?;
+    let pending = pending_lookup(host).map_err(ResolveError::Failed)?;
     let guard = lock(&pending.result);
     let (guard, _) =
         pending.done.wait_timeout_while(guard, deadline.left(), |r| r.is_none()).unwrap_or_else(|p| p.into_inner());
     match &*guard {
         Some(Ok(ips)) if !ips.is_empty() => Ok(ips.iter().map(|ip| SocketAddr::new(*ip, port)).collect()),
-        Some(Ok(_)) => Err(ResolveError::Failed("no address".into())),
-        Some(Err((_, e))) => Err(ResolveError::Failed(e.clone())),
+        Some(Ok(_)) => Err(ResolveError::Failed(io::Error::new(io::ErrorKind::NotFound, "no address"))),
+        Some(Err((kind, e))) => Err(ResolveError::Failed(io::Error::new(*kind, e.clone()))),
         None => Err(ResolveError::TimedOut),
     }
 }
 
 pub enum ResolveError {
     TimedOut,
-    Failed(String),
+    Failed(io::Error),
 }
 
 impl ResolveError {
-    /// The log line for `url`; `configured` is the `ldapdb_timeout` the message names.
+    /// The error for `url`; `configured` is the `ldapdb_timeout` the message names.
     pub fn into_error(self, url: &LdapUrl, configured: Duration) -> Error {
-        match self {
-            ResolveError::TimedOut => Error::Timeout(format!(
-                "resolving {} from sasl_ldapdb_uri took longer than {}s (sasl_ldapdb_timeout); check the \
-                 host name and this host's DNS resolver, or write the server's IP address",
-                url.host,
-                configured.as_secs_f64()
-            )),
-            ResolveError::Failed(e) => Error::Unavailable(format!(
-                "cannot resolve {} from sasl_ldapdb_uri ({e}); {}",
-                url.host,
-                chroot_note().unwrap_or_else(|| "check the host name".to_owned())
-            )),
-        }
+        let cause = match self {
+            ResolveError::TimedOut => Cause::TimedOut { timeout: configured },
+            ResolveError::Failed(source) => Cause::Unresolved { source, chroot: chroot() },
+        };
+        Error::at(url, Step::Resolve, cause)
     }
 }
 
@@ -159,24 +149,17 @@ pub fn connect_addrs(
             Err(e) => last = Some(e),
         }
     }
-    Err(match last {
-        Some(e) if e.kind() != io::ErrorKind::TimedOut && e.kind() != io::ErrorKind::WouldBlock => {
-            transport_error(url, "connect", configured, LdapError::Io { source: e })
-        }
-        _ => Error::Timeout(format!(
-            "LDAP server {}{} did not answer the connect within {}s (sasl_ldapdb_timeout); check that the \
-             server is up and that host and port in sasl_ldapdb_uri are right",
-            url.endpoint(),
-            port_note(url),
-            configured.as_secs_f64()
-        )),
-    })
+    let cause = match last {
+        Some(e) if e.kind() != io::ErrorKind::TimedOut && e.kind() != io::ErrorKind::WouldBlock => Cause::Io(e),
+        _ => Cause::TimedOut { timeout: configured },
+    };
+    Err(Error::at(url, Step::Connect, cause))
 }
 
 /// When this process runs chrooted (Postfix's smtpd in /var/spool/postfix opens its LDAP
 /// connections there), name resolution uses the chroot's own `etc/` files, which may be missing
-/// or stale while the admin's shell resolves the name fine: say so, and name the fix.
-fn chroot_note() -> Option<String> {
+/// or stale while the admin's shell resolves the name fine: the message says so.
+fn chroot() -> Option<Chroot> {
     use std::os::unix::fs::MetadataExt as _;
     let root_id = |p: &str| std::fs::metadata(p).ok().map(|m| (m.dev(), m.ino()));
     // No /proc at all (a chroot seldom has one), or a root other than init's.
@@ -188,18 +171,9 @@ fn chroot_note() -> Option<String> {
     if !chrooted {
         return None;
     }
-    let missing: Vec<&str> =
+    let missing =
         ["/etc/hosts", "/etc/resolv.conf"].into_iter().filter(|f| !std::path::Path::new(f).exists()).collect();
-    let missing = match missing.as_slice() {
-        [] => String::new(),
-        files => format!(", which has no {}", files.join(" and no ")),
-    };
-    Some(format!(
-        "this process runs chrooted (its root is not the system's `/`; Postfix's smtpd runs in \
-         /var/spool/postfix){missing}: copy /etc/hosts, /etc/resolv.conf and /etc/nsswitch.conf into the \
-         chroot's etc/ (Debian's postfix service does that when it starts, a bare `postfix start` does not), \
-         or write the server's IP address in sasl_ldapdb_uri"
-    ))
+    Some(Chroot { missing })
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 //!
 //! It connects the way [`super::client::LdapDirectory`] does ([`net::resolve`],
 //! [`net::connect_addrs`], [`crate::tls::connect_on`], one deadline, the same TLS configuration)
-//! and reports with the same one-line messages ([`transport_error`], [`service_bind_checked`]),
+//! and reports with the same errors ([`Error::ldap`], [`service_bind_checked`]),
 //! but keeps nothing: every probe opens its
 //! own connection and closes it. The plugin never calls this module.
 
@@ -14,15 +14,14 @@ use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ldap3::LdapError;
 use rustls::ClientConfig;
 
-use super::client::{service_bind_checked, transport_error};
+use super::client::service_bind_checked;
 use super::net::{self, Deadline};
 use super::wire::Conn;
 use crate::config::{Bind, Config};
-use crate::error::Error;
-use crate::tls::{ConnectError, Mode};
+use crate::error::{Cause, Error, Step};
+use crate::tls::Mode;
 use crate::uri::{LdapUrl, Scheme};
 
 /// How long the closing unbind may take; its outcome does not matter.
@@ -103,11 +102,7 @@ pub fn probe(cfg: &Config, url: &LdapUrl, tls: Option<&Arc<ClientConfig>>) -> Pr
     let mut conn = match crate::tls::connect_on(cfg, url, tls, stream, deadline) {
         Ok(conn) => conn,
         Err(e) => {
-            let err = match e {
-                ConnectError::Tls(line) => Error::Unavailable(line),
-                ConnectError::Ldap { step, source } => transport_error(url, step, cfg.timeout, source),
-                ConnectError::Net(e) => e,
-            };
+            let err = e.into_error(cfg, url);
             if mode.uses_tls() {
                 steps.push((ProbeStep::Tls, Outcome::Failed(err)));
             } else if let Some(last) = steps.last_mut() {
@@ -121,11 +116,7 @@ pub fn probe(cfg: &Config, url: &LdapUrl, tls: Option<&Arc<ClientConfig>>) -> Pr
         Mode::Ldaps => Outcome::Ok("established (ldaps://, TLS from the first byte)".into()),
         Mode::StartTls { .. } if encrypted => Outcome::Ok("established (StartTLS, sasl_ldapdb_starttls)".into()),
         // `try` went on in cleartext: the server refused StartTLS.
-        Mode::StartTls { .. } => Outcome::Failed(Error::Unavailable(format!(
-            "LDAP server {} refused StartTLS, so sasl_ldapdb_starttls: try goes on in cleartext and the \
-             bind password crosses the network unencrypted; enable TLS on the server, or use ldaps://",
-            url.endpoint()
-        ))),
+        Mode::StartTls { .. } => Outcome::Failed(Error::at(url, Step::StartTls, Cause::Cleartext)),
         Mode::Plain if url.scheme == Scheme::Ldapi => Outcome::NotNeeded("not used: ldapi:// is a local socket".into()),
         Mode::Plain => Outcome::NotNeeded(
             "not used: ldap:// without sasl_ldapdb_starttls (fine on localhost; across a network \
@@ -147,16 +138,8 @@ fn resolve(cfg: &Config, url: &LdapUrl, deadline: Deadline) -> (Outcome, Vec<Soc
     if url.scheme == Scheme::Ldapi {
         let outcome = match std::fs::metadata(&url.host) {
             Ok(m) if m.file_type().is_socket() => Outcome::Ok(format!("socket {} exists", url.host)),
-            Ok(_) => Outcome::Failed(Error::Unavailable(format!(
-                "{} is not a socket; check the path in sasl_ldapdb_uri (percent-encoded, e.g. \
-                 ldapi://%2Fvar%2Frun%2Fslapd%2Fldapi)",
-                url.host
-            ))),
-            Err(e) => Outcome::Failed(Error::Unavailable(format!(
-                "ldapi socket {}: {e}; check that the LDAP server listens on it and the path in \
-                 sasl_ldapdb_uri (percent-encoded, e.g. ldapi://%2Fvar%2Frun%2Fslapd%2Fldapi)",
-                url.host
-            ))),
+            Ok(_) => Outcome::Failed(Error::at(url, Step::Resolve, Cause::NotSocket)),
+            Err(e) => Outcome::Failed(Error::at(url, Step::Resolve, Cause::Io(e))),
         };
         return (outcome, Vec::new());
     }
@@ -176,7 +159,7 @@ fn connect(cfg: &Config, url: &LdapUrl, addrs: &[SocketAddr], deadline: Deadline
     if url.scheme == Scheme::Ldapi {
         let outcome = match UnixStream::connect(&url.host) {
             Ok(_) => Outcome::Ok(format!("connected to {} ({} ms)", url.host, started.elapsed().as_millis())),
-            Err(e) => Outcome::Failed(transport_error(url, "connect", cfg.timeout, LdapError::Io { source: e })),
+            Err(e) => Outcome::Failed(Error::at(url, Step::Connect, Cause::of_io(e, cfg))),
         };
         return (outcome, None);
     }
@@ -198,7 +181,7 @@ fn service_bind(cfg: &Config, url: &LdapUrl, conn: &mut Conn, deadline: Deadline
         Bind::External => (conn.sasl_external_bind(deadline), "with SASL EXTERNAL".to_string()),
     };
     match result {
-        Err(e) => Outcome::Failed(transport_error(url, "bind", cfg.timeout, e)),
+        Err(e) => Outcome::Failed(Error::ldap(cfg, url, Step::service_bind(cfg), e)),
         Ok(res) => match service_bind_checked(cfg, url, &res) {
             Ok(()) => Outcome::Ok(format!("bound {who}")),
             Err(e) => Outcome::Failed(e),

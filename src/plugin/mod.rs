@@ -10,7 +10,7 @@ use std::sync::Mutex;
 use libc::{c_char, c_int, c_uint, c_void};
 
 use crate::core::LookupFlags;
-use crate::error::Error;
+use crate::error::{ConfigIssue, Error};
 use crate::ffi::boundary::boundary;
 use crate::ffi::bytes::{copy_in, copy_out};
 use crate::ffi::sasl::*;
@@ -176,7 +176,7 @@ unsafe extern "C" fn auxprop_lookup(
         let Some(plugin) = state::current() else { return SASL_NOMECH };
         let service = match &plugin.setup {
             Setup::Unconfigured => return SASL_NOMECH,
-            Setup::Broken(msg) => return report(host, &Error::Config(msg.clone()), None),
+            Setup::Broken(msg) => return report(host, &Error::Config(ConfigIssue::Rejected(msg.clone())), None),
             Setup::Ready(service) => service,
         };
         // SAFETY: non-null; libsasl2 passes `ulen` bytes (or a C string when 0).
@@ -236,15 +236,8 @@ unsafe extern "C" fn canon_user_server(
         let plugin = state::current();
         let (result, seen) = match plugin.as_deref().map(|p| &p.setup) {
             Some(Setup::Ready(service)) => (service.canonicalize(host, &input), Some(service.seen())),
-            Some(Setup::Broken(msg)) => (Err(Error::Config(msg.clone())), None),
-            Some(Setup::Unconfigured) | None => (
-                Err(Error::Config(
-                    "sasl_canon_user_plugin is ldapbind but sasl_ldapdb_uri is not set; add \
-                     `sasl_ldapdb_uri: ldap://HOST:PORT/BASE-DN` or remove sasl_canon_user_plugin"
-                        .into(),
-                )),
-                None,
-            ),
+            Some(Setup::Broken(msg)) => (Err(Error::Config(ConfigIssue::Rejected(msg.clone()))), None),
+            Some(Setup::Unconfigured) | None => (Err(Error::Config(ConfigIssue::CanonWithoutUri)), None),
         };
         // SAFETY: out has out_umax writable bytes and out_ulen is writable (libsasl2's buffers).
         match result.and_then(|name| unsafe { copy_out(name.as_bytes(), out, out_umax, out_ulen) }) {
