@@ -683,3 +683,327 @@ fn notice(op: StructureTag) -> io::Error {
         format!("the server ended the connection with a Notice of Disconnection{why}"),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ldap3::{DerefAliases, SearchEntry};
+    use std::thread::{self, JoinHandle};
+    use std::time::Instant;
+
+    fn hex(s: &str) -> Vec<u8> {
+        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+    }
+
+    /// A BER element with a definite length, written by hand (not by the codec under test).
+    fn ber(tag: u8, parts: &[&[u8]]) -> Vec<u8> {
+        let body = parts.concat();
+        let mut out = vec![tag];
+        if body.len() < 128 {
+            out.push(body.len() as u8);
+        } else {
+            let len = (body.len() as u32).to_be_bytes();
+            let skip = len.iter().take_while(|b| **b == 0).count();
+            out.push(0x80 | (4 - skip) as u8);
+            out.extend(&len[skip..]);
+        }
+        out.extend(body);
+        out
+    }
+
+    fn msg(id: u8, op: &[u8], controls: &[u8]) -> Vec<u8> {
+        ber(0x30, &[&ber(0x02, &[&[id]]), op, controls])
+    }
+
+    /// An LDAPResult under `tag` with result code `rc` and diagnostic `text`, then `extra`.
+    fn result(tag: u8, rc: u8, text: &str, extra: &[u8]) -> Vec<u8> {
+        ber(tag, &[&ber(0x0a, &[&[rc]]), &ber(0x04, &[]), &ber(0x04, &[text.as_bytes()]), extra])
+    }
+
+    fn entry(dn: &str, attrs: &[(&str, &[&[u8]])]) -> Vec<u8> {
+        let attrs: Vec<Vec<u8>> = attrs
+            .iter()
+            .map(|(name, values)| {
+                let values: Vec<Vec<u8>> = values.iter().map(|v| ber(0x04, &[v])).collect();
+                let values: Vec<&[u8]> = values.iter().map(Vec::as_slice).collect();
+                ber(0x30, &[&ber(0x04, &[name.as_bytes()]), &ber(0x31, &values)])
+            })
+            .collect();
+        let attrs: Vec<&[u8]> = attrs.iter().map(Vec::as_slice).collect();
+        ber(0x64, &[&ber(0x04, &[dn.as_bytes()]), &ber(0x30, &attrs)])
+    }
+
+    /// One whole message from the client's side of the pair.
+    fn read_request(s: &mut UnixStream) -> Vec<u8> {
+        let mut head = [0u8; 2];
+        s.read_exact(&mut head).unwrap();
+        let mut out = head.to_vec();
+        let len = if head[1] & 0x80 == 0 {
+            usize::from(head[1])
+        } else {
+            let mut n = vec![0u8; usize::from(head[1] & 0x7f)];
+            s.read_exact(&mut n).unwrap();
+            out.extend(&n);
+            n.iter().fold(0, |l, b| l << 8 | usize::from(*b))
+        };
+        let mut body = vec![0u8; len];
+        s.read_exact(&mut body).unwrap();
+        out.extend(body);
+        out
+    }
+
+    /// A connection to a scripted peer: `serve` gets the other end and returns what it read.
+    fn with_peer<T: Send + 'static>(serve: impl FnOnce(UnixStream) -> T + Send + 'static) -> (Conn, JoinHandle<T>) {
+        let (ours, theirs) = UnixStream::pair().unwrap();
+        (Conn::unix(ours), thread::spawn(move || serve(theirs)))
+    }
+
+    fn secs(n: u64) -> Deadline {
+        Deadline::after(Duration::from_secs(n))
+    }
+
+    fn search_all(conn: &mut Conn, deadline: Deadline) -> Result<(Vec<ResultEntry>, LdapResult)> {
+        let mut search = conn.search("dc=x", Scope::Subtree, "(uid=a)", vec![], SearchOptions::new(), deadline)?;
+        let mut entries = Vec::new();
+        while let Some(e) = search.next_entry()? {
+            entries.push(e);
+        }
+        Ok((entries, search.result()))
+    }
+
+    // Captured from ldap3 0.12.1's own client (LdapConn, the same calls, message ids 1 to 5)
+    // against a listener that recorded what it received.
+    const LDAP3_SIMPLE_BIND: &str = "305702010160330201030426636e3d63797275732c6f753d6d616368696e65732c64633d75736572732c64633d6c6f63616c8006736563726574a01d301b0419312e332e362e312e342e312e34322e322e32372e382e352e31";
+    const LDAP3_EXTERNAL_BIND: &str = "301802010260130201030400a30c040845585445524e414c0400";
+    const LDAP3_USER_SEARCH: &str = "305f020103635a041164633d75736572732c64633d6c6f63616c0a01020a0100020102020100010100a121a30e040375696404076a6f686e646f65a30f04046d61696c04076a6f686e646f653013040c7573657250617373776f72640403756964";
+    const LDAP3_ROOT_DSE_SEARCH: &str =
+        "302a020104632504000a01000a01030201000201070101ff870b6f626a656374436c61737330050403312e31";
+    const LDAP3_UNBIND: &str = "30050201054200";
+
+    #[test]
+    fn requests_are_encoded_byte_for_byte_as_ldap3_does() {
+        let (mut conn, peer) = with_peer(|mut s| {
+            let mut seen = Vec::new();
+            for (id, tag) in [(1, 0x61), (2, 0x61), (3, 0x65), (4, 0x65)] {
+                seen.push(read_request(&mut s));
+                s.write_all(&msg(id, &result(tag, 0, "", &[]), &[])).unwrap();
+            }
+            seen.push(read_request(&mut s));
+            seen
+        });
+        let d = secs(5);
+        assert_eq!(conn.simple_bind("cn=cyrus,ou=machines,dc=users,dc=local", "secret", d).unwrap().rc, 0);
+        assert_eq!(conn.sasl_external_bind(d).unwrap().rc, 0);
+        let opts = SearchOptions::new().deref(DerefAliases::Never).sizelimit(2);
+        let attrs = vec!["userPassword".to_owned(), "uid".to_owned()];
+        let mut s = conn.search("dc=users,dc=local", Scope::Subtree, "(|(uid=johndoe)(mail=johndoe))", attrs, opts, d);
+        assert!(s.as_mut().unwrap().next_entry().unwrap().is_none());
+        drop(s);
+        let opts = SearchOptions::new().deref(DerefAliases::Always).timelimit(7).typesonly(true);
+        let mut s = conn.search("", Scope::Base, "(objectClass=*)", vec!["1.1".to_owned()], opts, d).unwrap();
+        assert!(s.next_entry().unwrap().is_none());
+        assert_eq!(s.result().rc, 0);
+        conn.unbind(Duration::from_secs(1));
+        let seen = peer.join().unwrap();
+        let want = [LDAP3_SIMPLE_BIND, LDAP3_EXTERNAL_BIND, LDAP3_USER_SEARCH, LDAP3_ROOT_DSE_SEARCH, LDAP3_UNBIND];
+        for (seen, want) in seen.iter().zip(want) {
+            assert_eq!(seen, &hex(want));
+        }
+        assert_eq!(seen.len(), 5);
+    }
+
+    /// An entry, a referral and the done message with a ppolicy response control, as one stream.
+    fn search_answer(id: u8) -> Vec<u8> {
+        let values: &[&[u8]] = &[b"secret", b"\xff\xfe"];
+        let control =
+            ber(0xa0, &[&ber(0x30, &[&ber(0x04, &[b"1.3.6.1.4.1.42.2.27.8.5.1"]), &ber(0x04, &[&[0x30, 0x00]])])]);
+        let refs = ber(0xa3, &[&ber(0x04, &[b"ldap://other/dc=x"])]);
+        [
+            msg(id, &entry("uid=a,dc=x", &[("uid", &[b"a"]), ("userPassword", values)]), &[]),
+            msg(id, &ber(0x73, &[&ber(0x04, &[b"ldap://elsewhere/dc=y"])]), &[]),
+            msg(id, &result(0x65, 10, "see there", &refs), &control),
+        ]
+        .concat()
+    }
+
+    fn check_search_answer(entries: Vec<ResultEntry>, done: LdapResult) {
+        assert_eq!(entries.len(), 2);
+        assert!(entries[1].is_ref());
+        let e = SearchEntry::construct(entries[0].clone());
+        assert_eq!(e.dn, "uid=a,dc=x");
+        assert_eq!(e.attrs["uid"], ["a"]);
+        // ldap3 keeps an attribute with a value that is not UTF-8 as bytes, all its values.
+        assert_eq!(e.bin_attrs["userPassword"], [b"\xff\xfe".to_vec(), b"secret".to_vec()]);
+        assert_eq!(
+            (done.rc, done.text.as_str(), done.refs.as_slice()),
+            (10, "see there", ["ldap://other/dc=x".to_owned()].as_slice())
+        );
+        let [Control(_, raw)] = done.ctrls.as_slice() else { panic!("{:?}", done.ctrls) };
+        assert_eq!(
+            (raw.ctype.as_str(), raw.crit, raw.val.as_deref()),
+            (crate::account::PPOLICY_OID, false, Some(&[0x30, 0][..]))
+        );
+    }
+
+    #[test]
+    fn entries_references_and_the_result_with_its_controls_are_decoded() {
+        let (mut conn, peer) = with_peer(|mut s| {
+            read_request(&mut s);
+            s.write_all(&search_answer(1)).unwrap();
+            s
+        });
+        let (entries, done) = search_all(&mut conn, secs(5)).unwrap();
+        check_search_answer(entries, done);
+        drop(peer.join().unwrap());
+    }
+
+    #[test]
+    fn messages_split_at_every_byte_are_read_whole() {
+        let answer = search_answer(1);
+        for split in 1..answer.len() {
+            let (first, second) = (answer[..split].to_vec(), answer[split..].to_vec());
+            let (mut conn, peer) = with_peer(move |mut s| {
+                read_request(&mut s);
+                s.write_all(&first).unwrap();
+                // Let the client read the first piece on its own.
+                thread::sleep(Duration::from_millis(2));
+                s.write_all(&second).unwrap();
+                s
+            });
+            let (entries, done) = search_all(&mut conn, secs(5)).unwrap_or_else(|e| panic!("split at {split}: {e}"));
+            check_search_answer(entries, done);
+            drop(peer.join().unwrap());
+        }
+    }
+
+    #[test]
+    fn a_message_over_the_limit_is_refused_from_its_header_before_its_body() {
+        let (fits, over) = ([0x30, 0x83, 0x10, 0x00, 0x00], [0x30, 0x84, 0x17, 0xd7, 0x84, 0x00]);
+        assert_eq!(frame(&fits), Ok(Some((5, MAX_MESSAGE))));
+        assert_eq!(frame(&over[..5]), Ok(None));
+        for (header, says) in [
+            (&over[..], "message of 400000000 bytes, over ldapbind's limit of 1048576 bytes"),
+            (&[0x30, 0x80][..], "indefinite length"),
+        ] {
+            // Only the header is ever sent, and the peer keeps the connection open: the client
+            // refuses at once, without waiting for (or making room for) a body.
+            let header = header.to_vec();
+            let (mut conn, peer) = with_peer(move |mut s| {
+                read_request(&mut s);
+                s.write_all(&header).unwrap();
+                s
+            });
+            let started = Instant::now();
+            let e = conn.simple_bind("cn=x", "pw", secs(5)).unwrap_err();
+            assert!(started.elapsed() < Duration::from_secs(1), "{e}");
+            assert!(e.to_string().contains(says), "{e}");
+            assert!(conn.buf.len() <= KEEP_BUFFER);
+            // The connection is unusable from then on.
+            assert_eq!(conn.sasl_external_bind(secs(5)).unwrap_err().to_string(), e.to_string());
+            drop(peer.join().unwrap());
+        }
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_without_recursing_into_it() {
+        // 200,000 nested SEQUENCEs (1 MB, under the size limit): ldap3's parser would recurse
+        // once per level and overflow the stack.
+        const LEVELS: u32 = 200_000;
+        let nested: Vec<u8> = (1..=LEVELS)
+            .flat_map(|level| {
+                let len = (5 * (LEVELS - level)).to_be_bytes();
+                [0x30, 0x83, len[1], len[2], len[3]]
+            })
+            .collect();
+        let answer = msg(1, &ber(0x61, &[&nested]), &[]);
+        let (mut conn, peer) = with_peer(move |mut s| {
+            read_request(&mut s);
+            s.write_all(&answer).unwrap();
+            s
+        });
+        let e = conn.simple_bind("cn=x", "pw", secs(5)).unwrap_err();
+        assert!(e.to_string().contains("malformed message (nested too deep"), "{e}");
+        drop(peer.join().unwrap());
+        assert!(nesting_within(&msg(1, &entry("cn=x", &[("a", &[b"b"])]), &[]), MAX_DEPTH));
+    }
+
+    #[test]
+    fn a_notice_of_disconnection_ends_the_connection_and_others_messages_are_skipped() {
+        let (mut conn, peer) = with_peer(|mut s| {
+            read_request(&mut s);
+            // A late answer to an earlier request is skipped; the bind's own answer counts.
+            s.write_all(&[msg(7, &result(0x65, 0, "", &[]), &[]), msg(1, &result(0x61, 49, "no", &[]), &[])].concat())
+                .unwrap();
+            read_request(&mut s);
+            let notice = ber(0x78, &[&ber(0x0a, &[&[52]]), &ber(0x04, &[]), &ber(0x04, &[b"shutting down"])]);
+            s.write_all(&msg(0, &notice, &[])).unwrap();
+            s
+        });
+        let res = conn.simple_bind("cn=x", "wrong", secs(5)).unwrap();
+        assert_eq!((res.rc, res.text.as_str()), (49, "no"));
+        let e = conn.simple_bind("cn=x", "pw", secs(5)).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::ConnectionAborted);
+        assert_eq!(
+            e.to_string(),
+            "the server ended the connection with a Notice of Disconnection (result 52: shutting down)"
+        );
+        assert_eq!(conn.sasl_external_bind(secs(5)).unwrap_err().kind(), io::ErrorKind::ConnectionAborted);
+        drop(peer.join().unwrap());
+    }
+
+    #[test]
+    fn a_silent_or_dripping_peer_times_out_by_the_deadline() {
+        let answer = msg(1, &result(0x61, 0, "", &[]), &[]);
+        let (mut conn, peer) = with_peer(move |mut s| {
+            read_request(&mut s);
+            for b in answer {
+                thread::sleep(Duration::from_millis(100));
+                if s.write_all(&[b]).is_err() {
+                    break;
+                }
+            }
+        });
+        let started = Instant::now();
+        let e = conn.simple_bind("cn=x", "pw", Deadline::after(Duration::from_millis(300))).unwrap_err();
+        let took = started.elapsed();
+        assert_eq!(e.kind(), io::ErrorKind::TimedOut, "{e}");
+        assert!(took >= Duration::from_millis(290) && took < Duration::from_millis(450), "{took:?}");
+        drop(conn);
+        peer.join().unwrap();
+    }
+
+    #[test]
+    fn dropping_a_connection_writes_nothing() {
+        let (mut conn, peer) = with_peer(|mut s| {
+            read_request(&mut s);
+            s.write_all(&msg(1, &result(0x61, 0, "", &[]), &[])).unwrap();
+            let mut rest = Vec::new();
+            s.read_to_end(&mut rest).unwrap();
+            rest
+        });
+        conn.simple_bind("cn=x", "pw", secs(5)).unwrap();
+        drop(conn);
+        assert!(peer.join().unwrap().is_empty(), "a dropped connection wrote to its peer");
+    }
+
+    #[test]
+    fn malformed_entries_and_results_are_errors_not_panics() {
+        let bad_entries = [
+            ber(0x64, &[&ber(0x04, &[b"\xff"]), &ber(0x30, &[])]), // DN not UTF-8
+            ber(0x64, &[&ber(0x04, &[b"cn=x"])]),                  // no attributes
+            ber(0x64, &[&ber(0x04, &[b"cn=x"]), &ber(0x30, &[&ber(0x04, &[b"a"])])]), // attribute not a sequence
+            result(0x65, 0, "", &[]).into_iter().take(3).collect(), // truncated
+        ];
+        for op in bad_entries {
+            let answer = msg(1, &op, &[]);
+            let (mut conn, peer) = with_peer(move |mut s| {
+                read_request(&mut s);
+                s.write_all(&answer).unwrap();
+                s
+            });
+            let e = search_all(&mut conn, secs(5)).unwrap_err();
+            assert_eq!(e.kind(), io::ErrorKind::InvalidData, "{e}");
+            drop(peer.join().unwrap());
+        }
+    }
+}
