@@ -973,6 +973,28 @@ mod tests {
     }
 
     #[test]
+    fn an_ldapi_connect_to_a_full_backlog_times_out_by_the_deadline() {
+        use socket2::{Domain, SockAddr, Socket, Type};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ldapi");
+        let listener = Socket::new(Domain::UNIX, Type::STREAM, None).unwrap();
+        listener.bind(&SockAddr::unix(&path).unwrap()).unwrap();
+        // Backlog 0: one connection waits to be accepted (never), the next one finds it full.
+        listener.listen(0).unwrap();
+        let path = path.to_str().unwrap().to_owned();
+        let _first = connect_unix(&path, secs(1)).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        thread::spawn(move || {
+            let started = Instant::now();
+            let result = connect_unix(&path, Deadline::after(Duration::from_millis(300)));
+            let _ = tx.send((result.map(drop), started.elapsed()));
+        });
+        let (result, took) = rx.recv_timeout(Duration::from_secs(3)).expect("connect still waiting after 3 s");
+        assert_eq!(result.unwrap_err().kind(), io::ErrorKind::TimedOut);
+        assert!(took >= Duration::from_millis(250) && took < Duration::from_millis(600), "{took:?}");
+    }
+
+    #[test]
     fn dropping_a_connection_writes_nothing() {
         let (mut conn, peer) = with_peer(|mut s| {
             read_request(&mut s);
