@@ -242,35 +242,25 @@ pub enum Cause {
     Cleartext,
     /// The ldapi:// path is not a socket.
     NotSocket,
-    /// Anything else ldap3 reported.
-    Ldap(ldap3::LdapError),
 }
 
 impl Cause {
-    /// The cause of a failed ldap3 call, with `cfg`'s timeout and trust for the message.
-    /// Timeouts come as `LdapError::Timeout` or as an I/O error of kind `TimedOut` (or
-    /// `WouldBlock`, a socket read timeout on Unix); a rustls error as `LdapError::Rustls` or
-    /// inside an I/O error.
-    pub fn of(e: ldap3::LdapError, cfg: &Config) -> Cause {
-        use ldap3::LdapError;
-        match e {
-            LdapError::Timeout { .. } => Cause::TimedOut { timeout: cfg.timeout },
-            LdapError::Rustls { source } => Cause::Tls { source, trust: Trust::of(cfg) },
-            LdapError::DNSName { source } => Cause::TlsName(source),
-            LdapError::Io { source } => Cause::of_io(source, cfg),
-            other => Cause::Ldap(other),
-        }
-    }
-
-    /// The cause an I/O error stands for (see [`Cause::of`]).
+    /// The cause a failed connection's I/O error stands for, with `cfg`'s timeout and trust for
+    /// the message: [`crate::ldap::wire`] reports a timeout as kind `TimedOut` (or `WouldBlock`,
+    /// a socket read timeout on Unix), a TLS failure and an unusable TLS name as the rustls error
+    /// inside.
     pub fn of_io(source: io::Error, cfg: &Config) -> Cause {
         if matches!(source.kind(), io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock) {
             return Cause::TimedOut { timeout: cfg.timeout };
         }
-        match source.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
-            Some(tls) => Cause::Tls { source: tls.clone(), trust: Trust::of(cfg) },
-            None => Cause::Io(source),
+        let inner = source.get_ref();
+        if let Some(tls) = inner.and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
+            return Cause::Tls { source: tls.clone(), trust: Trust::of(cfg) };
         }
+        if inner.is_some_and(|inner| inner.is::<rustls::pki_types::InvalidDnsNameError>()) {
+            return Cause::TlsName(rustls::pki_types::InvalidDnsNameError);
+        }
+        Cause::Io(source)
     }
 }
 
@@ -371,9 +361,9 @@ impl Error {
         Error::Ldap(Box::new(Attempt { server: Server::of(url), step, cause }))
     }
 
-    /// An ldap3 call at `step` with the server `url` failed with `e`.
-    pub fn ldap(cfg: &Config, url: &LdapUrl, step: Step, e: ldap3::LdapError) -> Error {
-        Error::at(url, step, Cause::of(e, cfg))
+    /// Talking to the server `url` at `step` failed with `e`.
+    pub fn ldap(cfg: &Config, url: &LdapUrl, step: Step, e: io::Error) -> Error {
+        Error::at(url, step, Cause::of_io(e, cfg))
     }
 
     /// The SASL result code for this error; no wildcard arm, so a new variant must choose.
@@ -485,7 +475,6 @@ impl std::error::Error for Error {
             Cause::Io(e) | Cause::Unresolved { source: e, .. } => Some(e),
             Cause::Tls { source, .. } => Some(source),
             Cause::TlsName(e) => Some(e),
-            Cause::Ldap(e) => Some(e),
             Cause::TimedOut { .. } | Cause::Result(_) | Cause::Policy { .. } | Cause::Cleartext | Cause::NotSocket => {
                 None
             }
@@ -508,8 +497,7 @@ impl Attempt {
             | Cause::Tls { .. }
             | Cause::TlsName(_)
             | Cause::Cleartext
-            | Cause::NotSocket
-            | Cause::Ldap(_) => SASL_UNAVAIL,
+            | Cause::NotSocket => SASL_UNAVAIL,
         }
     }
 
@@ -580,11 +568,10 @@ impl Attempt {
             ),
             // ldap3's words for an I/O error.
             (step, Cause::Io(e)) => other_lines(s, step, format_args!("I/O error: {e}")),
-            (step, Cause::Ldap(e)) => other_lines(s, step, format_args!("{e}")),
             (_, Cause::Tls { source, trust }) => crate::tls::rustls_lines(s, trust, source),
             (_, Cause::TlsName(e)) => lines(
                 format!("sasl_ldapdb_uri: `{}` cannot be checked against a TLS certificate ({e})", s.url),
-                "ldap3 does not take an IPv6 address literal for TLS: use a host name that is in the \
+                "ldapbind checks a certificate against a host name, not an IPv6 address literal: use a host name that is in the \
                  server's certificate",
             ),
             (_, Cause::Cleartext) => lines(
@@ -946,7 +933,7 @@ mod tests {
             (at(&c, Step::Ldaps, Cause::TlsName(rustls::pki_types::InvalidDnsNameError)), -24),
             (at(&c, Step::StartTls, Cause::Cleartext), -24),
             (at(&c, Step::Resolve, Cause::NotSocket), -24),
-            (at(&c, Step::search(&c), Cause::Ldap(ldap3::LdapError::EndOfStream)), -24),
+            (at(&c, Step::search(&c), Cause::Io(io::ErrorKind::UnexpectedEof.into())), -24),
             (Error::NoAnswer { timeout: c.timeout }, -24),
             // StartTLS refused under `demand`: the server's TLS setup, whatever its result.
             (at(&c, Step::StartTls, result(2, "")), -24),
@@ -981,13 +968,9 @@ mod tests {
         assert_eq!(io.kind(), io::ErrorKind::ConnectionRefused);
         assert_eq!(e.problem(), format!("cannot connect to LDAP server 127.0.0.1:{port}: connection refused"));
 
-        // A TLS failure keeps the rustls::Error, in both forms ldap3 and the wire give it.
+        // A TLS failure keeps the rustls::Error, in the forms the wire gives it.
         let bad = || rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer);
-        for source in [
-            ldap3::LdapError::Rustls { source: bad() },
-            ldap3::LdapError::Io { source: io::Error::other(bad()) },
-            ldap3::LdapError::Io { source: io::Error::new(io::ErrorKind::InvalidData, bad()) },
-        ] {
+        for source in [io::Error::other(bad()), io::Error::new(io::ErrorKind::InvalidData, bad())] {
             let e = Error::ldap(&c, &c.urls[0], Step::Ldaps, source);
             let tls = e.source().and_then(|s| s.downcast_ref::<rustls::Error>());
             assert_eq!(tls, Some(&bad()), "{e:?}");
@@ -995,8 +978,8 @@ mod tests {
             assert_eq!(e.fix().as_deref(), Some("set sasl_ldapdb_tls_cacert to the CA file"));
         }
 
-        // Timeouts, as ldap3's own or as an I/O error of kind TimedOut: the configured seconds.
-        let timed_out = ldap3::LdapError::Io { source: io::ErrorKind::TimedOut.into() };
+        // A timeout, an I/O error of kind TimedOut: the configured seconds.
+        let timed_out = io::Error::from(io::ErrorKind::TimedOut);
         let e = Error::ldap(&c, &c.urls[0], Step::search(&c), timed_out);
         assert!(matches!(&e, Error::Ldap(a) if matches!(a.cause, Cause::TimedOut { timeout } if timeout == c.timeout)));
         assert!(e.source().is_none());
@@ -1009,13 +992,14 @@ mod tests {
                 Some("check that the server is up and that host and port in sasl_ldapdb_uri are right".to_owned())
             )
         );
-        // Anything else ldap3 says keeps ldap3's words and the error.
-        let e = Error::ldap(&c, &c.urls[0], Step::service_bind(&c), ldap3::LdapError::EndOfStream);
-        assert!(e.source().and_then(|s| s.downcast_ref::<ldap3::LdapError>()).is_some());
+        // Any other I/O error keeps its words and the error.
+        let closed = io::Error::new(io::ErrorKind::UnexpectedEof, "the server closed the connection");
+        let e = Error::ldap(&c, &c.urls[0], Step::service_bind(&c), closed);
+        assert!(e.source().and_then(|s| s.downcast_ref::<io::Error>()).is_some());
         assert_eq!(
             e.problem(),
             "LDAP server ldap.example.org:389 (the default port: sasl_ldapdb_uri names none) failed during bind: \
-             premature end of search stream"
+             I/O error: the server closed the connection"
         );
         assert!(Error::NoAnswer { timeout: c.timeout }.source().is_none());
     }

@@ -36,15 +36,10 @@ struct Live {
 }
 
 impl Live {
-    /// A connection inherited across `fork()` belongs to the parent: never send on it, never
-    /// run its destructor (which would tear down a runtime whose threads do not exist here).
+    /// A connection inherited across `fork()` belongs to the parent: never send on it. Dropping
+    /// it only closes this process's copy of the socket (a `Conn` never writes when dropped).
     fn discard_if_foreign(self) -> Option<Live> {
-        if self.pid == std::process::id() {
-            Some(self)
-        } else {
-            std::mem::forget(self);
-            None
-        }
+        (self.pid == std::process::id()).then_some(self)
     }
 }
 
@@ -514,7 +509,7 @@ mod tests {
 
     #[test]
     fn an_ldapi_socket_is_never_a_default_port_or_glauths_3893() {
-        let refused = || ldap3::LdapError::Io { source: std::io::ErrorKind::ConnectionRefused.into() };
+        let refused = || std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
         let u = url("ldapi://%2Frun%2Fslapd%2Fldapi/dc=x");
         let cfg = Config::from_sources(&Opts).unwrap();
         let transport_error = |u: &LdapUrl, e| Error::ldap(&cfg, u, Step::Connect, e);

@@ -1,10 +1,9 @@
 //! TCP connections with every wait bounded, name resolution included, and the one deadline a
 //! directory operation shares among all its steps.
 //!
-//! ldap3 resolves host names with tokio's `spawn_blocking(getaddrinfo)`, and dropping the
-//! connection's runtime after a timeout waits for that thread: a hung resolver would hold the
-//! login past `ldapdb_timeout`. So ldapbind resolves and connects itself and hands ldap3 the
-//! connected socket; TLS still verifies the host name written in the URL.
+//! getaddrinfo has no timeout: a hung resolver would hold the login past `ldapdb_timeout`. So
+//! names are looked up on a short-lived thread that is waited for until the deadline only (one
+//! per name at a time); TLS still verifies the host name written in the URL.
 
 use std::io;
 use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};

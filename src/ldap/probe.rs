@@ -10,7 +10,6 @@
 
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::fs::FileTypeExt;
-use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -157,7 +156,7 @@ fn resolve(cfg: &Config, url: &LdapUrl, deadline: Deadline) -> (Outcome, Vec<Soc
 fn connect(cfg: &Config, url: &LdapUrl, addrs: &[SocketAddr], deadline: Deadline) -> (Outcome, Option<TcpStream>) {
     let started = Instant::now();
     if url.scheme == Scheme::Ldapi {
-        let outcome = match UnixStream::connect(&url.host) {
+        let outcome = match super::wire::connect_unix(&url.host, deadline) {
             Ok(_) => Outcome::Ok(format!("connected to {} ({} ms)", url.host, started.elapsed().as_millis())),
             Err(e) => Outcome::Failed(Error::at(url, Step::Connect, Cause::of_io(e, cfg))),
         };
