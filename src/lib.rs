@@ -27,7 +27,7 @@
 pub mod account;
 pub mod ad;
 pub mod authd;
-pub mod check;
+pub mod doctor;
 pub mod config;
 pub mod core;
 pub mod ds389;
