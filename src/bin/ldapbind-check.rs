@@ -19,8 +19,8 @@ use std::io::{BufRead, Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use ldapbind::doctor::{self, ConfFile, Input};
 use ldapbind::config::{Secret, keys};
+use ldapbind::doctor::{self, ConfFile, Input};
 
 /// Exit status for a mistake in the command line.
 const USAGE_ERROR: u8 = 2;
