@@ -311,8 +311,9 @@ fn main() -> ExitCode {
         Ok(r) => r,
         Err(e) => return usage_error(&e.to_string()),
     };
-    let out = if json { report.to_json() } else { report.to_text() };
-    if std::io::stdout().write_all(out.as_bytes()).is_err() {
+    let mut stdout = std::io::stdout().lock();
+    let written = if json { report.write_json(&mut stdout) } else { stdout.write_all(report.to_text().as_bytes()) };
+    if written.is_err() {
         return ExitCode::FAILURE;
     }
     ExitCode::from(u8::try_from(report.exit_code()).unwrap_or(1))

@@ -1,178 +1,112 @@
-//! The report as one JSON object.
+//! The report as one JSON object (`ldapbind-check --json`), through serde: the report model's
+//! fields (report.rs derives `Serialize`) between the version and what is derived from them.
 
-use std::fmt::Write as _;
+use serde::Serialize;
 
-use super::report::{Report, Step};
+use super::report::Report;
+
+/// The object `--json` writes, keys in this order.
+#[derive(Serialize)]
+struct Json<'a> {
+    version: &'static str,
+    #[serde(flatten)]
+    report: &'a Report,
+    working: Vec<&'static str>,
+    problems: usize,
+    result: String,
+    exit_code: i32,
+}
 
 impl Report {
-    /// The same report as one JSON object.
-    pub fn to_json(&self) -> String {
-        let s = |v: &str| Json::Str(v.to_owned());
-        let opt = |v: &Option<String>| v.as_deref().map_or(Json::Null, s);
-        let steps = |steps: &[Step]| {
-            Json::Arr(
-                steps
-                    .iter()
-                    .map(|st| {
-                        Json::Obj(vec![("status", s(st.status.as_str())), ("text", s(&st.text)), ("fix", opt(&st.fix))])
-                    })
-                    .collect(),
-            )
+    /// The same report as one line of JSON, then a newline.
+    pub fn write_json(&self, mut out: impl std::io::Write) -> std::io::Result<()> {
+        let json = Json {
+            version: env!("CARGO_PKG_VERSION"),
+            report: self,
+            working: self.working(),
+            problems: self.problems(),
+            result: self.verdict(),
+            exit_code: self.exit_code(),
         };
-        let json = Json::Obj(vec![
-            ("version", s(env!("CARGO_PKG_VERSION"))),
-            ("user", s(&self.user)),
-            ("source", s(&self.source)),
-            (
-                "options",
-                Json::Arr(
-                    self.options
-                        .iter()
-                        .map(|o| {
-                            Json::Obj(vec![
-                                ("key", s(&o.key)),
-                                ("value", s(&o.value)),
-                                ("from", s(&o.origin.to_string())),
-                            ])
-                        })
-                        .collect(),
-                ),
-            ),
-            (
-                "sections",
-                Json::Arr(
-                    self.sections
-                        .iter()
-                        .map(|sec| Json::Obj(vec![("title", s(&sec.title)), ("steps", steps(&sec.steps))]))
-                        .collect(),
-                ),
-            ),
-            (
-                "search",
-                self.search.as_ref().map_or(Json::Null, |q| {
-                    Json::Obj(vec![
-                        ("base", s(&q.base)),
-                        ("scope", s(&q.scope)),
-                        ("filter", s(&q.filter)),
-                        ("entries", Json::Num(q.entries as i64)),
-                        ("dns", Json::Arr(q.dns.iter().map(|d| s(d)).collect())),
-                    ])
-                }),
-            ),
-            ("dn", opt(&self.dn)),
-            ("canonical_name", opt(&self.canonical)),
-            (
-                "properties",
-                Json::Arr(
-                    self.properties
-                        .iter()
-                        .map(|p| {
-                            Json::Obj(vec![
-                                ("property", s(&p.property)),
-                                ("attribute", s(&p.attribute)),
-                                ("formats", Json::Arr(p.formats.iter().map(|f| s(f)).collect())),
-                                ("handed_to_libsasl2", Json::Num(p.handed as i64)),
-                            ])
-                        })
-                        .collect(),
-                ),
-            ),
-            (
-                "mechanisms",
-                Json::Arr(
-                    self.mechanisms
-                        .iter()
-                        .map(|m| {
-                            Json::Obj(vec![("name", s(m.name)), ("status", s(m.status.as_str())), ("why", s(&m.why))])
-                        })
-                        .collect(),
-                ),
-            ),
-            ("password_ok", self.password_ok.map_or(Json::Null, Json::Bool)),
-            ("account", opt(&self.account)),
-            ("working", Json::Arr(self.working().into_iter().map(s).collect())),
-            ("problems", Json::Num(self.problems() as i64)),
-            ("result", s(&self.verdict())),
-            ("exit_code", Json::Num(i64::from(self.exit_code()))),
-        ]);
-        let mut out = String::new();
-        json.write(&mut out);
-        out.push('\n');
-        out
+        serde_json::to_writer(&mut out, &json)?;
+        out.write_all(b"\n")
     }
-}
-
-/// Just enough JSON to write the report.
-pub(super) enum Json {
-    Null,
-    Bool(bool),
-    Num(i64),
-    Str(String),
-    Arr(Vec<Json>),
-    Obj(Vec<(&'static str, Json)>),
-}
-
-impl Json {
-    pub(super) fn write(&self, out: &mut String) {
-        match self {
-            Json::Null => out.push_str("null"),
-            Json::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-            Json::Num(n) => {
-                let _ = write!(out, "{n}");
-            }
-            Json::Str(s) => write_json_str(out, s),
-            Json::Arr(items) => {
-                out.push('[');
-                for (i, item) in items.iter().enumerate() {
-                    if i > 0 {
-                        out.push(',');
-                    }
-                    item.write(out);
-                }
-                out.push(']');
-            }
-            Json::Obj(fields) => {
-                out.push('{');
-                for (i, (k, v)) in fields.iter().enumerate() {
-                    if i > 0 {
-                        out.push(',');
-                    }
-                    write_json_str(out, k);
-                    out.push(':');
-                    v.write(out);
-                }
-                out.push('}');
-            }
-        }
-    }
-}
-
-pub(super) fn write_json_str(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if u32::from(c) < 0x20 || c == '\u{2028}' || c == '\u{2029}' => {
-                let _ = write!(out, "\\u{:04x}", u32::from(c));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::report::{MechRow, MechStatus, OptionRow, Origin, Section, Status, Step};
     use super::*;
 
+    /// Quotes, backslash, control characters, non-ASCII and U+2028 in every kind of field.
+    const ODD: &str = "a\"b\\c\nd\u{1}\t\u{7f} é日本\u{2028}";
+
+    fn report() -> Report {
+        Report {
+            user: ODD.to_owned(),
+            source: format!("-o only {ODD}"),
+            options: vec![OptionRow {
+                key: "ldapdb_filter".into(),
+                value: ODD.into(),
+                origin: Origin::File { path: format!("/x{ODD}.conf"), line: 3, key: "sasl_ldapdb_filter".into() },
+            }],
+            sections: vec![Section {
+                title: "options".into(),
+                steps: vec![Step { status: Status::Problem, text: ODD.into(), fix: Some(ODD.into()) }],
+            }],
+            search: None,
+            dn: Some(ODD.into()),
+            canonical: None,
+            properties: Vec::new(),
+            mechanisms: vec![MechRow { name: "PLAIN", status: MechStatus::Works, why: ODD.into() }],
+            password_ok: Some(false),
+            account: None,
+        }
+    }
+
     #[test]
-    fn json_strings_are_escaped() {
-        let mut s = String::new();
-        write_json_str(&mut s, "a\"b\\c\nd\u{1}");
-        assert_eq!(s, "\"a\\\"b\\\\c\\nd\\u0001\"");
+    fn any_text_comes_back_unchanged_and_keys_keep_their_order() {
+        let r = report();
+        let mut out = Vec::new();
+        r.write_json(&mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.ends_with("}\n") && text.lines().count() == 1, "{text}");
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["user"], ODD);
+        assert_eq!(v["source"], format!("-o only {ODD}"));
+        assert_eq!(v["options"][0]["value"], ODD);
+        assert_eq!(v["options"][0]["from"], format!("/x{ODD}.conf:3 sasl_ldapdb_filter"));
+        assert_eq!(v["sections"][0]["steps"][0]["status"], "problem");
+        assert_eq!(v["sections"][0]["steps"][0]["text"], ODD);
+        assert_eq!(v["sections"][0]["steps"][0]["fix"], ODD);
+        assert_eq!(v["dn"], ODD);
+        assert_eq!(v["canonical_name"], serde_json::Value::Null);
+        assert_eq!(v["mechanisms"][0], serde_json::json!({"name": "PLAIN", "status": "works", "why": ODD}));
+        assert_eq!(v["working"], serde_json::json!(["PLAIN"]));
+        assert_eq!(v["password_ok"], false);
+        assert_eq!((v["problems"].as_u64(), v["exit_code"].as_i64()), (Some(1), Some(1)));
+        assert_eq!(v["result"], r.verdict());
+        // Characters JSON must escape (below U+0020) never stand raw in the output.
+        assert!(!text.trim_end().chars().any(|c| u32::from(c) < 0x20), "{text}");
+        let keys = [
+            "version",
+            "user",
+            "source",
+            "options",
+            "sections",
+            "search",
+            "dn",
+            "canonical_name",
+            "properties",
+            "mechanisms",
+            "password_ok",
+            "account",
+            "working",
+            "problems",
+            "result",
+            "exit_code",
+        ];
+        let at: Vec<usize> = keys.iter().map(|k| text.find(&format!("\"{k}\":")).unwrap()).collect();
+        assert!(at.windows(2).all(|w| w[0] < w[1]), "{text}");
     }
 }

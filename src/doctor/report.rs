@@ -3,13 +3,16 @@
 use std::fmt;
 use std::fmt::Write as _;
 
+use serde::Serialize;
+
 use super::split_fix;
 
 /// Title of the section with the `--password-stdin` check.
 pub(super) const PASSWORD: &str = "password";
 
 /// How one step went.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Status {
     Ok,
     Problem,
@@ -31,7 +34,7 @@ impl Status {
 }
 
 /// One line of the report; a problem carries its fix.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Step {
     pub status: Status,
     pub text: String,
@@ -59,7 +62,7 @@ impl Step {
 }
 
 /// A titled group of steps: "options", "server ldap://…", "user search", ...
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Section {
     pub title: String,
     pub steps: Vec<Step>,
@@ -83,16 +86,24 @@ impl fmt::Display for Origin {
     }
 }
 
+/// In JSON as in the text report: `FILE:LINE KEY`, `-o` or `default`.
+impl Serialize for Origin {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
 /// One effective option (passwords masked).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct OptionRow {
     pub key: String,
     pub value: String,
+    #[serde(rename = "from")]
     pub origin: Origin,
 }
 
 /// The user search as the plugin sent it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SearchInfo {
     pub base: String,
     pub scope: String,
@@ -103,7 +114,7 @@ pub struct SearchInfo {
 }
 
 /// One password-like property of the user's entry.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PropertyRow {
     /// The SASL property (`userPassword`).
     pub property: String,
@@ -112,10 +123,12 @@ pub struct PropertyRow {
     /// One per value: `cleartext`, `{SSHA}`, `SCRAM-SHA-256`, `present`.
     pub formats: Vec<String>,
     /// Values the plugin handed to libsasl2.
+    #[serde(rename = "handed_to_libsasl2")]
     pub handed: usize,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum MechStatus {
     Works,
     No,
@@ -134,7 +147,7 @@ impl MechStatus {
 }
 
 /// One row of the mechanism table.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct MechRow {
     pub name: &'static str,
     pub status: MechStatus,
@@ -142,7 +155,7 @@ pub struct MechRow {
 }
 
 /// Everything `ldapbind-check` found out, in report order.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Report {
     pub user: String,
     /// `imapd.conf (service imap)`, `SASL application config`, or `-o only`.
@@ -152,6 +165,7 @@ pub struct Report {
     pub sections: Vec<Section>,
     pub search: Option<SearchInfo>,
     pub dn: Option<String>,
+    #[serde(rename = "canonical_name")]
     pub canonical: Option<String>,
     pub properties: Vec<PropertyRow>,
     pub mechanisms: Vec<MechRow>,
