@@ -251,7 +251,7 @@ pub(super) fn after_lookup_on_ad(
             format!("Active Directory refused a bind as {dn} with this password (49 invalidCredentials)"),
             "check the password, and that the account is enabled, not locked out and not expired",
         ),
-        Err(e) => Step::from_message(&e.to_string(), "check the server"),
+        Err(e) => Step::from_error(&e, "check the server"),
     };
     report.password_ok = Some(step.status == Status::Ok);
     match report.sections.iter_mut().find(|s| s.title == PASSWORD) {

@@ -76,26 +76,6 @@ pub struct Input {
 #[error("{0}")]
 pub struct InputError(pub String);
 
-/// Split one of the plugin's messages, "cause; fix", at the first `; ` outside parentheses and
-/// backquotes (a server's diagnostic text sits in parentheses and may hold `;`).
-pub fn split_fix(msg: &str) -> (String, Option<String>) {
-    let mut depth = 0usize;
-    let mut quoted = false;
-    let bytes = msg.as_bytes();
-    for (i, &b) in bytes.iter().enumerate() {
-        match b {
-            b'`' => quoted = !quoted,
-            b'(' if !quoted => depth += 1,
-            b')' if !quoted => depth = depth.saturating_sub(1),
-            b';' if !quoted && depth == 0 && bytes.get(i + 1) == Some(&b' ') => {
-                return (msg[..i].to_owned(), Some(msg[i + 2..].to_owned()));
-            }
-            _ => {}
-        }
-    }
-    (msg.to_owned(), None)
-}
-
 /// What ldapbind-authd reads: the plugin's configuration from the same options ldapbind-check
 /// reads ([`load`]), with the problems reading found (one line each, cause and fix).
 pub struct Loaded {
@@ -157,7 +137,7 @@ pub fn run(input: &Input) -> Result<Report, InputError> {
                 steps.push(Step::ok(format!("ldapbind accepts this configuration: {}", config.summary())));
                 let tls_warnings = tls.as_ref().map(|t| t.warnings.clone()).unwrap_or_default();
                 for w in config.alerts.iter().chain(&config.warnings).chain(&tls_warnings) {
-                    steps.push(Step::from_message(w, "see sasl2.conf.example"));
+                    steps.push(Step::from_config_line(w));
                 }
                 for n in &config.notes {
                     steps.push(Step::note(n.clone()));
@@ -166,10 +146,10 @@ pub fn run(input: &Input) -> Result<Report, InputError> {
             }
             Err(errors) => {
                 for w in config.alerts.iter().chain(&config.warnings) {
-                    steps.push(Step::from_message(w, "see sasl2.conf.example"));
+                    steps.push(Step::from_config_line(w));
                 }
                 for e in &errors {
-                    steps.push(Step::from_message(&e.to_string(), "see sasl2.conf.example"));
+                    steps.push(Step::from_config_line(&e.to_string()));
                 }
                 None
             }
@@ -180,13 +160,13 @@ pub fn run(input: &Input) -> Result<Report, InputError> {
                     matches!(e, crate::config::ConfigError::NoSearchBase { .. }).then(|| base_from_root_dse(&opts));
                 match found.flatten() {
                     Some(step) => steps.push(step),
-                    None => steps.push(Step::from_message(&e.to_string(), "see sasl2.conf.example")),
+                    None => steps.push(Step::from_config_line(&e.to_string())),
                 }
             }
             // The rejected parse keeps its warnings to itself; the URL's are worth fixing now too.
             if let Some(Ok(list)) = opts.get(keys::URI).map(crate::uri::parse_uri_list) {
                 for w in &list.warnings {
-                    steps.push(Step::from_message(&w.to_string(), "see sasl2.conf.example"));
+                    steps.push(Step::from_config_line(&w.to_string()));
                 }
             }
             None
@@ -244,17 +224,4 @@ pub fn run(input: &Input) -> Result<Report, InputError> {
         respell_for_sasl_app(&mut report);
     }
     Ok(report)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn split_fix_skips_parentheses_and_quotes() {
-        assert_eq!(split_fix("a; b; c"), ("a".to_owned(), Some("b; c".to_owned())));
-        assert_eq!(split_fix("a (x; y) b; fix"), ("a (x; y) b".to_owned(), Some("fix".to_owned())));
-        assert_eq!(split_fix("`a; b` c; fix"), ("`a; b` c".to_owned(), Some("fix".to_owned())));
-        assert_eq!(split_fix("no fix here"), ("no fix here".to_owned(), None));
-    }
 }

@@ -10,7 +10,7 @@ use super::Input;
 use super::conf::Options;
 use super::mechanisms::Secrets;
 use super::options::{authd_fix, uses_saslauthd};
-use super::report::{PASSWORD, PropertyRow, Report, SearchInfo, Section, Status, Step};
+use super::report::{PASSWORD, PropertyRow, Report, SearchInfo, Section, Status, Step, problem_and_fix};
 use crate::account::AccountState;
 use crate::config::{Config, Secret, keys};
 use crate::core::{LookupFlags, PREFETCH, Service, Unusable};
@@ -135,7 +135,8 @@ pub(super) enum SearchOutcome {
     Many(Vec<String>),
     /// Cut short by the server's size limit before two entries (DNs of those that came).
     Unsure(Vec<String>),
-    Failed(String),
+    /// The plugin's error, as its problem and fix.
+    Failed((String, Option<String>)),
 }
 
 #[derive(Debug, Clone)]
@@ -210,7 +211,7 @@ impl Directory for Recorder {
             },
             Ok(Found::Many(dns)) => SearchOutcome::Many(dns.clone()),
             Ok(Found::Unsure { dns, .. }) => SearchOutcome::Unsure(dns.clone()),
-            Err(e) => SearchOutcome::Failed(e.to_string()),
+            Err(e) => SearchOutcome::Failed(problem_and_fix(e)),
         };
         self.searches
             .lock()
@@ -243,7 +244,7 @@ pub(super) fn url_section(
         steps.push(match outcome {
             Outcome::Ok(what) => Step::ok(format!("{name}: {what}")),
             Outcome::NotNeeded(why) => Step::note(format!("{name}: {why}")),
-            Outcome::Failed(e) => Step::from_message(&e.to_string(), "check the server and sasl_ldapdb_uri"),
+            Outcome::Failed(e) => Step::from_error(e, "check the server and sasl_ldapdb_uri"),
         });
     }
     if let Some((last, _)) = probe.steps.last() {
@@ -278,6 +279,14 @@ pub(super) fn service_account(config: &Config) -> String {
         crate::config::Bind::Simple { dn, .. } => format!("the service account {dn}"),
         crate::config::Bind::External => "the service account (its SASL EXTERNAL identity)".to_owned(),
         crate::config::Bind::Anonymous => "an anonymous search (no sasl_ldapdb_id)".to_owned(),
+    }
+}
+
+/// The step for what the plugin's lookup failed with, or `problem` when it did not fail.
+fn failure_step(failure: Option<&Error>, problem: &str, fix: &str) -> Step {
+    match failure {
+        Some(e) => Step::from_error(e, fix),
+        None => Step::problem(problem, fix),
     }
 }
 
@@ -352,26 +361,27 @@ pub(super) fn lookup(
                 (1, vec![d.clone()])
             }
             SearchOutcome::Many(dns) => {
-                let msg = failure.map_or_else(|| "more than one entry matches".to_owned(), ToString::to_string);
-                let mut step =
-                    Step::from_message(&msg, "make the entries' uid/mail unique or narrow sasl_ldapdb_filter");
+                let mut step = failure_step(
+                    failure,
+                    "more than one entry matches",
+                    "make the entries' uid/mail unique or narrow sasl_ldapdb_filter",
+                );
                 step.text = format!("{} entries: {}", dns.len(), step.text);
                 steps.push(step);
                 secrets.blocked = Some(format!("the search for {} is ambiguous", input.user));
                 (dns.len(), dns.clone())
             }
             SearchOutcome::Unsure(dns) => {
-                let msg =
-                    failure.map_or_else(|| "the server's size limit ended the search".to_owned(), ToString::to_string);
-                steps.push(Step::from_message(
-                    &msg,
+                steps.push(failure_step(
+                    failure,
+                    "the server's size limit ended the search",
                     "raise the service account's size limit on the server to at least 2",
                 ));
                 secrets.blocked = Some(format!("the server's size limit cut the search for {} short", input.user));
                 (dns.len(), dns.clone())
             }
-            SearchOutcome::Failed(msg) => {
-                steps.push(Step::from_message(msg, "check the server and the service account's rights"));
+            SearchOutcome::Failed(failed) => {
+                steps.push(Step::from_parts(failed.clone(), "check the server and the service account's rights"));
                 secrets.blocked = Some("the user search failed (see above)".into());
                 (0, Vec::new())
             }
@@ -420,7 +430,7 @@ pub(super) fn lookup(
             ))
         }
         (Err(e @ Error::Canon { .. }), _, _) => {
-            Step::from_message(&e.to_string(), "set sasl_ldapdb_canon_attr to an attribute every user has once")
+            Step::from_error(e, "set sasl_ldapdb_canon_attr to an attribute every user has once")
         }
         (Err(Error::NoSuchUser { .. } | Error::Ambiguous { .. }), _, _) => {
             Step::skipped("none: the search did not find exactly one entry")
@@ -517,7 +527,7 @@ pub(super) fn lookup(
     } else if let (Some(_), Some(Err(Error::Account { .. }))) = (&dn, &looked_up) {
         steps.push(Step::skipped("none handed to libsasl2: ldapbind refuses the account (see account)"));
     } else if let (Some(_), Some(Err(e))) = (&dn, &looked_up) {
-        steps.push(Step::from_message(&e.to_string(), "see the plugin's message above"));
+        steps.push(Step::from_error(e, "see the plugin's message above"));
         secrets.blocked.get_or_insert_with(|| "the property lookup failed".into());
     } else if let (Some(_), Err(Error::Canon { .. })) = (&dn, &canonical) {
         steps.push(Step::skipped("not looked up: no canonical name"));
@@ -645,11 +655,11 @@ pub(super) fn check_password(
             "check the password (the directory itself says it is wrong)",
         ),
         Err(e @ Error::Account { condition, .. }) => {
-            let mut step = Step::from_message(&e.to_string(), condition.user_fix());
+            let mut step = Step::from_error(&e, condition.user_fix());
             step.text = format!("{}: {}", condition.word(), step.text);
             step
         }
-        Err(e) => Step::from_message(&e.to_string(), "check the server"),
+        Err(e) => Step::from_error(&e, "check the server"),
     }
 }
 
