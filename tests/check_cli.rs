@@ -559,6 +559,33 @@ fn a_wrong_cleartext_password_fails_the_check() {
     r.never_shows(slapd::ALICE.pw());
 }
 
+/// The plugin's warnings about the canonical name (state.rs, logged at init) are the doctor's
+/// lines, word for word: one source.
+#[test]
+fn the_plugins_canon_warnings_are_the_doctors_lines() {
+    use ldapbind::state::SelectionWarning;
+    let base = ["-o", "ldapdb_uri=ldap://127.0.0.1:9/dc=x", "-o", "canon_user_plugin=ldapbind"];
+    let r = run(&[&base[..], &["-o", "ldapdb_canon_attr=mail", "-o", "ldapdb_filter=(uid=%u)", "jdoe"]].concat(), None);
+    r.problem(
+        "sasl_ldapdb_canon_attr is mail but sasl_ldapdb_filter (uid=%u) does not search it: the canonical name may \
+         not find the user again",
+        "add (mail=%u) to the filter",
+    );
+    let w = SelectionWarning::CanonAttrNotSearched { attr: "mail".into(), filter: "(uid=%u)".into() };
+    r.problem(&w.problem(), &w.fix());
+
+    let r = run(&[&base[..], &["jdoe"]].concat(), None);
+    let w = SelectionWarning::NamesOnlyTrimmed;
+    let lines: Vec<&str> = r.out.lines().collect();
+    let at = lines.iter().position(|l| *l == format!("  note     {}", w.problem()));
+    assert_eq!(
+        at.and_then(|i| lines.get(i + 1)).copied(),
+        Some(format!("           fix: {}", w.fix()).as_str()),
+        "{}",
+        r.out
+    );
+}
+
 #[test]
 fn the_seeds_config_gets_every_fix_at_once() {
     let r = check(None, "seed.conf", "jdoe@example.com", None, &[]);

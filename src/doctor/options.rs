@@ -5,10 +5,10 @@
 use std::path::Path;
 
 use super::conf::{Kind, Options};
-use super::report::Step;
+use super::report::{Status, Step};
 use super::{ConfFile, Input};
 use crate::config::{Config, keys};
-use crate::state::{PLUGIN_NAME, Selection};
+use crate::state::{PLUGIN_NAME, Selection, SelectionWarning};
 
 pub(super) fn daemon_user(input: &Input) -> Option<(String, &'static str)> {
     let smtpd = |p: &Path| p.file_name().is_some_and(|n| n == "smtpd.conf");
@@ -99,24 +99,21 @@ pub(super) fn library_checks(opts: &Options, selection: &Selection, config: Opti
         )));
     }
     let canon_attr = config.and_then(|c| c.canon_attr.as_deref()).or_else(|| opts.get(keys::CANON_ATTR));
-    match (opts.get("canon_user_plugin"), canon_attr) {
-        (Some(p), None) if p.trim() == PLUGIN_NAME => steps.push(Step::note(format!(
-            "{canon} is ldapbind but {} is not set: names are only trimmed",
-            opts.spelled(keys::CANON_ATTR)
-        ))),
-        (Some(p), _) if p.trim() == PLUGIN_NAME => {}
-        (other, Some(attr)) => steps.push(Step::problem(
-            format!(
-                "{} is {attr} but {canon} is {}: libsasl2 canonicalizes with that plugin and never asks ldapbind for the canonical name",
-                opts.spelled(keys::CANON_ATTR),
-                other.map_or("not set (INTERNAL)".to_owned(), |o| format!("`{o}`"))
-            ),
-            format!("set `{canon}: {PLUGIN_NAME}`, or remove {}", opts.spelled(keys::CANON_ATTR)),
-        )),
-        (Some(p), None) if p.trim() != "INTERNAL" => steps.push(Step::note(format!(
-            "{canon} is `{p}`: ldapbind-check cannot run that plugin and uses the name as typed"
-        ))),
-        _ => {}
+    // The plugin's own warnings about the canonical name (state.rs), in its words.
+    for w in selection.warnings(canon_attr, config.map(|c| c.filter.as_str())) {
+        let mut step = Step::problem(w.problem(), w.fix());
+        // Names only trimmed is a choice that works: a note, with how to get the directory's.
+        if w == SelectionWarning::NamesOnlyTrimmed {
+            step.status = Status::Note;
+        }
+        steps.push(step);
+    }
+    if let (None, false, Some(p)) = (canon_attr, selection.canon_named, &selection.canon_plugin) {
+        if p.trim() != "INTERNAL" {
+            steps.push(Step::note(format!(
+                "{canon} is `{p}`: ldapbind-check cannot run that plugin and uses the name as typed"
+            )));
+        }
     }
     for token in opts.get("pwcheck_method").unwrap_or("auxprop").split_ascii_whitespace() {
         match token.to_ascii_lowercase().as_str() {
