@@ -290,7 +290,47 @@ fn failure_step(failure: Option<&Error>, problem: &str, fix: &str) -> Step {
     }
 }
 
-/// Canonicalize and look up the user through the plugin's core, like one login does.
+/// One login through the plugin's core: what canonicalize and lookup did.
+struct Login {
+    service: Service<Recorder>,
+    host: CliHost,
+    /// libsasl2 asks ldapbind for the canonical name (`canon_user_plugin: ldapbind`).
+    by_ldapbind: bool,
+    canonical: Result<String, Error>,
+    /// The property lookup, once there is a canonical name.
+    looked_up: Option<Result<(), Error>>,
+}
+
+impl Login {
+    /// Canonicalize and look up `user` as libsasl2 does with this selection.
+    fn run(user: &str, selection: &Selection, config: &Arc<Config>, tls: Option<&Arc<rustls::ClientConfig>>) -> Login {
+        let recorder = Recorder {
+            inner: LdapDirectory::new(Arc::clone(config), tls.cloned()),
+            config: Arc::clone(config),
+            searches: Mutex::new(Vec::new()),
+        };
+        let service = Service::new(Arc::clone(config), recorder);
+        let host = CliHost::new(requested_names());
+        let by_ldapbind = selection.canon_named;
+        let canonical = if by_ldapbind { service.canonicalize(&host, user.as_bytes()) } else { internal_canon(user) };
+        // libsasl2 has recorded the authid now: the lookups belong to this login.
+        host.in_login.set(true);
+        let looked_up =
+            canonical.as_ref().ok().map(|name| service.lookup(&host, LookupFlags::default(), name.as_bytes()));
+        Login { service, host, by_ldapbind, canonical, looked_up }
+    }
+
+    /// What the login failed with.
+    fn failure(&self) -> Option<&Error> {
+        self.canonical.as_ref().err().or_else(|| self.looked_up.as_ref().and_then(|r| r.as_ref().err()))
+    }
+}
+
+/// The entry the search found: its DN and, per password attribute, its values' formats.
+type FoundEntry = (String, BTreeMap<String, Vec<String>>);
+
+/// Canonicalize and look up the user through the plugin's core, like one login does, and
+/// report each step.
 pub(super) fn lookup(
     input: &Input,
     opts: &Options,
@@ -300,25 +340,36 @@ pub(super) fn lookup(
     report: &mut Report,
     secrets: &mut Secrets,
 ) {
-    let recorder = Recorder {
-        inner: LdapDirectory::new(Arc::clone(config), tls.cloned()),
-        config: Arc::clone(config),
-        searches: Mutex::new(Vec::new()),
-    };
-    let service = Service::new(Arc::clone(config), recorder);
-    let host = CliHost::new(requested_names());
+    let login = Login::run(&input.user, selection, config, tls);
+    let (entry, account) = search_section(input, config, &login, report, secrets);
+    report.dn = entry.as_ref().map(|(d, _)| d.clone());
+    if let Some(state) = &account {
+        account_section(config, state, report, secrets);
+    }
+    let step = canonical_step(opts, config, &login, report);
+    report.sections.push(Section { title: "canonical name".into(), steps: vec![step] });
+    let steps = properties_steps(opts, config, &login, entry.as_ref(), report, secrets);
+    report.sections.push(Section { title: "properties".into(), steps });
+    if let Some(password) = &input.password {
+        let step = check_password(&login.service, &login.host, report.dn.as_deref(), secrets, password, opts);
+        report.password_ok = Some(step.status == Status::Ok);
+        secrets.bind_ok = !secrets.clear && step.status == Status::Ok;
+        report.sections.push(Section { title: PASSWORD.into(), steps: vec![step] });
+    }
+    login.service.directory().inner.close_all();
+}
 
-    let by_ldapbind = selection.canon_named;
-    let canonical =
-        if by_ldapbind { service.canonicalize(&host, input.user.as_bytes()) } else { internal_canon(&input.user) };
-    // libsasl2 has recorded the authid now: the lookups belong to this login.
-    host.in_login.set(true);
-    let looked_up: Option<Result<(), Error>> =
-        canonical.as_ref().ok().map(|name| service.lookup(&host, LookupFlags::default(), name.as_bytes()));
+/// The user search as the plugin sent it and what it found; the entry and its account state.
+fn search_section(
+    input: &Input,
+    config: &Config,
+    login: &Login,
+    report: &mut Report,
+    secrets: &mut Secrets,
+) -> (Option<FoundEntry>, Option<AccountState>) {
+    let service = &login.service;
+    let failure = login.failure();
     let searches = service.directory().searches();
-    let failure = canonical.as_ref().err().or_else(|| looked_up.as_ref().and_then(|r| r.as_ref().err()));
-
-    // The search.
     let mut steps = Vec::new();
     let scope = config.scope.as_str();
     steps.push(Step::ok(format!("base {} ({}), scope {scope}", config.search_base, config.base_source)));
@@ -406,14 +457,13 @@ pub(super) fn lookup(
         }
     }
     report.sections.push(Section { title: "user search".into(), steps });
-    report.dn = dn.as_ref().map(|(d, _)| d.clone());
-    if let Some(state) = &account {
-        account_section(config, state, report, secrets);
-    }
+    (dn, account)
+}
 
-    // The canonical name.
+/// The canonical name libsasl2 gets, and from where.
+fn canonical_step(opts: &Options, config: &Config, login: &Login, report: &mut Report) -> Step {
     let canon_plugin = opts.spelled("canon_user_plugin");
-    let step = match (&canonical, by_ldapbind, &config.canon_attr) {
+    match (&login.canonical, login.by_ldapbind, &config.canon_attr) {
         (Ok(name), true, Some(attr)) => {
             report.canonical = Some(name.clone());
             let of = report.dn.as_deref().map_or(String::new(), |d| format!(" of {d}"));
@@ -436,116 +486,137 @@ pub(super) fn lookup(
             Step::skipped("none: the search did not find exactly one entry")
         }
         (Err(_), _, _) => Step::skipped("none: the user search failed (see above)"),
-    };
-    report.sections.push(Section { title: "canonical name".into(), steps: vec![step] });
+    }
+}
 
-    // The properties.
+/// The password properties of the entry, and what the plugin handed to libsasl2.
+fn properties_steps(
+    opts: &Options,
+    config: &Config,
+    login: &Login,
+    entry: Option<&FoundEntry>,
+    report: &mut Report,
+    secrets: &mut Secrets,
+) -> Vec<Step> {
     let mut steps = Vec::new();
-    if let (Some((_, formats)), Some(Ok(()))) = (&dn, &looked_up) {
-        let mut any = false;
-        for prop in PREFETCH {
-            let attr = config.attribute_for(prop);
-            let label =
-                if attr.eq_ignore_ascii_case(prop) { (*prop).to_owned() } else { format!("{prop} (attribute {attr})") };
-            let found = formats.get(&attr.to_ascii_lowercase()).cloned().unwrap_or_default();
-            let handed = host.count(&format!("*{prop}"));
-            if found.is_empty() {
-                continue;
+    match (entry, &login.looked_up) {
+        (Some((_, formats)), Some(Ok(()))) => {
+            let mut any = false;
+            for prop in PREFETCH {
+                if let Some(mut more) = property_steps(opts, config, login, prop, formats, report, secrets) {
+                    any = true;
+                    steps.append(&mut more);
+                }
             }
-            any = true;
-            if *prop == "userPassword" {
-                secrets.user_password = found.clone();
+            if !any {
+                let what = format!(
+                    "no password: the entry has none of {}, or the service account may not read them",
+                    PREFETCH.join(", ")
+                );
+                if uses_saslauthd(opts) {
+                    steps.push(Step::note(format!("{what}; PLAIN/LOGIN go to saslauthd (pwcheck_method)")));
+                } else {
+                    steps.push(Step::problem(what, authd_fix(opts)));
+                }
+                secrets.blocked.get_or_insert_with(|| "the entry has no password the service account can read".into());
             }
-            report.properties.push(PropertyRow {
-                property: (*prop).to_owned(),
-                attribute: attr.to_owned(),
-                formats: found.clone(),
-                handed,
-            });
-            // Empty values and values with a NUL byte are never handed to libsasl2: say so, and
-            // weigh only the others.
-            for why in Unusable::ALL.into_iter().filter(|u| found.iter().any(|f| f == u.format())) {
+        }
+        (Some(_), Some(Err(Error::Account { .. }))) => {
+            steps.push(Step::skipped("none handed to libsasl2: ldapbind refuses the account (see account)"));
+        }
+        (Some(_), Some(Err(e))) => {
+            steps.push(Step::from_error(e, "see the plugin's message above"));
+            secrets.blocked.get_or_insert_with(|| "the property lookup failed".into());
+        }
+        (Some(_), None) if matches!(login.canonical, Err(Error::Canon { .. })) => {
+            steps.push(Step::skipped("not looked up: no canonical name"));
+            secrets.blocked.get_or_insert_with(|| "ldapbind refused the canonical name (see above)".into());
+        }
+        _ => {
+            steps.push(Step::skipped("not looked up: no entry"));
+            secrets.blocked.get_or_insert_with(|| "the user was not found".into());
+        }
+    }
+    steps
+}
+
+/// The steps for one property `prop` of the entry; `None` when the entry has no value of it.
+fn property_steps(
+    opts: &Options,
+    config: &Config,
+    login: &Login,
+    prop: &str,
+    formats: &BTreeMap<String, Vec<String>>,
+    report: &mut Report,
+    secrets: &mut Secrets,
+) -> Option<Vec<Step>> {
+    let mut steps = Vec::new();
+    let attr = config.attribute_for(prop);
+    let label = if attr.eq_ignore_ascii_case(prop) { prop.to_owned() } else { format!("{prop} (attribute {attr})") };
+    let found = formats.get(&attr.to_ascii_lowercase()).cloned().unwrap_or_default();
+    let handed = login.host.count(&format!("*{prop}"));
+    if found.is_empty() {
+        return None;
+    }
+    if prop == "userPassword" {
+        secrets.user_password = found.clone();
+    }
+    report.properties.push(PropertyRow {
+        property: prop.to_owned(),
+        attribute: attr.to_owned(),
+        formats: found.clone(),
+        handed,
+    });
+    // Empty values and values with a NUL byte are never handed to libsasl2: say so, and
+    // weigh only the others.
+    for why in Unusable::ALL.into_iter().filter(|u| found.iter().any(|f| f == u.format())) {
+        steps.push(Step::problem(
+            format!("{label}: a value {}", why.says()),
+            crate::core::unusable_secret_fix(config, attr),
+        ));
+    }
+    let usable: Vec<&String> = found.iter().filter(|f| unusable_format(f).is_none()).collect();
+    if usable.is_empty() {
+        return Some(steps);
+    }
+    let shown = if prop == "authPassword" {
+        usable.iter().map(|f| format!("authPassword {f}")).collect::<Vec<_>>().join(", ")
+    } else {
+        usable.iter().map(|f| f.as_str()).collect::<Vec<_>>().join(", ")
+    };
+    match prop {
+        "userPassword" => {
+            if handed > 0 {
+                secrets.clear = true;
+                steps.push(Step::ok(format!("{label}: {shown}")));
+            } else if uses_saslauthd(opts) {
+                steps.push(Step::note(format!(
+                    "{label}: {shown}: a hash; PLAIN/LOGIN go to saslauthd (pwcheck_method), other mechanisms need a cleartext userPassword or an authPassword"
+                )));
+            } else {
                 steps.push(Step::problem(
-                    format!("{label}: a value {}", why.says()),
-                    crate::core::unusable_secret_fix(config, attr),
+                    format!("{label}: {shown}: a hash, which ldapbind never hands to libsasl2 (pwcheck_method auxprop compares cleartext)"),
+                    authd_fix(opts),
                 ));
             }
-            let usable: Vec<&String> = found.iter().filter(|f| unusable_format(f).is_none()).collect();
-            if usable.is_empty() {
-                continue;
-            }
-            let shown = if *prop == "authPassword" {
-                usable.iter().map(|f| format!("authPassword {f}")).collect::<Vec<_>>().join(", ")
-            } else {
-                usable.iter().map(|f| f.as_str()).collect::<Vec<_>>().join(", ")
-            };
-            match *prop {
-                "userPassword" => {
-                    if handed > 0 {
-                        secrets.clear = true;
-                        steps.push(Step::ok(format!("{label}: {shown}")));
-                    } else if uses_saslauthd(opts) {
-                        steps.push(Step::note(format!(
-                            "{label}: {shown}: a hash; PLAIN/LOGIN go to saslauthd (pwcheck_method), other mechanisms need a cleartext userPassword or an authPassword"
-                        )));
-                    } else {
-                        steps.push(Step::problem(
-                            format!("{label}: {shown}: a hash, which ldapbind never hands to libsasl2 (pwcheck_method auxprop compares cleartext)"),
-                            authd_fix(opts),
-                        ));
-                    }
-                }
-                "authPassword" => {
-                    host.with_values("*authPassword", |vals| {
-                        secrets.scram = vals.iter().map(|v| value_format("authPassword", v)).collect();
-                    });
-                    steps.push(Step::ok(format!("{label}: {shown}")));
-                }
-                _ => {
-                    match *prop {
-                        "cmusaslsecretPLAIN" => secrets.plain_secret = handed > 0,
-                        "cmusaslsecretCRAM-MD5" => secrets.cram_secret = handed > 0,
-                        "cmusaslsecretDIGEST-MD5" => secrets.digest_secret = handed > 0,
-                        _ => {}
-                    }
-                    steps.push(Step::ok(format!("{label}: {shown}")));
-                }
-            }
         }
-        if !any {
-            let what = format!(
-                "no password: the entry has none of {}, or the service account may not read them",
-                PREFETCH.join(", ")
-            );
-            if uses_saslauthd(opts) {
-                steps.push(Step::note(format!("{what}; PLAIN/LOGIN go to saslauthd (pwcheck_method)")));
-            } else {
-                steps.push(Step::problem(what, authd_fix(opts)));
-            }
-            secrets.blocked.get_or_insert_with(|| "the entry has no password the service account can read".into());
+        "authPassword" => {
+            login.host.with_values("*authPassword", |vals| {
+                secrets.scram = vals.iter().map(|v| value_format("authPassword", v)).collect();
+            });
+            steps.push(Step::ok(format!("{label}: {shown}")));
         }
-    } else if let (Some(_), Some(Err(Error::Account { .. }))) = (&dn, &looked_up) {
-        steps.push(Step::skipped("none handed to libsasl2: ldapbind refuses the account (see account)"));
-    } else if let (Some(_), Some(Err(e))) = (&dn, &looked_up) {
-        steps.push(Step::from_error(e, "see the plugin's message above"));
-        secrets.blocked.get_or_insert_with(|| "the property lookup failed".into());
-    } else if let (Some(_), Err(Error::Canon { .. })) = (&dn, &canonical) {
-        steps.push(Step::skipped("not looked up: no canonical name"));
-        secrets.blocked.get_or_insert_with(|| "ldapbind refused the canonical name (see above)".into());
-    } else {
-        steps.push(Step::skipped("not looked up: no entry"));
-        secrets.blocked.get_or_insert_with(|| "the user was not found".into());
+        _ => {
+            match prop {
+                "cmusaslsecretPLAIN" => secrets.plain_secret = handed > 0,
+                "cmusaslsecretCRAM-MD5" => secrets.cram_secret = handed > 0,
+                "cmusaslsecretDIGEST-MD5" => secrets.digest_secret = handed > 0,
+                _ => {}
+            }
+            steps.push(Step::ok(format!("{label}: {shown}")));
+        }
     }
-    report.sections.push(Section { title: "properties".into(), steps });
-
-    // The password.
-    if let Some(password) = &input.password {
-        let step = check_password(&service, &host, report.dn.as_deref(), secrets, password, opts);
-        report.password_ok = Some(step.status == Status::Ok);
-        secrets.bind_ok = !secrets.clear && step.status == Status::Ok;
-        report.sections.push(Section { title: PASSWORD.into(), steps: vec![step] });
-    }
-    service.directory().inner.close_all();
+    Some(steps)
 }
 
 /// The stderr line `ldapbind-check` writes before it binds as the user.
