@@ -28,7 +28,7 @@ mod simulate;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::config::{Config, Secret, keys};
+use crate::config::{Config, Secret};
 use crate::state::Selection;
 
 pub use conf::{DEFAULT_SERVICE, LIBRARY_KEYS, option_key, shown_malformed};
@@ -36,13 +36,12 @@ pub use mechanisms::MECHANISMS;
 pub use report::{MechRow, MechStatus, OptionRow, Origin, PropertyRow, Report, SearchInfo, Section, Status, Step};
 pub use simulate::bind_warning;
 
-use conf::{CheckSources, Kind, load, option_rows};
+use conf::{CheckSources, Kind, Options, load, option_rows};
 use directory::{
-    RootDse, active_directory_section, after_lookup_on_389, after_lookup_on_ad, base_from_root_dse, ds389_section,
-    read_root_dse,
+    RootDse, active_directory_section, after_lookup_on_389, after_lookup_on_ad, ds389_section, read_root_dse,
 };
 use mechanisms::{Secrets, mechanisms};
-use options::{library_checks, readable_by_daemon};
+use options::{config_verdict, library_checks, readable_by_daemon};
 use report::respell_for_sasl_app;
 use simulate::{lookup, url_section};
 
@@ -103,16 +102,9 @@ pub fn read_config(input: &Input) -> Result<Loaded, InputError> {
 /// Run every step for `input`.
 pub fn run(input: &Input) -> Result<Report, InputError> {
     let (opts, mut option_steps) = load(input)?;
-    let service = input.service.trim().to_ascii_lowercase();
-    let source = match (&input.conf, input.overrides.is_empty()) {
-        (Some(ConfFile::Imapd(p)), _) => format!("{} (imapd.conf, service {service})", p.display()),
-        (Some(ConfFile::SaslApp(p)), _) => format!("{} (SASL application config)", p.display()),
-        (None, false) => "-o only".to_owned(),
-        (None, true) => "nowhere (no -C, --sasl-conf or -o)".to_owned(),
-    };
     let mut report = Report {
         user: input.user.clone(),
-        source,
+        source: source(input),
         options: option_rows(&opts),
         sections: Vec::new(),
         search: None,
@@ -130,48 +122,7 @@ pub fn run(input: &Input) -> Result<Report, InputError> {
     steps.append(&mut option_steps);
     let library = |k: &str| opts.get(k).map(str::to_owned);
     let selection = Selection::read(&library);
-    let config = match Config::from_sources(&CheckSources(&opts)) {
-        // The plugin builds its TLS configuration at init too, and refuses to work without it.
-        Ok(config) => match crate::tls::client_config(&config) {
-            Ok(tls) => {
-                steps.push(Step::ok(format!("ldapbind accepts this configuration: {}", config.summary())));
-                let tls_warnings = tls.as_ref().map(|t| t.warnings.clone()).unwrap_or_default();
-                for w in config.alerts.iter().chain(&config.warnings).chain(&tls_warnings) {
-                    steps.push(Step::from_config_line(w));
-                }
-                for n in &config.notes {
-                    steps.push(Step::note(n.clone()));
-                }
-                Some((config, tls.map(|t| t.config)))
-            }
-            Err(errors) => {
-                for w in config.alerts.iter().chain(&config.warnings) {
-                    steps.push(Step::from_config_line(w));
-                }
-                for e in &errors {
-                    steps.push(Step::from_config_line(&e.to_string()));
-                }
-                None
-            }
-        },
-        Err(errors) => {
-            for e in &errors.0 {
-                let found =
-                    matches!(e, crate::config::ConfigError::NoSearchBase { .. }).then(|| base_from_root_dse(&opts));
-                match found.flatten() {
-                    Some(step) => steps.push(step),
-                    None => steps.push(Step::from_config_line(&e.to_string())),
-                }
-            }
-            // The rejected parse keeps its warnings to itself; the URL's are worth fixing now too.
-            if let Some(Ok(list)) = opts.get(keys::URI).map(crate::uri::parse_uri_list) {
-                for w in &list.warnings {
-                    steps.push(Step::from_config_line(&w.to_string()));
-                }
-            }
-            None
-        }
-    };
+    let config = config_verdict(&opts, &mut steps);
     library_checks(&opts, &selection, config.as_ref().map(|(c, _)| c), &mut steps);
     readable_by_daemon(input, &opts, &mut steps);
     report.sections.push(Section { title: "options".into(), steps });
@@ -189,33 +140,7 @@ pub fn run(input: &Input) -> Result<Report, InputError> {
         }
         Some((config, tls)) => {
             let config = Arc::new(config);
-            let mut usable = None;
-            for url in &config.urls {
-                let (section, ok) = url_section(&config, url, tls.as_ref());
-                usable = usable.or(ok.then_some(url));
-                report.sections.push(section);
-            }
-            if let Some(url) = usable {
-                let dse = read_root_dse(&config, url, tls.as_ref());
-                let ad = dse.as_ref().is_some_and(RootDse::is_active_directory);
-                match &dse {
-                    Some(dse) if ad => report.sections.push(active_directory_section(&config, &opts, dse)),
-                    Some(dse) if dse.is_389_ds() => report.sections.push(ds389_section(dse.ds389_evidence())),
-                    _ => {}
-                }
-                lookup(input, &opts, &selection, &config, tls.as_ref(), &mut report, &mut secrets);
-                if ad {
-                    after_lookup_on_ad(input, &opts, &config, tls.as_ref(), &mut report, &mut secrets);
-                } else {
-                    after_lookup_on_389(&opts, &config, dse.is_none(), &mut report);
-                }
-            } else {
-                secrets.blocked = Some("no LDAP server accepted the connection and service bind (see above)".into());
-                report.sections.push(Section {
-                    title: "user search".into(),
-                    steps: vec![Step::skipped("not run: no server in sasl_ldapdb_uri got past the service bind")],
-                });
-            }
+            directory_sections(input, &opts, &selection, &config, tls.as_ref(), &mut report, &mut secrets);
         }
     }
 
@@ -224,4 +149,55 @@ pub fn run(input: &Input) -> Result<Report, InputError> {
         respell_for_sasl_app(&mut report);
     }
     Ok(report)
+}
+
+/// Where the options came from, for the report's first line.
+fn source(input: &Input) -> String {
+    let service = input.service.trim().to_ascii_lowercase();
+    match (&input.conf, input.overrides.is_empty()) {
+        (Some(ConfFile::Imapd(p)), _) => format!("{} (imapd.conf, service {service})", p.display()),
+        (Some(ConfFile::SaslApp(p)), _) => format!("{} (SASL application config)", p.display()),
+        (None, false) => "-o only".to_owned(),
+        (None, true) => "nowhere (no -C, --sasl-conf or -o)".to_owned(),
+    }
+}
+
+/// Each server's connection steps; on the first that gets past the service bind, what its kind
+/// of directory needs and the login.
+fn directory_sections(
+    input: &Input,
+    opts: &Options,
+    selection: &Selection,
+    config: &Arc<Config>,
+    tls: Option<&Arc<rustls::ClientConfig>>,
+    report: &mut Report,
+    secrets: &mut Secrets,
+) {
+    let mut usable = None;
+    for url in &config.urls {
+        let (section, ok) = url_section(config, url, tls);
+        usable = usable.or(ok.then_some(url));
+        report.sections.push(section);
+    }
+    if let Some(url) = usable {
+        let dse = read_root_dse(config, url, tls);
+        let ad = dse.as_ref().is_some_and(RootDse::is_active_directory);
+        match &dse {
+            Some(dse) if ad => report.sections.push(active_directory_section(config, opts, dse)),
+            Some(dse) if dse.is_389_ds() => report.sections.push(ds389_section(dse.ds389_evidence())),
+            _ => {}
+        }
+        lookup(input, opts, selection, config, tls, report, secrets);
+        if ad {
+            after_lookup_on_ad(input, opts, config, tls, report, secrets);
+        } else {
+            after_lookup_on_389(opts, config, dse.is_none(), report);
+        }
+    } else {
+        secrets.blocked = Some("no LDAP server accepted the connection and service bind (see above)".into());
+        report.sections.push(Section {
+            title: "user search".into(),
+            steps: vec![Step::skipped("not run: no server in sasl_ldapdb_uri got past the service bind")],
+        });
+    }
 }
