@@ -8,9 +8,9 @@ use std::sync::Arc;
 use super::Input;
 use super::conf::{CheckSources, Options};
 use super::mechanisms::Secrets;
-use super::options::{authd_fix, authd_lines, uses_saslauthd};
-use super::report::{PASSWORD, Report, Section, Status, Step};
-use super::simulate::{SEES_NOTHING, service_account};
+use super::options::{authd_lines, uses_saslauthd};
+use super::report::{Mark, PASSWORD, Report, Section, Status, Step};
+use super::simulate::service_account;
 use crate::config::{Config, FileData, Sources, keys};
 use crate::ldap::Directory;
 use crate::ldap::client::LdapDirectory;
@@ -203,9 +203,7 @@ pub(super) fn after_lookup_on_ad(
     let saslauthd = uses_saslauthd(opts);
     if let Some(properties) = report.sections.iter_mut().find(|s| s.title == "properties") {
         // A problem with pwcheck_method auxprop, a note with saslauthd: both say AD's words here.
-        let no_password =
-            |s: &&mut Step| matches!(s.status, Status::Problem | Status::Note) && s.text.starts_with("no password:");
-        for step in properties.steps.iter_mut().filter(no_password) {
+        for step in properties.steps.iter_mut().filter(|s| s.is(Mark::NoPassword)) {
             *step = if saslauthd {
                 Step::note("no password: Active Directory returns none; PLAIN and LOGIN go to saslauthd")
             } else {
@@ -304,13 +302,12 @@ pub(super) fn after_lookup_on_389(opts: &Options, config: &Config, no_root_dse: 
          would need every password set again under `passwordStorageScheme: CLEAR`)",
         authd_lines(opts)
     );
-    let generic = authd_fix(opts);
     let aci = ds389_aci_fix(config);
     for step in report.sections.iter_mut().flat_map(|s| s.steps.iter_mut()) {
-        if step.fix.as_deref() == Some(generic.as_str()) {
+        if step.is(Mark::AuthdFix) {
             step.fix = Some(daemon.clone());
         }
-        if step.status == Status::Problem && step.text.contains(SEES_NOTHING) {
+        if step.is(Mark::SeesNothing) {
             step.fix = Some(aci.clone());
         }
     }

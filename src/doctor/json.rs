@@ -35,7 +35,7 @@ impl Report {
 
 #[cfg(test)]
 mod tests {
-    use super::super::report::{MechRow, MechStatus, OptionRow, Origin, Section, Status, Step};
+    use super::super::report::{MechRow, MechStatus, OptionRow, Origin, Section, Step};
     use super::*;
 
     /// Quotes, backslash, control characters, non-ASCII and U+2028 in every kind of field.
@@ -50,10 +50,7 @@ mod tests {
                 value: ODD.into(),
                 origin: Origin::File { path: format!("/x{ODD}.conf"), line: 3, key: "sasl_ldapdb_filter".into() },
             }],
-            sections: vec![Section {
-                title: "options".into(),
-                steps: vec![Step { status: Status::Problem, text: ODD.into(), fix: Some(ODD.into()) }],
-            }],
+            sections: vec![Section { title: "options".into(), steps: vec![Step::problem(ODD, ODD)] }],
             search: None,
             dn: Some(ODD.into()),
             canonical: None,

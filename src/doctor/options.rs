@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use super::conf::{CheckSources, Kind, Options};
 use super::directory::base_from_root_dse;
-use super::report::{Status, Step};
+use super::report::{Mark, Status, Step};
 use super::{ConfFile, Input};
 use crate::config::{Config, keys};
 use crate::state::{PLUGIN_NAME, Selection, SelectionWarning};
@@ -145,6 +145,11 @@ pub(super) fn authd_fix(opts: &Options) -> String {
         "{}; or store a cleartext userPassword or an authPassword (RFC 5803 SCRAM) readable by the service account",
         authd_lines(opts)
     )
+}
+
+/// A problem whose fix is ldapbind-authd ([`authd_fix`]), marked so.
+pub(super) fn authd_problem(text: impl Into<String>, opts: &Options) -> Step {
+    Step::problem(text, authd_fix(opts)).marked(Mark::AuthdFix)
 }
 
 /// How to check PLAIN/LOGIN passwords through ldapbind-authd, with the options as they are written.

@@ -39,20 +39,45 @@ pub struct Step {
     pub status: Status,
     pub text: String,
     pub fix: Option<String>,
+    /// What later checks find this step by (never by its words); not shown.
+    #[serde(skip)]
+    pub(super) marks: Vec<Mark>,
+}
+
+/// What a step is, for the checks that rewrite it once the kind of directory is known
+/// (directory.rs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Mark {
+    /// The entry has no password the service account can read.
+    NoPassword,
+    /// The fix is to check passwords through ldapbind-authd ([`super::options::authd_fix`]).
+    AuthdFix,
+    /// The service account sees no entry below the search base.
+    SeesNothing,
 }
 
 impl Step {
+    fn new(status: Status, text: impl Into<String>, fix: Option<String>) -> Step {
+        Step { status, text: text.into(), fix, marks: Vec::new() }
+    }
     pub(super) fn ok(text: impl Into<String>) -> Step {
-        Step { status: Status::Ok, text: text.into(), fix: None }
+        Step::new(Status::Ok, text, None)
     }
     pub(super) fn note(text: impl Into<String>) -> Step {
-        Step { status: Status::Note, text: text.into(), fix: None }
+        Step::new(Status::Note, text, None)
     }
     pub(super) fn skipped(text: impl Into<String>) -> Step {
-        Step { status: Status::Skipped, text: text.into(), fix: None }
+        Step::new(Status::Skipped, text, None)
     }
     pub(super) fn problem(text: impl Into<String>, fix: impl Into<String>) -> Step {
-        Step { status: Status::Problem, text: text.into(), fix: Some(fix.into()) }
+        Step::new(Status::Problem, text, Some(fix.into()))
+    }
+    pub(super) fn marked(mut self, mark: Mark) -> Step {
+        self.marks.push(mark);
+        self
+    }
+    pub(super) fn is(&self, mark: Mark) -> bool {
+        self.marks.contains(&mark)
     }
     /// A problem from one of the plugin's runtime errors: what it says, and its own fix or else
     /// `fallback_fix`.

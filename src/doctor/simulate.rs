@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex};
 use super::Input;
 use super::conf::Options;
 use super::mechanisms::Secrets;
-use super::options::{authd_fix, uses_saslauthd};
-use super::report::{PASSWORD, PropertyRow, Report, SearchInfo, Section, Status, Step, problem_and_fix};
+use super::options::{authd_problem, uses_saslauthd};
+use super::report::{Mark, PASSWORD, PropertyRow, Report, SearchInfo, Section, Status, Step, problem_and_fix};
 use crate::account::AccountState;
 use crate::config::{Config, Secret, keys};
 use crate::core::{LookupFlags, PREFETCH, Service, Unusable};
@@ -270,9 +270,6 @@ pub(super) const NOT_FOUND_FIX: &str = "check the user name; the entry must be u
      sasl_ldapdb_filter and be visible to the service account (set sasl_ldapdb_filter, e.g. \
      (mail=%u), or sasl_ldapdb_search_base if users are found by another attribute or live elsewhere)";
 
-/// What a user search that found nothing says when the service account sees no entry at all.
-pub(super) const SEES_NOTHING: &str = "sees no entry below";
-
 /// Who searches: `the service account DN`, or how it binds when it has no DN.
 pub(super) fn service_account(config: &Config) -> String {
     match &config.bind {
@@ -387,7 +384,7 @@ fn search_section(
                         let who = service_account(config);
                         Step::problem(
                             format!(
-                                "0 entries: {msg}; {who} {SEES_NOTHING} {} (a one-level search for (objectClass=*) \
+                                "0 entries: {msg}; {who} sees no entry below {} (a one-level search for (objectClass=*) \
                                  there found nothing), so the user name may well be right",
                                 config.search_base
                             ),
@@ -398,6 +395,7 @@ fn search_section(
                                 base = config.search_base
                             ),
                         )
+                        .marked(Mark::SeesNothing)
                     }
                     _ => Step::problem(format!("0 entries: {msg}"), NOT_FOUND_FIX),
                 };
@@ -513,11 +511,12 @@ fn properties_steps(
                     "no password: the entry has none of {}, or the service account may not read them",
                     PREFETCH.join(", ")
                 );
-                if uses_saslauthd(opts) {
-                    steps.push(Step::note(format!("{what}; PLAIN/LOGIN go to saslauthd (pwcheck_method)")));
+                let step = if uses_saslauthd(opts) {
+                    Step::note(format!("{what}; PLAIN/LOGIN go to saslauthd (pwcheck_method)"))
                 } else {
-                    steps.push(Step::problem(what, authd_fix(opts)));
-                }
+                    authd_problem(what, opts)
+                };
+                steps.push(step.marked(Mark::NoPassword));
                 secrets.blocked.get_or_insert_with(|| "the entry has no password the service account can read".into());
             }
         }
@@ -594,9 +593,9 @@ fn property_steps(
                     "{label}: {shown}: a hash; PLAIN/LOGIN go to saslauthd (pwcheck_method), other mechanisms need a cleartext userPassword or an authPassword"
                 )));
             } else {
-                steps.push(Step::problem(
+                steps.push(authd_problem(
                     format!("{label}: {shown}: a hash, which ldapbind never hands to libsasl2 (pwcheck_method auxprop compares cleartext)"),
-                    authd_fix(opts),
+                    opts,
                 ));
             }
         }
@@ -708,17 +707,17 @@ pub(super) fn check_password(
             "a bind as {dn} accepted the password, as ldapbind-authd will for pwcheck_method saslauthd"
         )),
         Ok(true) => match scheme {
-            Some(scheme) => Step::problem(
+            Some(scheme) => authd_problem(
                 format!(
                     "right password, but libsasl2 cannot check this hash ({scheme}) through auxprop (a bind as {dn} accepted it)"
                 ),
-                authd_fix(opts),
+                opts,
             ),
-            None => Step::problem(
+            None => authd_problem(
                 format!(
                     "right password (a bind as {dn} accepted it), but the service account can read no password, so libsasl2 cannot check it through auxprop"
                 ),
-                authd_fix(opts),
+                opts,
             ),
         },
         Ok(false) => Step::problem(
