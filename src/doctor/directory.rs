@@ -5,7 +5,7 @@ use std::io;
 use std::path::Path;
 use std::sync::Arc;
 
-use super::Input;
+use super::Check;
 use super::conf::{CheckSources, Options};
 use super::mechanisms::Secrets;
 use super::options::{authd_lines, uses_saslauthd};
@@ -191,14 +191,8 @@ pub(super) fn active_directory_section(config: &Config, opts: &Options, dse: &Ro
 
 /// On AD a `userPassword` value is no password: say so, keep it out of the mechanism table, and
 /// check a typed password by a bind as the user instead of against that value.
-pub(super) fn after_lookup_on_ad(
-    input: &Input,
-    opts: &Options,
-    config: &Arc<Config>,
-    tls: Option<&Arc<rustls::ClientConfig>>,
-    report: &mut Report,
-    secrets: &mut Secrets,
-) {
+pub(super) fn after_lookup_on_ad(check: &Check, report: &mut Report, secrets: &mut Secrets) {
+    let Check { input, opts, config, tls, .. } = check;
     // "Give the entry a userPassword" is wrong on AD (see below): AD returns no password at all.
     let saslauthd = uses_saslauthd(opts);
     if let Some(properties) = report.sections.iter_mut().find(|s| s.title == "properties") {
@@ -241,7 +235,7 @@ pub(super) fn after_lookup_on_ad(
     let (Some(password), Some(dn)) = (&input.password, report.dn.clone()) else {
         return;
     };
-    let step = match LdapDirectory::new(Arc::clone(config), tls.cloned()).check_password(&dn, password.expose()) {
+    let step = match LdapDirectory::new(Arc::clone(config), tls.clone()).check_password(&dn, password.expose()) {
         Ok(true) => Step::ok(format!(
             "Active Directory accepted the password in a bind as {dn} (PLAIN/LOGIN through ldapbind-authd)"
         )),

@@ -139,8 +139,8 @@ pub fn run(input: &Input) -> Result<Report, InputError> {
             });
         }
         Some((config, tls)) => {
-            let config = Arc::new(config);
-            directory_sections(input, &opts, &selection, &config, tls.as_ref(), &mut report, &mut secrets);
+            let check = Check { input, opts: &opts, selection: &selection, config: Arc::new(config), tls };
+            directory_sections(&check, &mut report, &mut secrets);
         }
     }
 
@@ -149,6 +149,16 @@ pub fn run(input: &Input) -> Result<Report, InputError> {
         respell_for_sasl_app(&mut report);
     }
     Ok(report)
+}
+
+/// What the steps after the options read: the input, its options, the plugin's selection, and
+/// the configuration and TLS setup the plugin accepted.
+struct Check<'a> {
+    input: &'a Input,
+    opts: &'a Options,
+    selection: &'a Selection,
+    config: Arc<Config>,
+    tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 /// Where the options came from, for the report's first line.
@@ -164,15 +174,8 @@ fn source(input: &Input) -> String {
 
 /// Each server's connection steps; on the first that gets past the service bind, what its kind
 /// of directory needs and the login.
-fn directory_sections(
-    input: &Input,
-    opts: &Options,
-    selection: &Selection,
-    config: &Arc<Config>,
-    tls: Option<&Arc<rustls::ClientConfig>>,
-    report: &mut Report,
-    secrets: &mut Secrets,
-) {
+fn directory_sections(check: &Check, report: &mut Report, secrets: &mut Secrets) {
+    let (config, tls) = (&check.config, check.tls.as_ref());
     let mut usable = None;
     for url in &config.urls {
         let (section, ok) = url_section(config, url, tls);
@@ -183,15 +186,15 @@ fn directory_sections(
         let dse = read_root_dse(config, url, tls);
         let ad = dse.as_ref().is_some_and(RootDse::is_active_directory);
         match &dse {
-            Some(dse) if ad => report.sections.push(active_directory_section(config, opts, dse)),
+            Some(dse) if ad => report.sections.push(active_directory_section(config, check.opts, dse)),
             Some(dse) if dse.is_389_ds() => report.sections.push(ds389_section(dse.ds389_evidence())),
             _ => {}
         }
-        lookup(input, opts, selection, config, tls, report, secrets);
+        lookup(check, report, secrets);
         if ad {
-            after_lookup_on_ad(input, opts, config, tls, report, secrets);
+            after_lookup_on_ad(check, report, secrets);
         } else {
-            after_lookup_on_389(opts, config, dse.is_none(), report);
+            after_lookup_on_389(check.opts, config, dse.is_none(), report);
         }
     } else {
         secrets.blocked = Some("no LDAP server accepted the connection and service bind (see above)".into());

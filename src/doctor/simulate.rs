@@ -6,11 +6,11 @@ use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use super::Input;
 use super::conf::Options;
 use super::mechanisms::Secrets;
 use super::options::{authd_problem, uses_saslauthd};
 use super::report::{Mark, PASSWORD, PropertyRow, Report, SearchInfo, Section, Status, Step, problem_and_fix};
+use super::{Check, Input};
 use crate::account::AccountState;
 use crate::config::{Config, Secret, keys};
 use crate::core::{LookupFlags, PREFETCH, Service, Unusable};
@@ -328,16 +328,9 @@ type FoundEntry = (String, BTreeMap<String, Vec<String>>);
 
 /// Canonicalize and look up the user through the plugin's core, like one login does, and
 /// report each step.
-pub(super) fn lookup(
-    input: &Input,
-    opts: &Options,
-    selection: &Selection,
-    config: &Arc<Config>,
-    tls: Option<&Arc<rustls::ClientConfig>>,
-    report: &mut Report,
-    secrets: &mut Secrets,
-) {
-    let login = Login::run(&input.user, selection, config, tls);
+pub(super) fn lookup(check: &Check, report: &mut Report, secrets: &mut Secrets) {
+    let Check { input, opts, selection, config, tls } = check;
+    let login = Login::run(&input.user, selection, config, tls.as_ref());
     let (entry, account) = search_section(input, config, &login, report, secrets);
     report.dn = entry.as_ref().map(|(d, _)| d.clone());
     if let Some(state) = &account {
