@@ -10,8 +10,7 @@ use super::{ConfFile, Input, InputError};
 use crate::config::{FileData, Sources, SystemSources, keys};
 use crate::state::PLUGIN_NAME;
 
-/// name NULL, so imapd maps them to `<service>_sasl_X`, then `sasl_X`).
-pub const LIBRARY_KEYS: &[&str] = &["pwcheck_method", "auxprop_plugin", "canon_user_plugin", "mech_list"];
+pub use crate::config::keys::LIBRARY as LIBRARY_KEYS;
 /// The imapd service name used with `-C` when `--service` is not given.
 pub const DEFAULT_SERVICE: &str = "imap";
 /// Shown instead of a password.

@@ -2,7 +2,7 @@
 
 use super::conf::Options;
 use super::report::{MechRow, MechStatus};
-use super::simulate::unusable_format;
+use crate::core::Unusable;
 use crate::state::Selection;
 
 /// The mechanisms the report judges, in the order shown.
@@ -127,4 +127,9 @@ pub(super) fn mechanisms(opts: &Options, selection: &Selection, s: &Secrets) -> 
             }
         })
         .collect()
+}
+
+/// The [`Unusable`] a format of [`super::simulate::value_format`] stands for.
+pub(super) fn unusable_format(format: &str) -> Option<Unusable> {
+    Unusable::ALL.into_iter().find(|u| u.format() == format)
 }

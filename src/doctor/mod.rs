@@ -28,7 +28,7 @@ mod simulate;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::config::{Config, Secret};
+use crate::config::{Config, Secret, keys};
 use crate::state::Selection;
 
 pub use conf::{DEFAULT_SERVICE, LIBRARY_KEYS, option_key, shown_malformed};
@@ -38,10 +38,11 @@ pub use simulate::bind_warning;
 
 use conf::{CheckSources, Kind, Options, load, option_rows};
 use directory::{
-    RootDse, active_directory_section, after_lookup_on_389, after_lookup_on_ad, ds389_section, read_root_dse,
+    RootDse, active_directory_section, after_lookup_on_389, after_lookup_on_ad, base_from_root_dse, ds389_section,
+    read_root_dse,
 };
 use mechanisms::{Secrets, mechanisms};
-use options::{config_verdict, library_checks, readable_by_daemon};
+use options::{library_checks, readable_by_daemon};
 use report::respell_for_sasl_app;
 use simulate::{lookup, url_section};
 
@@ -202,5 +203,52 @@ fn directory_sections(check: &Check, report: &mut Report, secrets: &mut Secrets)
             title: "user search".into(),
             steps: vec![Step::skipped("not run: no server in sasl_ldapdb_uri got past the service bind")],
         });
+    }
+}
+
+/// The plugin's own verdict on the options: its parse and its TLS setup, as at init, with their
+/// warnings; the configuration when the plugin would accept it.
+fn config_verdict(opts: &Options, steps: &mut Vec<Step>) -> Option<(Config, Option<Arc<rustls::ClientConfig>>)> {
+    match Config::from_sources(&CheckSources(opts)) {
+        // The plugin builds its TLS configuration at init too, and refuses to work without it.
+        Ok(config) => match crate::tls::client_config(&config) {
+            Ok(tls) => {
+                steps.push(Step::ok(format!("ldapbind accepts this configuration: {}", config.summary())));
+                let tls_warnings = tls.as_ref().map(|t| t.warnings.clone()).unwrap_or_default();
+                for w in config.alerts.iter().chain(&config.warnings).chain(&tls_warnings) {
+                    steps.push(Step::from_config_line(w));
+                }
+                for n in &config.notes {
+                    steps.push(Step::note(n.clone()));
+                }
+                Some((config, tls.map(|t| t.config)))
+            }
+            Err(errors) => {
+                for w in config.alerts.iter().chain(&config.warnings) {
+                    steps.push(Step::from_config_line(w));
+                }
+                for e in &errors {
+                    steps.push(Step::from_config_line(&e.to_string()));
+                }
+                None
+            }
+        },
+        Err(errors) => {
+            for e in &errors.0 {
+                let found =
+                    matches!(e, crate::config::ConfigError::NoSearchBase { .. }).then(|| base_from_root_dse(opts));
+                match found.flatten() {
+                    Some(step) => steps.push(step),
+                    None => steps.push(Step::from_config_line(&e.to_string())),
+                }
+            }
+            // The rejected parse keeps its warnings to itself; the URL's are worth fixing now too.
+            if let Some(Ok(list)) = opts.get(keys::URI).map(crate::uri::parse_uri_list) {
+                for w in &list.warnings {
+                    steps.push(Step::from_config_line(&w.to_string()));
+                }
+            }
+            None
+        }
     }
 }

@@ -3,10 +3,8 @@
 //! cannot check through auxprop.
 
 use std::path::Path;
-use std::sync::Arc;
 
-use super::conf::{CheckSources, Kind, Options};
-use super::directory::base_from_root_dse;
+use super::conf::{Kind, Options};
 use super::report::{Mark, Status, Step};
 use super::{ConfFile, Input};
 use crate::config::{Config, keys};
@@ -166,52 +164,11 @@ pub(super) fn authd_lines(opts: &Options) -> String {
     )
 }
 
-/// The plugin's own verdict on the options: its parse and its TLS setup, as at init, with their
-/// warnings; the configuration when the plugin would accept it.
-pub(super) fn config_verdict(
-    opts: &Options,
-    steps: &mut Vec<Step>,
-) -> Option<(Config, Option<Arc<rustls::ClientConfig>>)> {
-    match Config::from_sources(&CheckSources(opts)) {
-        // The plugin builds its TLS configuration at init too, and refuses to work without it.
-        Ok(config) => match crate::tls::client_config(&config) {
-            Ok(tls) => {
-                steps.push(Step::ok(format!("ldapbind accepts this configuration: {}", config.summary())));
-                let tls_warnings = tls.as_ref().map(|t| t.warnings.clone()).unwrap_or_default();
-                for w in config.alerts.iter().chain(&config.warnings).chain(&tls_warnings) {
-                    steps.push(Step::from_config_line(w));
-                }
-                for n in &config.notes {
-                    steps.push(Step::note(n.clone()));
-                }
-                Some((config, tls.map(|t| t.config)))
-            }
-            Err(errors) => {
-                for w in config.alerts.iter().chain(&config.warnings) {
-                    steps.push(Step::from_config_line(w));
-                }
-                for e in &errors {
-                    steps.push(Step::from_config_line(&e.to_string()));
-                }
-                None
-            }
-        },
-        Err(errors) => {
-            for e in &errors.0 {
-                let found =
-                    matches!(e, crate::config::ConfigError::NoSearchBase { .. }).then(|| base_from_root_dse(opts));
-                match found.flatten() {
-                    Some(step) => steps.push(step),
-                    None => steps.push(Step::from_config_line(&e.to_string())),
-                }
-            }
-            // The rejected parse keeps its warnings to itself; the URL's are worth fixing now too.
-            if let Some(Ok(list)) = opts.get(keys::URI).map(crate::uri::parse_uri_list) {
-                for w in &list.warnings {
-                    steps.push(Step::from_config_line(&w.to_string()));
-                }
-            }
-            None
-        }
+/// Who searches: `the service account DN`, or how it binds when it has no DN.
+pub(super) fn service_account(config: &Config) -> String {
+    match &config.bind {
+        crate::config::Bind::Simple { dn, .. } => format!("the service account {dn}"),
+        crate::config::Bind::External => "the service account (its SASL EXTERNAL identity)".to_owned(),
+        crate::config::Bind::Anonymous => "an anonymous search (no sasl_ldapdb_id)".to_owned(),
     }
 }

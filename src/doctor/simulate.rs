@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use super::conf::Options;
-use super::mechanisms::Secrets;
-use super::options::{authd_problem, uses_saslauthd};
+use super::mechanisms::{Secrets, unusable_format};
+use super::options::{authd_problem, service_account, uses_saslauthd};
 use super::report::{Mark, PASSWORD, PropertyRow, Report, SearchInfo, Section, Status, Step, problem_and_fix};
 use super::{Check, Input};
 use crate::account::AccountState;
@@ -173,11 +173,6 @@ impl Recorder {
     }
 }
 
-/// The [`Unusable`] a format of [`value_format`] stands for.
-pub(super) fn unusable_format(format: &str) -> Option<Unusable> {
-    Unusable::ALL.into_iter().find(|u| u.format() == format)
-}
-
 /// How a password-like value is stored, never the value itself.
 pub(super) fn value_format(prop: &str, value: &[u8]) -> String {
     if let Some(why) = Unusable::of(value) {
@@ -269,15 +264,6 @@ pub(super) fn internal_canon(user: &str) -> Result<String, Error> {
 pub(super) const NOT_FOUND_FIX: &str = "check the user name; the entry must be under the search base, match \
      sasl_ldapdb_filter and be visible to the service account (set sasl_ldapdb_filter, e.g. \
      (mail=%u), or sasl_ldapdb_search_base if users are found by another attribute or live elsewhere)";
-
-/// Who searches: `the service account DN`, or how it binds when it has no DN.
-pub(super) fn service_account(config: &Config) -> String {
-    match &config.bind {
-        crate::config::Bind::Simple { dn, .. } => format!("the service account {dn}"),
-        crate::config::Bind::External => "the service account (its SASL EXTERNAL identity)".to_owned(),
-        crate::config::Bind::Anonymous => "an anonymous search (no sasl_ldapdb_id)".to_owned(),
-    }
-}
 
 /// The step for what the plugin's lookup failed with, or `problem` when it did not fail.
 fn failure_step(failure: Option<&Error>, problem: &str, fix: &str) -> Step {
