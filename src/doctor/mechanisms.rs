@@ -6,7 +6,7 @@ use crate::core::Unusable;
 use crate::state::Selection;
 
 /// The mechanisms the report judges, in the order shown.
-pub const MECHANISMS: [&str; 6] = ["PLAIN", "LOGIN", "CRAM-MD5", "DIGEST-MD5", "SCRAM-SHA-1", "SCRAM-SHA-256"];
+const MECHANISMS: [&str; 6] = ["PLAIN", "LOGIN", "CRAM-MD5", "DIGEST-MD5", "SCRAM-SHA-1", "SCRAM-SHA-256"];
 
 /// What the user's entry and the plugin's lookup amount to, for the mechanism table.
 #[derive(Default)]
@@ -48,7 +48,8 @@ pub(super) fn mechanisms(opts: &Options, selection: &Selection, s: &Secrets) -> 
         opts.get("mech_list").map(|l| l.split_ascii_whitespace().map(str::to_ascii_uppercase).collect::<Vec<_>>());
     let pwcheck: Vec<String> =
         opts.get("pwcheck_method").unwrap_or("auxprop").split_ascii_whitespace().map(str::to_ascii_lowercase).collect();
-    let asked = opts.get("auxprop_plugin").is_none() || selection.auxprop_named;
+    // As the plugin reads it (state.rs): libsasl2 asks ldapbind when auxprop_plugin names it or is unset.
+    let asked = selection.auxprop_unset || selection.auxprop_named;
     let aux = opts.spelled("auxprop_plugin");
     MECHANISMS
         .iter()

@@ -32,9 +32,7 @@ use crate::config::{Config, Secret, keys};
 use crate::state::Selection;
 
 pub use conf::{DEFAULT_SERVICE, LIBRARY_KEYS, option_key, shown_malformed};
-pub use mechanisms::MECHANISMS;
 pub use report::{MechRow, MechStatus, OptionRow, Origin, PropertyRow, Report, SearchInfo, Section, Status, Step};
-pub use simulate::bind_warning;
 
 use conf::{CheckSources, Kind, Options, load, option_rows};
 use directory::{

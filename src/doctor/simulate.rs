@@ -355,30 +355,7 @@ fn search_section(
         steps.push(Step::ok(format!("filter as sent: {}", rec.filter)));
         let (entries, dns) = match &rec.outcome {
             SearchOutcome::None => {
-                let msg = failure.map_or_else(|| format!("no entry matches {}", rec.filter), ToString::to_string);
-                // Whether the service account sees anything at all: if not, the name is not the
-                // problem.
-                let step = match service.directory().inner.first_below_base() {
-                    Ok(None) => {
-                        let who = service_account(config);
-                        Step::problem(
-                            format!(
-                                "0 entries: {msg}; {who} sees no entry below {} (a one-level search for (objectClass=*) \
-                                 there found nothing), so the user name may well be right",
-                                config.search_base
-                            ),
-                            format!(
-                                "check that the users live under {base} (sasl_ldapdb_search_base, or the DN in \
-                                 sasl_ldapdb_uri), and give {who} read and search access to them in the server's \
-                                 access rules (OpenLDAP olcAccess, 389-ds aci)",
-                                base = config.search_base
-                            ),
-                        )
-                        .marked(Mark::SeesNothing)
-                    }
-                    _ => Step::problem(format!("0 entries: {msg}"), NOT_FOUND_FIX),
-                };
-                steps.push(step);
+                steps.push(not_found_step(config, login, &rec.filter));
                 secrets.blocked = Some(format!("the search found no entry for {}", input.user));
                 (0, Vec::new())
             }
@@ -435,6 +412,32 @@ fn search_section(
     }
     report.sections.push(Section { title: "user search".into(), steps });
     (dn, account)
+}
+
+/// A search that found nothing: the plugin's message, and whether the service account sees any
+/// entry below the base at all (if not, the user name is not the problem).
+fn not_found_step(config: &Config, login: &Login, filter: &str) -> Step {
+    let msg = login.failure().map_or_else(|| format!("no entry matches {filter}"), ToString::to_string);
+    match login.service.directory().inner.first_below_base() {
+        Ok(None) => {
+            let who = service_account(config);
+            Step::problem(
+                format!(
+                    "0 entries: {msg}; {who} sees no entry below {} (a one-level search for (objectClass=*) \
+                     there found nothing), so the user name may well be right",
+                    config.search_base
+                ),
+                format!(
+                    "check that the users live under {base} (sasl_ldapdb_search_base, or the DN in \
+                     sasl_ldapdb_uri), and give {who} read and search access to them in the server's \
+                     access rules (OpenLDAP olcAccess, 389-ds aci)",
+                    base = config.search_base
+                ),
+            )
+            .marked(Mark::SeesNothing)
+        }
+        _ => Step::problem(format!("0 entries: {msg}"), NOT_FOUND_FIX),
+    }
 }
 
 /// The canonical name libsasl2 gets, and from where.
@@ -598,7 +601,7 @@ fn property_steps(
 }
 
 /// The stderr line `ldapbind-check` writes before it binds as the user.
-pub fn bind_warning(dn: &str) -> String {
+fn bind_warning(dn: &str) -> String {
     format!(
         "ldapbind-check: binding as {dn} to check the password: a wrong password counts as a failed login \
          towards the directory's lockout (ppolicy pwdMaxFailure, 389-ds passwordMaxFailure, AD lockoutThreshold)"
