@@ -824,14 +824,15 @@ mod json {
         pub why: String,
     }
 
-    /// The report, and that every key is there (a missing one would read as `None`).
+    /// The report, and that every key is there (a missing one would read as `None`), in the
+    /// order ldapbind-check has always written them.
     #[track_caller]
     pub fn parse(text: &str) -> Report {
         let keys: Vec<String> = match serde_json::from_str(text) {
             Ok(serde_json::Value::Object(map)) => map.keys().cloned().collect(),
             other => panic!("not a JSON object ({other:?}):\n{text}"),
         };
-        let mut want = [
+        let want = [
             "version",
             "user",
             "source",
@@ -849,8 +850,11 @@ mod json {
             "result",
             "exit_code",
         ];
-        want.sort_unstable();
-        assert_eq!(keys, want, "{text}");
+        let at: Vec<Option<usize>> = want.iter().map(|k| text.find(&format!("\"{k}\":"))).collect();
+        assert!(at.windows(2).all(|w| w[0] < w[1]), "keys out of order:\n{text}");
+        let mut sorted = want;
+        sorted.sort_unstable();
+        assert_eq!(keys, sorted, "{text}");
         serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}:\n{text}"))
     }
 }

@@ -62,7 +62,7 @@ mod tests {
     }
 
     #[test]
-    fn any_text_comes_back_unchanged_and_keys_keep_their_order() {
+    fn any_text_comes_back_unchanged() {
         let r = report();
         let mut out = Vec::new();
         r.write_json(&mut out).unwrap();
@@ -85,25 +85,5 @@ mod tests {
         assert_eq!(v["result"], r.verdict());
         // Characters JSON must escape (below U+0020) never stand raw in the output.
         assert!(!text.trim_end().chars().any(|c| u32::from(c) < 0x20), "{text}");
-        let keys = [
-            "version",
-            "user",
-            "source",
-            "options",
-            "sections",
-            "search",
-            "dn",
-            "canonical_name",
-            "properties",
-            "mechanisms",
-            "password_ok",
-            "account",
-            "working",
-            "problems",
-            "result",
-            "exit_code",
-        ];
-        let at: Vec<usize> = keys.iter().map(|k| text.find(&format!("\"{k}\":")).unwrap()).collect();
-        assert!(at.windows(2).all(|w| w[0] < w[1]), "{text}");
     }
 }
