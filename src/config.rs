@@ -55,6 +55,9 @@ pub mod keys {
         TLS_KEY,
         ALLOW_EXPIRED_PASSWORD,
     ];
+    /// libsasl2's own options that decide whether and how ldapbind is used (asked for with
+    /// plugin name NULL, so imapd maps them to `<service>_sasl_X`, then `sasl_X`).
+    pub const LIBRARY: &[&str] = &["pwcheck_method", "auxprop_plugin", "canon_user_plugin", "mech_list"];
 }
 
 pub use crate::filter::DEFAULT_FILTER;

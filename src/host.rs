@@ -122,7 +122,7 @@ impl Spelling {
             return std::borrow::Cow::Borrowed(text);
         }
         let mut out = text.to_owned();
-        let keys = crate::config::keys::ALL.iter().chain(crate::check::LIBRARY_KEYS).chain(&["log_level"]);
+        let keys = crate::config::keys::ALL.iter().chain(crate::config::keys::LIBRARY).chain(&["log_level"]);
         for key in keys {
             out = out.replace(&format!("sasl_{key}"), key);
         }

@@ -27,9 +27,9 @@
 pub mod account;
 pub mod ad;
 pub mod authd;
-pub mod check;
 pub mod config;
 pub mod core;
+pub mod doctor;
 pub mod ds389;
 pub mod error;
 pub mod ffi;

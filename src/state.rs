@@ -22,18 +22,91 @@ pub struct Selection {
     pub auxprop_unset: bool,
     /// `canon_user_plugin` is ldapbind.
     pub canon_named: bool,
+    /// `canon_user_plugin` as set (`None`: libsasl2's INTERNAL).
+    pub canon_plugin: Option<String>,
 }
 
 impl Selection {
     pub fn read(library: &dyn Fn(&str) -> Option<String>) -> Selection {
         let aux = library("auxprop_plugin");
+        let canon_plugin = library("canon_user_plugin").filter(|p| !p.trim().is_empty());
         Selection {
             auxprop_named: aux
                 .as_deref()
                 .is_some_and(|list| list.split_ascii_whitespace().any(|n| n.eq_ignore_ascii_case(PLUGIN_NAME))),
             auxprop_unset: aux.as_deref().is_none_or(|s| s.trim().is_empty()),
-            canon_named: library("canon_user_plugin").as_deref().map(str::trim) == Some(PLUGIN_NAME),
+            canon_named: canon_plugin.as_deref().map(str::trim) == Some(PLUGIN_NAME),
+            canon_plugin,
         }
+    }
+
+    /// Combinations with ldapbind's `canon_attr` and `filter` (as configured) that work, but not
+    /// the way the admin probably expects. The plugin logs each at init; ldapbind-check shows
+    /// the same values.
+    pub fn warnings(&self, canon_attr: Option<&str>, filter: Option<&str>) -> Vec<SelectionWarning> {
+        let mut out = Vec::new();
+        match (canon_attr, filter) {
+            (None, _) if self.canon_named => out.push(SelectionWarning::NamesOnlyTrimmed),
+            (Some(attr), Some(filter))
+                if !filter.to_ascii_lowercase().contains(&format!("({}=", attr.to_ascii_lowercase())) =>
+            {
+                out.push(SelectionWarning::CanonAttrNotSearched { attr: attr.to_owned(), filter: filter.to_owned() })
+            }
+            _ => {}
+        }
+        if let Some(attr) = canon_attr.filter(|_| !self.canon_named) {
+            out.push(SelectionWarning::CanonByOtherPlugin { attr: attr.to_owned(), plugin: self.canon_plugin.clone() });
+        }
+        out
+    }
+}
+
+/// See [`Selection::warnings`]. `Display` is the log line: the problem, `; `, the fix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SelectionWarning {
+    /// `canon_user_plugin` is ldapbind but `ldapdb_canon_attr` is not set.
+    NamesOnlyTrimmed,
+    /// `ldapdb_filter` does not search `ldapdb_canon_attr`.
+    CanonAttrNotSearched { attr: String, filter: String },
+    /// `ldapdb_canon_attr` is set but `canon_user_plugin` is not ldapbind.
+    CanonByOtherPlugin { attr: String, plugin: Option<String> },
+}
+
+impl SelectionWarning {
+    pub fn problem(&self) -> String {
+        match self {
+            SelectionWarning::NamesOnlyTrimmed => {
+                "sasl_canon_user_plugin is ldapbind but sasl_ldapdb_canon_attr is not set: names are only trimmed"
+                    .to_owned()
+            }
+            SelectionWarning::CanonAttrNotSearched { attr, filter } => format!(
+                "sasl_ldapdb_canon_attr is {attr} but sasl_ldapdb_filter {filter} does not search it: the canonical \
+                 name may not find the user again"
+            ),
+            SelectionWarning::CanonByOtherPlugin { attr, plugin } => format!(
+                "sasl_ldapdb_canon_attr is {attr} but sasl_canon_user_plugin is {}: libsasl2 canonicalizes with that \
+                 plugin and never asks ldapbind for the canonical name",
+                plugin.as_ref().map_or("not set (INTERNAL)".to_owned(), |p| format!("`{p}`"))
+            ),
+        }
+    }
+
+    pub fn fix(&self) -> String {
+        match self {
+            SelectionWarning::NamesOnlyTrimmed => {
+                "set sasl_ldapdb_canon_attr (e.g. uid or mail) to get the directory's canonical name".to_owned()
+            }
+            SelectionWarning::CanonAttrNotSearched { attr, .. } => format!("add ({attr}=%u) to the filter"),
+            SelectionWarning::CanonByOtherPlugin { .. } => {
+                "set `sasl_canon_user_plugin: ldapbind`, or remove sasl_ldapdb_canon_attr".to_owned()
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for SelectionWarning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}; {}", self.problem(), self.fix())
     }
 }
 
@@ -164,34 +237,10 @@ fn build(
     Plugin { selection, setup }
 }
 
-/// Combinations that work but not the way the admin probably expects.
+/// Combinations that work but not the way the admin probably expects, as log lines.
 fn selection_warnings(selection: &Selection, config: &Config) -> Vec<String> {
-    let mut out = Vec::new();
-    match &config.canon_attr {
-        None if selection.canon_named => out.push(
-            "sasl_canon_user_plugin is ldapbind but sasl_ldapdb_canon_attr is not set: names are only trimmed; \
-             set sasl_ldapdb_canon_attr (e.g. uid or mail) to get the directory's canonical name"
-                .to_owned(),
-        ),
-        Some(attr)
-            if !config.filter.as_str().to_ascii_lowercase().contains(&format!("({}=", attr.to_ascii_lowercase())) =>
-        {
-            out.push(format!(
-                "sasl_ldapdb_canon_attr is {attr} but sasl_ldapdb_filter {} does not search it: the canonical name \
-                 may not find the user again; add ({attr}=%u) to the filter",
-                config.filter.as_str()
-            ))
-        }
-        _ => {}
-    }
-    if config.canon_attr.is_some() && !selection.canon_named {
-        out.push(
-            "sasl_ldapdb_canon_attr is set but sasl_canon_user_plugin is not ldapbind, so libsasl2 never asks \
-             ldapbind for the canonical name; set `sasl_canon_user_plugin: ldapbind` or remove sasl_ldapdb_canon_attr"
-                .to_owned(),
-        );
-    }
-    out
+    let warnings = selection.warnings(config.canon_attr.as_deref(), Some(config.filter.as_str()));
+    warnings.iter().map(ToString::to_string).collect()
 }
 
 /// Called by `auxprop_free` / `canon_user_free`: the last one closes the connections.

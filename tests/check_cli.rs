@@ -140,6 +140,8 @@ fn good_config_reports_the_dn_the_canonical_name_and_every_mechanism() {
     r.never_shows(john.pw());
 }
 
+/// One real run as `--json` and as text: every field of the JSON object says what the text
+/// report says, line for line.
 #[test]
 fn good_config_as_json_parses_and_says_the_same() {
     let s = Slapd::start();
@@ -149,33 +151,67 @@ fn good_config_as_json_parses_and_says_the_same() {
     let conf = conf.to_str().unwrap();
     let r = run(&["-C", conf, "--json", "--password-stdin", john.mail], Some(john.pw()));
     assert_eq!(r.code, 0, "{}{}", r.out, r.err);
-    let v = json::parse(&r.out).unwrap_or_else(|e| panic!("{e}:\n{}", r.out));
-    assert_eq!(v.get("exit_code"), Some(&json::Value::Num(0.0)));
-    assert_eq!(v.get("dn").and_then(json::Value::as_str), Some(john.dn));
-    assert_eq!(v.get("canonical_name").and_then(json::Value::as_str), Some(john.uid));
-    assert_eq!(v.get("password_ok"), Some(&json::Value::Bool(true)));
-    let working: Vec<&str> = v.get("working").unwrap().as_array().iter().filter_map(|m| m.as_str()).collect();
-    assert_eq!(working.join(", "), MECHS);
-    let search = v.get("search").unwrap();
-    assert_eq!(search.get("entries"), Some(&json::Value::Num(1.0)));
-    assert_eq!(
-        search.get("filter").and_then(json::Value::as_str),
-        Some("(|(uid=jdoe@example.com)(mail=jdoe@example.com))")
-    );
-    let props = v.get("properties").unwrap().as_array();
-    assert_eq!(props[0].get("formats").unwrap().as_array()[0].as_str(), Some("cleartext"));
-    // Every step of the text report is in `sections`, with the same words.
-    let text = run(&["-C", conf, john.mail], None).out;
-    for section in v.get("sections").unwrap().as_array() {
-        for step in section.get("steps").unwrap().as_array() {
-            let t = step.get("text").and_then(json::Value::as_str).unwrap();
-            // (The second run has no password to check, and its connect takes its own time.)
-            if !t.starts_with("the password") && !t.starts_with("connect: connected") {
-                assert!(text.contains(t), "{t} not in\n{text}");
+    let v = json::parse(&r.out);
+    assert_eq!(v.exit_code, 0);
+    assert_eq!(v.version, env!("CARGO_PKG_VERSION"));
+    assert_eq!(v.user, john.mail);
+    assert_eq!(v.dn.as_deref(), Some(john.dn));
+    assert_eq!(v.canonical_name.as_deref(), Some(john.uid));
+    assert_eq!(v.password_ok, Some(true));
+    assert_eq!(v.account.as_deref(), Some("usable"));
+    assert_eq!(v.working.join(", "), MECHS);
+    assert_eq!(v.problems, 0);
+    let search = v.search.as_ref().unwrap();
+    assert_eq!((search.entries, search.dns.as_slice()), (1, &[john.dn.to_owned()][..]));
+    assert_eq!(search.filter, "(|(uid=jdoe@example.com)(mail=jdoe@example.com))");
+    assert_eq!((search.base.as_str(), search.scope.as_str()), ("dc=users,dc=local", "sub"));
+    let p = &v.properties[0];
+    assert_eq!((p.property.as_str(), p.attribute.as_str()), ("userPassword", "userPassword"));
+    assert_eq!((p.formats.as_slice(), p.handed_to_libsasl2), (&["cleartext".to_owned()][..], 1));
+
+    // The same run as text: each field of the JSON is a line of it.
+    let text = run(&["-C", conf, "--password-stdin", john.mail], Some(john.pw()));
+    assert_eq!(text.code, v.exit_code, "{}", text.out);
+    text.line(&format!("ldapbind-check {}: {}, options from {}", v.version, v.user, v.source));
+    for o in &v.options {
+        text.line(&format!("  ok       {} = {}  [{}]", o.key, o.value, o.from));
+    }
+    for section in &v.sections {
+        text.line(&section.title);
+        for step in &section.steps {
+            // (The connect takes its own time in each run.)
+            if !step.text.starts_with("connect: connected") {
+                text.line(&format!("  {:<8} {}", step.status, step.text));
+            }
+            if let Some(fix) = &step.fix {
+                text.line(&format!("           fix: {fix}"));
             }
         }
     }
+    for m in &v.mechanisms {
+        text.line(&format!("  {:<14} {:<9} {}", m.name, m.status, m.why));
+    }
+    let works: Vec<&str> = v.mechanisms.iter().filter(|m| m.status == "works").map(|m| m.name.as_str()).collect();
+    assert_eq!(works, v.working);
+    text.line(&format!("result: {}", v.result));
+    assert_eq!(text.problems(), v.problems);
     r.never_shows(john.pw());
+}
+
+/// Text that JSON must escape (quotes, backslash, control characters) or carry as it is
+/// (non-ASCII, U+2028) comes back from `--json` unchanged.
+#[test]
+fn json_carries_any_text_unchanged() {
+    let user = "jd\"oe\\x\u{1}\t\u{7f} Jürgen \u{2028}日本";
+    let r = run(&["--json", "-o", "ldapdb_uri=ldap://127.0.0.1:9/dc=x", "-o", "ldapdb_filter=(cn=\"%u\")", user], None);
+    assert_eq!(r.code, 1, "{}{}", r.out, r.err);
+    let v = json::parse(&r.out);
+    assert_eq!(v.user, user);
+    assert!(v.result.starts_with(&format!("{user} cannot log in")), "{}", v.result);
+    assert_eq!(v.exit_code, 1);
+    let filter = v.options.iter().find(|o| o.key == "ldapdb_filter").unwrap();
+    assert_eq!(filter.value, "(cn=\"%u\")");
+    assert!(!r.out.contains('\u{1}') && !r.out.contains('\t'), "control characters are escaped: {}", r.out);
 }
 
 #[test]
@@ -523,6 +559,33 @@ fn a_wrong_cleartext_password_fails_the_check() {
     r.never_shows(slapd::ALICE.pw());
 }
 
+/// The plugin's warnings about the canonical name (state.rs, logged at init) are the doctor's
+/// lines, word for word: one source.
+#[test]
+fn the_plugins_canon_warnings_are_the_doctors_lines() {
+    use ldapbind::state::SelectionWarning;
+    let base = ["-o", "ldapdb_uri=ldap://127.0.0.1:9/dc=x", "-o", "canon_user_plugin=ldapbind"];
+    let r = run(&[&base[..], &["-o", "ldapdb_canon_attr=mail", "-o", "ldapdb_filter=(uid=%u)", "jdoe"]].concat(), None);
+    r.problem(
+        "sasl_ldapdb_canon_attr is mail but sasl_ldapdb_filter (uid=%u) does not search it: the canonical name may \
+         not find the user again",
+        "add (mail=%u) to the filter",
+    );
+    let w = SelectionWarning::CanonAttrNotSearched { attr: "mail".into(), filter: "(uid=%u)".into() };
+    r.problem(&w.problem(), &w.fix());
+
+    let r = run(&[&base[..], &["jdoe"]].concat(), None);
+    let w = SelectionWarning::NamesOnlyTrimmed;
+    let lines: Vec<&str> = r.out.lines().collect();
+    let at = lines.iter().position(|l| *l == format!("  note     {}", w.problem()));
+    assert_eq!(
+        at.and_then(|i| lines.get(i + 1)).copied(),
+        Some(format!("           fix: {}", w.fix()).as_str()),
+        "{}",
+        r.out
+    );
+}
+
 #[test]
 fn the_seeds_config_gets_every_fix_at_once() {
     let r = check(None, "seed.conf", "jdoe@example.com", None, &[]);
@@ -685,198 +748,114 @@ fn help_is_complete() {
     }
 }
 
-/// A small JSON reader, enough to check that the report parses.
+/// The `--json` report as scripts read it: every field, with its type; a field it does not
+/// know is an error, so a change of shape fails here.
 mod json {
-    #[derive(Debug, Clone, PartialEq)]
-    pub enum Value {
-        Null,
-        Bool(bool),
-        Num(f64),
-        Str(String),
-        Arr(Vec<Value>),
-        Obj(Vec<(String, Value)>),
+    use serde::Deserialize;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Report {
+        pub version: String,
+        pub user: String,
+        pub source: String,
+        pub options: Vec<OptionRow>,
+        pub sections: Vec<Section>,
+        pub search: Option<Search>,
+        pub dn: Option<String>,
+        pub canonical_name: Option<String>,
+        pub properties: Vec<Property>,
+        pub mechanisms: Vec<Mechanism>,
+        pub password_ok: Option<bool>,
+        pub account: Option<String>,
+        pub working: Vec<String>,
+        pub problems: usize,
+        pub result: String,
+        pub exit_code: i32,
     }
 
-    impl Value {
-        pub fn get(&self, key: &str) -> Option<&Value> {
-            match self {
-                Value::Obj(fields) => fields.iter().find(|(k, _)| k == key).map(|(_, v)| v),
-                _ => None,
-            }
-        }
-        pub fn as_str(&self) -> Option<&str> {
-            match self {
-                Value::Str(s) => Some(s),
-                _ => None,
-            }
-        }
-        pub fn as_array(&self) -> &[Value] {
-            match self {
-                Value::Arr(a) => a,
-                _ => &[],
-            }
-        }
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct OptionRow {
+        pub key: String,
+        pub value: String,
+        pub from: String,
     }
 
-    pub fn parse(text: &str) -> Result<Value, String> {
-        let mut p = Parser { s: text.as_bytes(), i: 0 };
-        let v = p.value()?;
-        p.ws();
-        if p.i != p.s.len() {
-            return Err(format!("trailing text at {}", p.i));
-        }
-        Ok(v)
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Section {
+        pub title: String,
+        pub steps: Vec<Step>,
     }
 
-    struct Parser<'a> {
-        s: &'a [u8],
-        i: usize,
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Step {
+        pub status: String,
+        pub text: String,
+        pub fix: Option<String>,
     }
 
-    impl Parser<'_> {
-        fn ws(&mut self) {
-            while self.s.get(self.i).is_some_and(|b| b" \t\r\n".contains(b)) {
-                self.i += 1;
-            }
-        }
-        fn eat(&mut self, b: u8) -> Result<(), String> {
-            self.ws();
-            if self.s.get(self.i) == Some(&b) {
-                self.i += 1;
-                Ok(())
-            } else {
-                Err(format!("expected {:?} at {}", b as char, self.i))
-            }
-        }
-        fn lit(&mut self, word: &str, v: Value) -> Result<Value, String> {
-            if self.s[self.i..].starts_with(word.as_bytes()) {
-                self.i += word.len();
-                Ok(v)
-            } else {
-                Err(format!("bad literal at {}", self.i))
-            }
-        }
-        fn value(&mut self) -> Result<Value, String> {
-            self.ws();
-            match self.s.get(self.i) {
-                Some(b'{') => {
-                    self.i += 1;
-                    let mut fields = Vec::new();
-                    self.ws();
-                    if self.s.get(self.i) == Some(&b'}') {
-                        self.i += 1;
-                        return Ok(Value::Obj(fields));
-                    }
-                    loop {
-                        self.ws();
-                        let k = self.string()?;
-                        self.eat(b':')?;
-                        fields.push((k, self.value()?));
-                        self.ws();
-                        match self.s.get(self.i) {
-                            Some(b',') => self.i += 1,
-                            Some(b'}') => {
-                                self.i += 1;
-                                return Ok(Value::Obj(fields));
-                            }
-                            _ => return Err(format!("expected , or }} at {}", self.i)),
-                        }
-                    }
-                }
-                Some(b'[') => {
-                    self.i += 1;
-                    let mut items = Vec::new();
-                    self.ws();
-                    if self.s.get(self.i) == Some(&b']') {
-                        self.i += 1;
-                        return Ok(Value::Arr(items));
-                    }
-                    loop {
-                        items.push(self.value()?);
-                        self.ws();
-                        match self.s.get(self.i) {
-                            Some(b',') => self.i += 1,
-                            Some(b']') => {
-                                self.i += 1;
-                                return Ok(Value::Arr(items));
-                            }
-                            _ => return Err(format!("expected , or ] at {}", self.i)),
-                        }
-                    }
-                }
-                Some(b'"') => self.string().map(Value::Str),
-                Some(b't') => self.lit("true", Value::Bool(true)),
-                Some(b'f') => self.lit("false", Value::Bool(false)),
-                Some(b'n') => self.lit("null", Value::Null),
-                Some(b'-' | b'0'..=b'9') => {
-                    let start = self.i;
-                    while self.s.get(self.i).is_some_and(|b| b"-+.eE0123456789".contains(b)) {
-                        self.i += 1;
-                    }
-                    let t = std::str::from_utf8(&self.s[start..self.i]).unwrap();
-                    t.parse().map(Value::Num).map_err(|e| format!("number {t}: {e}"))
-                }
-                _ => Err(format!("unexpected input at {}", self.i)),
-            }
-        }
-        fn string(&mut self) -> Result<String, String> {
-            if self.s.get(self.i) != Some(&b'"') {
-                return Err(format!("expected a string at {}", self.i));
-            }
-            self.i += 1;
-            let mut out = String::new();
-            loop {
-                let Some(&b) = self.s.get(self.i) else { return Err("unterminated string".into()) };
-                self.i += 1;
-                match b {
-                    b'"' => return Ok(out),
-                    b'\\' => {
-                        let e = *self.s.get(self.i).ok_or("bad escape")?;
-                        self.i += 1;
-                        match e {
-                            b'"' => out.push('"'),
-                            b'\\' => out.push('\\'),
-                            b'/' => out.push('/'),
-                            b'n' => out.push('\n'),
-                            b'r' => out.push('\r'),
-                            b't' => out.push('\t'),
-                            b'b' => out.push('\u{8}'),
-                            b'f' => out.push('\u{c}'),
-                            b'u' => {
-                                let hex =
-                                    std::str::from_utf8(self.s.get(self.i..self.i + 4).ok_or("short \\u")?).unwrap();
-                                let c = u32::from_str_radix(hex, 16).map_err(|e| e.to_string())?;
-                                out.push(char::from_u32(c).ok_or("bad \\u")?);
-                                self.i += 4;
-                            }
-                            _ => return Err(format!("bad escape at {}", self.i)),
-                        }
-                    }
-                    b if b < 0x20 => return Err(format!("control character in a string at {}", self.i)),
-                    _ => {
-                        // Copy the whole UTF-8 sequence.
-                        let start = self.i - 1;
-                        let len = match b {
-                            0xF0.. => 4,
-                            0xE0.. => 3,
-                            0xC0.. => 2,
-                            _ => 1,
-                        };
-                        out.push_str(std::str::from_utf8(&self.s[start..start + len]).map_err(|e| e.to_string())?);
-                        self.i = start + len;
-                    }
-                }
-            }
-        }
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Search {
+        pub base: String,
+        pub scope: String,
+        pub filter: String,
+        pub entries: usize,
+        pub dns: Vec<String>,
     }
 
-    #[test]
-    fn reads_what_the_report_writes() {
-        let v = parse(r#"{"a":[1,-2.5,true,false,null],"b":"x\"\\\n\u00e9é","c":{}}"#).unwrap();
-        assert_eq!(v.get("b").and_then(Value::as_str), Some("x\"\\\né\u{e9}"));
-        assert_eq!(v.get("a").unwrap().as_array().len(), 5);
-        assert!(parse("{\"a\":1,}").is_err());
-        assert!(parse("[1] x").is_err());
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Property {
+        pub property: String,
+        pub attribute: String,
+        pub formats: Vec<String>,
+        pub handed_to_libsasl2: usize,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Mechanism {
+        pub name: String,
+        pub status: String,
+        pub why: String,
+    }
+
+    /// The report, and that every key is there (a missing one would read as `None`), in the
+    /// order ldapbind-check has always written them.
+    #[track_caller]
+    pub fn parse(text: &str) -> Report {
+        let keys: Vec<String> = match serde_json::from_str(text) {
+            Ok(serde_json::Value::Object(map)) => map.keys().cloned().collect(),
+            other => panic!("not a JSON object ({other:?}):\n{text}"),
+        };
+        let want = [
+            "version",
+            "user",
+            "source",
+            "options",
+            "sections",
+            "search",
+            "dn",
+            "canonical_name",
+            "properties",
+            "mechanisms",
+            "password_ok",
+            "account",
+            "working",
+            "problems",
+            "result",
+            "exit_code",
+        ];
+        let at: Vec<Option<usize>> = want.iter().map(|k| text.find(&format!("\"{k}\":"))).collect();
+        assert!(at.windows(2).all(|w| w[0] < w[1]), "keys out of order:\n{text}");
+        let mut sorted = want;
+        sorted.sort_unstable();
+        assert_eq!(keys, sorted, "{text}");
+        serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}:\n{text}"))
     }
 }
 
@@ -980,10 +959,9 @@ fn empty_and_nul_stored_passwords_are_problems_never_cleartext_nor_working() {
         ));
     }
     let r = check(Some(&s), "good.conf", e.mail, None, &["--json"]);
-    let v = json::parse(&r.out).unwrap_or_else(|err| panic!("{err}:\n{}", r.out));
-    let props = v.get("properties").unwrap().as_array();
-    assert_eq!(props[0].get("formats").unwrap().as_array()[0].as_str(), Some("empty"), "{}", r.out);
-    assert!(v.get("working").unwrap().as_array().is_empty(), "{}", r.out);
+    let v = json::parse(&r.out);
+    assert_eq!(v.properties[0].formats[0], "empty", "{}", r.out);
+    assert!(v.working.is_empty(), "{}", r.out);
 
     // `dogood\0xxx` stored: the value is named as such, and `dogood` is no password.
     let n = slapd::NUL_PW;

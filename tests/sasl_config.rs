@@ -160,6 +160,9 @@ fn a_canon_attr_without_the_canon_plugin_is_pointed_out() {
     assert_eq!(lines.len(), 1, "{lines:#?}");
     assert_eq!(lines[0].0, SASL_LOG_WARN);
     assert!(lines[0].1.contains("sasl_canon_user_plugin: ldapbind"), "{lines:#?}");
+    // The value ldapbind-check renders too (tests/check_cli.rs), in the same words.
+    let said = ldapbind::state::SelectionWarning::CanonByOtherPlugin { attr: "mail".into(), plugin: None };
+    assert_eq!(lines[0].1, format!("ldapbind: {said}"));
 }
 
 /// The ERR lines ldapbind logged at init, after an init with `options` and the minimal others.

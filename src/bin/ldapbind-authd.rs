@@ -19,7 +19,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use ldapbind::authd;
-use ldapbind::check::{self, ConfFile, Input};
+use ldapbind::doctor::{self, ConfFile, Input};
 use ldapbind::ffi::process::{Signals, detach};
 
 /// Where libsasl2 looks with `sasl_saslauthd_path: /run/ldapbind-authd/mux`.
@@ -71,7 +71,7 @@ again (a rejected one is logged and the old one kept); SIGTERM answers what is i
 removes the socket and exits 0.
 ",
         version = env!("CARGO_PKG_VERSION"),
-        service = check::DEFAULT_SERVICE,
+        service = doctor::DEFAULT_SERVICE,
         socket = DEFAULT_SOCKET,
         user = DEFAULT_USER,
         group = DEFAULT_GROUP,
@@ -169,14 +169,14 @@ fn main() -> ExitCode {
     });
     let input = Input {
         conf,
-        service: args.service.unwrap_or_else(|| check::DEFAULT_SERVICE.to_owned()),
+        service: args.service.unwrap_or_else(|| doctor::DEFAULT_SERVICE.to_owned()),
         overrides: args.overrides,
         user: String::new(),
         password: None,
         daemon_user: None,
     };
     let load: authd::server::Loader = Box::new(move || {
-        let loaded = check::read_config(&input).map_err(|e| e.to_string())?;
+        let loaded = doctor::read_config(&input).map_err(|e| e.to_string())?;
         Ok((loaded.config.map_err(|lines| lines.join(" / "))?, loaded.problems))
     });
     // What stops the start is said on standard error, before going to the background.

@@ -1,6 +1,6 @@
 //! `ldapbind-check`: explain in one step whether a user can log in through ldapbind, and why
 //! not. This file only parses the command line and prints; the checking is
-//! [`ldapbind::check`], which runs the plugin's own configuration, connection and lookup code.
+//! [`ldapbind::doctor`], which runs the plugin's own configuration, connection and lookup code.
 #![deny(unsafe_code)]
 #![cfg_attr(
     not(test),
@@ -19,8 +19,8 @@ use std::io::{BufRead, Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use ldapbind::check::{self, ConfFile, Input};
 use ldapbind::config::{Secret, keys};
+use ldapbind::doctor::{self, ConfFile, Input};
 
 /// Exit status for a mistake in the command line.
 const USAGE_ERROR: u8 = 2;
@@ -107,9 +107,9 @@ Examples:
   ldapbind-check --sasl-conf /etc/postfix/sasl/smtpd.conf --json jdoe@example.com
 ",
         version = env!("CARGO_PKG_VERSION"),
-        service = check::DEFAULT_SERVICE,
+        service = doctor::DEFAULT_SERVICE,
         options = keys::ALL.join(", "),
-        library = check::LIBRARY_KEYS.join(", "),
+        library = doctor::LIBRARY_KEYS.join(", "),
     )
 }
 
@@ -201,20 +201,20 @@ fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, String> {
             "-o" | "--option" => {
                 let kv = take("-o")?;
                 let Some((k, v)) = kv.split_once('=') else {
-                    let (shown, hidden) = check::shown_malformed(&kv);
+                    let (shown, hidden) = doctor::shown_malformed(&kv);
                     return Err(format!(
                         "-o {shown}: write KEY=VALUE, e.g. -o ldapdb_uri=ldap://localhost:389/dc=example,dc=com{hidden}"
                     ));
                 };
-                if check::option_key(k).is_none() {
+                if doctor::option_key(k).is_none() {
                     let (shown, hidden) = match k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
                         true => (format!("{k}=..."), ""),
-                        false => check::shown_malformed(&kv),
+                        false => doctor::shown_malformed(&kv),
                     };
                     return Err(format!(
                         "-o {shown}: unknown option; use one of {}, {}{hidden}",
                         keys::ALL.join(", "),
-                        check::LIBRARY_KEYS.join(", ")
+                        doctor::LIBRARY_KEYS.join(", ")
                     ));
                 }
                 overrides.push((k.trim().to_owned(), v.to_owned()));
@@ -238,7 +238,7 @@ fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, String> {
         if !password_stdin {
             return Err("--authd needs --password-stdin (the password to check)".into());
         }
-        let service = service.unwrap_or_else(|| check::DEFAULT_SERVICE.to_owned());
+        let service = service.unwrap_or_else(|| doctor::DEFAULT_SERVICE.to_owned());
         return Ok(Command::Authd { socket, user, service });
     }
     if service.is_some() && !matches!(conf, Some(ConfFile::Imapd(_))) {
@@ -301,18 +301,19 @@ fn main() -> ExitCode {
     };
     let input = Input {
         conf: args.conf,
-        service: args.service.unwrap_or_else(|| check::DEFAULT_SERVICE.to_owned()),
+        service: args.service.unwrap_or_else(|| doctor::DEFAULT_SERVICE.to_owned()),
         overrides: args.overrides,
         user: args.user,
         password,
         daemon_user: args.daemon_user,
     };
-    let report = match check::run(&input) {
+    let report = match doctor::run(&input) {
         Ok(r) => r,
         Err(e) => return usage_error(&e.to_string()),
     };
-    let out = if json { report.to_json() } else { report.to_text() };
-    if std::io::stdout().write_all(out.as_bytes()).is_err() {
+    let mut stdout = std::io::stdout().lock();
+    let written = if json { report.write_json(&mut stdout) } else { stdout.write_all(report.to_text().as_bytes()) };
+    if written.is_err() {
         return ExitCode::FAILURE;
     }
     ExitCode::from(u8::try_from(report.exit_code()).unwrap_or(1))
