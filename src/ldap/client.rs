@@ -58,7 +58,7 @@ enum Failure {
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Purpose {
     /// Bound as `ldapdb_id`, for searches.
-    Service,
+    Search,
     /// For password checks; never used for searches.
     Verify,
 }
@@ -119,7 +119,7 @@ impl LdapDirectory {
     /// nothing (389-ds lets anyone read a domain entry, and nothing below it).
     pub fn first_below_base(&self) -> Result<Option<String>, Error> {
         let cfg = Arc::clone(&self.config);
-        self.run(Purpose::Service, |conn, url, deadline| {
+        self.run(Purpose::Search, |conn, url, deadline| {
             let options = SearchOptions::new().deref(DerefAliases::Never).sizelimit(1);
             let transport = |e| Failure::Transport(Error::ldap(&cfg, url, Step::search(&cfg), e));
             let mut stream = conn
@@ -148,7 +148,7 @@ impl LdapDirectory {
 
     fn pool(&self, purpose: Purpose) -> &Mutex<Vec<Live>> {
         match purpose {
-            Purpose::Service => &self.service,
+            Purpose::Search => &self.service,
             Purpose::Verify => &self.verify,
         }
     }
@@ -208,7 +208,7 @@ impl LdapDirectory {
         }
     }
 
-    /// A new connection to URL `index`, bound as the service for [`Purpose::Service`].
+    /// A new connection to URL `index`, bound as the service account for [`Purpose::Search`].
     fn open_one(&self, index: usize, purpose: Purpose, deadline: Deadline) -> Result<Live, Failure> {
         let cfg = &*self.config;
         let Some(url) = cfg.urls.get(index) else {
@@ -216,7 +216,7 @@ impl LdapDirectory {
         };
         let mut conn = crate::tls::connect(cfg, url, self.tls.as_ref(), deadline)
             .map_err(|e| Failure::Transport(e.into_error(cfg, url)))?;
-        if purpose == Purpose::Service {
+        if purpose == Purpose::Search {
             self.service_bind(&mut conn, url, deadline)?;
         }
         log::debug!(target: "ldapbind", "connected to {}", url.endpoint());
@@ -362,7 +362,7 @@ impl Directory for LdapDirectory {
             Scope::Sub => LdapScope::Subtree,
         };
         let wanted: Vec<String> = if attrs.is_empty() { vec!["1.1".to_owned()] } else { attrs.to_vec() };
-        self.run(Purpose::Service, |conn, url, deadline| {
+        self.run(Purpose::Search, |conn, url, deadline| {
             let options = SearchOptions::new().deref(DerefAliases::Never).sizelimit(SIZE_LIMIT);
             let transport = |e| Failure::Transport(Error::ldap(&cfg, url, Step::search(&cfg), e));
             let mut stream =
