@@ -7,7 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use ldap3::controls::RawControl;
 
-use crate::ldap::Entry;
+use crate::ldap::entry::Entry;
 
 /// Why a directory refuses an account, in the order they are reported (the first one found in
 /// this order is the one a refusal names).
@@ -306,17 +306,6 @@ pub fn bind_outcome(rc: u32, text: &str, ctrls: &[RawControl]) -> BindOutcome {
 /// without a password policy ignore it).
 pub fn ppolicy_request() -> RawControl {
     RawControl { ctype: PPOLICY_OID.to_owned(), crit: false, val: None }
-}
-
-/// The error for a bind as the user at `server` that the directory refused for `condition`;
-/// `bound`: the bind itself succeeded (only the policy's must-change rule said no), so
-/// `ldapdb_allow_expired_password` could let it in.
-pub fn bind_refusal(server: &str, dn: &str, condition: Condition, said: &str, bound: bool) -> crate::error::Error {
-    crate::error::Error::Account {
-        condition,
-        dn: dn.to_owned(),
-        seen: Box::new(crate::error::Seen::Bind { server: server.to_owned(), said: said.to_owned(), bound }),
-    }
 }
 
 fn plain(rc: u32) -> BindOutcome {

@@ -212,7 +212,9 @@ fn plain_results() {
 
 #[test]
 fn a_refused_bind_offers_the_allowance_only_where_it_helps() {
-    let refusal = |condition, bound| bind_refusal("h:389", "uid=u", condition, "result x", bound).to_string();
+    let refusal = |condition, bound| {
+        crate::error::Error::bind_refusal("h:389", "uid=u", condition, "result x", bound).to_string()
+    };
     let expired = refusal(Condition::PasswordExpired, false);
     assert!(expired.contains("it refuses binds with this one"), "{expired}");
     assert!(refusal(Condition::MustChange, true).contains("or set sasl_ldapdb_allow_expired_password: yes"));

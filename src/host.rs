@@ -1,15 +1,6 @@
 //! What the core needs from its host (libsasl2 in production, a scripted fake in tests).
 
-/// SASL log levels the plugin uses (`SASL_LOG_*`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Level {
-    Err = 1,
-    Fail = 2,
-    Warn = 3,
-    Note = 4,
-    Debug = 5,
-    Trace = 6,
-}
+pub use crate::level::Level;
 
 /// One entry of the connection's property context.
 #[derive(Debug, Clone, PartialEq, Eq)]

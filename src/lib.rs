@@ -36,6 +36,7 @@ pub mod ffi;
 pub mod filter;
 pub mod host;
 pub mod ldap;
+pub mod level;
 pub mod password;
 mod plugin;
 pub mod state;

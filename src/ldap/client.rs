@@ -430,7 +430,7 @@ impl Directory for LdapDirectory {
                     Ok((true, Keep::Yes))
                 }
                 BindOutcome::Refused { condition, said } => {
-                    Err(Failure::Refused(account::bind_refusal(&url.endpoint(), dn, condition, &said, res.rc == 0)))
+                    Err(Failure::Refused(Error::bind_refusal(&url.endpoint(), dn, condition, &said, res.rc == 0)))
                 }
                 BindOutcome::Other => Err(answer(Error::at(url, step(), Cause::Result(code)))),
             }

@@ -7,6 +7,8 @@
 //! (`sasl_ldapdb_uri`). Admins and fail2ban read these lines: their words are the interface.
 //! The SASL result code is derived from the values by an exhaustive match.
 
+mod tls;
+
 use std::fmt;
 use std::io;
 use std::path::PathBuf;
@@ -356,6 +358,17 @@ pub struct Unsure {
 }
 
 impl Error {
+    /// The error for a bind as the user at `server` that the directory refused for `condition`;
+    /// `bound`: the bind itself succeeded (only the policy's must-change rule said no), so
+    /// `ldapdb_allow_expired_password` could let it in.
+    pub fn bind_refusal(server: &str, dn: &str, condition: Condition, said: &str, bound: bool) -> Error {
+        Error::Account {
+            condition,
+            dn: dn.to_owned(),
+            seen: Box::new(Seen::Bind { server: server.to_owned(), said: said.to_owned(), bound }),
+        }
+    }
+
     /// An `Error::Ldap` for `step` with the server `url`.
     pub fn at(url: &LdapUrl, step: Step, cause: Cause) -> Error {
         Error::Ldap(Box::new(Attempt { server: Server::of(url), step, cause }))
@@ -391,8 +404,8 @@ impl Error {
     /// or not allowed, the directory's data: ambiguous entries, a missing or oversized canonical
     /// name), `Fail` for the user's own failure (an unknown name, a name that must not reach
     /// LDAP). Repeats of an `Err` cause are logged at `Fail` ([`crate::host::FirstSeen`]).
-    pub fn level(&self) -> crate::host::Level {
-        use crate::host::Level;
+    pub fn level(&self) -> crate::level::Level {
+        use crate::level::Level;
         match self {
             Error::Config(_)
             | Error::Ldap(_)
@@ -568,7 +581,7 @@ impl Attempt {
             ),
             // ldap3's words for an I/O error.
             (step, Cause::Io(e)) => other_lines(s, step, format_args!("I/O error: {e}")),
-            (_, Cause::Tls { source, trust }) => crate::tls::rustls_lines(s, trust, source),
+            (_, Cause::Tls { source, trust }) => tls::rustls_lines(s, trust, source),
             (_, Cause::TlsName(e)) => lines(
                 format!("sasl_ldapdb_uri: `{}` cannot be checked against a TLS certificate ({e})", s.url),
                 "ldapbind checks a certificate against a host name, not an IPv6 address literal: use a host name that is in the \
@@ -1112,7 +1125,7 @@ mod tests {
             seen: Box::new(Seen::Entry { user: "u".into(), finding }),
         };
         assert_eq!(parts(&e).0, "user u (uid=u,dc=x) is locked: nsAccountLock is true (389-ds)");
-        let e = crate::account::bind_refusal("h:389", "uid=u,dc=x", Condition::PasswordExpired, "result 49", false);
+        let e = Error::bind_refusal("h:389", "uid=u,dc=x", Condition::PasswordExpired, "result 49", false);
         assert_eq!(
             parts(&e),
             (
