@@ -621,18 +621,23 @@ fn parse_opts() -> Opts {
     o
 }
 
-/// `--profile-authd N`: ldapbind-authd under `valgrind --tool=callgrind` (its `ldapdb_timeout`
-/// raised to 30 s for valgrind's pace) against the hashed directory, 20 logins of warm-up then
-/// `n` at 1 client through real libsasl2; the profile is written when the daemon stops.
+/// `--profile-authd N`: ldapbind-authd under `valgrind --tool=callgrind` (or the command in
+/// `$LDAPBIND_BENCH_AUTHD_WRAPPER`, e.g. `strace -f -c -o FILE`; `{out}` in it is replaced by
+/// the output file's path), its `ldapdb_timeout` raised to 30 s for valgrind's pace, against the
+/// hashed directory: 20 logins of warm-up then `n` at 1 client through real libsasl2; the
+/// profile is written when the daemon stops.
 fn profile_authd(n: usize) {
     let slapd = Slapd::start_with(SlapdOptions { hidden_passwords: true, stats_log: false, ..SlapdOptions::default() });
-    let out = std::env::temp_dir().join(format!("callgrind.ldapbind-authd.{}", std::process::id()));
+    let out = std::env::temp_dir().join(format!("profile.ldapbind-authd.{}", std::process::id()));
     let _ = std::fs::remove_file(&out);
-    let wrapper = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "valgrind", "--tool=callgrind"]
+    let tool = std::env::var("LDAPBIND_BENCH_AUTHD_WRAPPER")
+        .unwrap_or_else(|_| "valgrind --tool=callgrind --callgrind-out-file={out}".into());
+    // The wrapper starts as `nobody` (what the daemon would drop to) so that it can write its file.
+    let wrapper: Vec<String> = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
         .into_iter()
         .map(String::from)
-        .chain([format!("--callgrind-out-file={}", out.display())])
-        .collect::<Vec<_>>();
+        .chain(tool.split_whitespace().map(|w| w.replace("{out}", &out.display().to_string())))
+        .collect();
     let r = Running::start_under(Daemon::Authd, &slapd, &wrapper, 30);
     let base = ["how=saslauthd".to_owned(), format!("socket={}", r.socket().display()), "threads=1".into()];
     let run = |n: usize| run_child(&[&base[..], &["mode=run".into(), format!("n={n}")]].concat());
