@@ -4,9 +4,8 @@
 //! certificate and key files config.rs has already read: Postfix's smtpd initializes SASL as
 //! root before it chroots and drops privileges, so nothing may be read at first TLS use. The
 //! system store (rustls-native-certs) is read at init too, and only when some URL uses TLS and
-//! no CA file is configured. The config is handed to ldap3 through
-//! `LdapConnSettings::set_config`, so ldap3 never builds its own (which would read the system
-//! store lazily and use rustls' process-wide default provider). The provider is passed
+//! no CA file is configured. Every TLS connection is made from it (see [`connect_on`]), never
+//! from rustls' process-wide default provider. The provider is passed
 //! explicitly and never installed as the process default: another rustls user in the same host
 //! must neither change ours nor find ours.
 //!
@@ -25,16 +24,16 @@ use std::net::TcpStream;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use ldap3::{LdapError, LdapResult};
+use ldap3::LdapResult;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::WebPkiSupportedAlgorithms;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::pki_types::{CertificateDer, InvalidDnsNameError, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 
 use crate::config::{Config, StartTls, TlsReqCert};
 use crate::ldap::net::Deadline;
-use crate::ldap::wire::{self, Conn, Net};
+use crate::ldap::wire::{self, Conn};
 use crate::uri::{LdapUrl, Scheme};
 
 /// How connections to one URL are made.
@@ -329,7 +328,7 @@ pub enum ConnectError {
     Tls(String),
     /// Anything else (refused, unreachable, timeout); `step` says what was under way, e.g.
     /// "connect and TLS handshake", for the caller's message.
-    Ldap { step: &'static str, source: LdapError },
+    Ldap { step: &'static str, source: io::Error },
     /// Resolving the host or the TCP connect failed, already phrased for the log.
     Net(crate::error::Error),
 }
@@ -337,10 +336,6 @@ pub enum ConnectError {
 /// Open a connection to `url` as the configuration says, by `deadline` (which covers the name
 /// lookup, TCP connect, the StartTLS request and the TLS handshake). `tls` is the config from
 /// [`client_config`]; it must be `Some` when `url` uses TLS.
-#[allow(
-    clippy::result_large_err,
-    reason = "ConnectError holds an ldap3::LdapError, which every ldap3 call returns unboxed too"
-)]
 pub fn connect(
     cfg: &Config,
     url: &LdapUrl,
@@ -351,9 +346,8 @@ pub fn connect(
 }
 
 /// [`connect`] over `stream` when it is `Some` (a TCP connection to `url` already made, see
-/// [`crate::ldap::net::connect_addrs`]). ldapbind makes the connection, StartTLS and the TLS
-/// handshake itself and hands ldap3 the result (see [`crate::ldap::wire`]).
-#[allow(clippy::result_large_err, reason = "see connect")]
+/// [`crate::ldap::net::connect_addrs`]). StartTLS and the TLS handshake run in the caller's
+/// thread, each read and write bounded by `deadline` (see [`crate::ldap::wire`]).
 pub fn connect_on(
     cfg: &Config,
     url: &LdapUrl,
@@ -362,16 +356,11 @@ pub fn connect_on(
     deadline: Deadline,
 ) -> Result<Conn, ConnectError> {
     let mode = Mode::of(url, cfg.starttls);
-    let io = |source: io::Error| ConnectError::Ldap { step: "connect", source: LdapError::Io { source } };
-    let rt = wire::runtime().map_err(io)?;
-    let at = tokio::time::Instant::from_std(deadline.instant());
     if url.scheme == crate::uri::Scheme::Ldapi {
         // A local socket needs no lookup, but its connect waits while the server's backlog is full.
-        let socket = rt
-            .block_on(async { tokio::time::timeout_at(at, tokio::net::UnixStream::connect(&url.host)).await })
-            .map_err(|elapsed| ConnectError::Ldap { step: "connect", source: LdapError::from(elapsed) })?
-            .map_err(io)?;
-        return wire::start(rt, Net::Unix(socket)).map_err(|source| ConnectError::Ldap { step: "connect", source });
+        return wire::connect_unix(&url.host, deadline)
+            .map(Conn::unix)
+            .map_err(|source| ConnectError::Ldap { step: "connect", source });
     }
     let config = match (mode.uses_tls(), tls) {
         (false, _) => None,
@@ -387,75 +376,58 @@ pub fn connect_on(
         Some(stream) => stream,
         None => crate::ldap::net::connect(url, deadline, cfg.timeout).map_err(ConnectError::Net)?,
     };
-    let mut tcp = wire::tcp(&rt, stream).map_err(io)?;
+    let failed = |err: io::Error| match describe_failure(cfg, url, mode, &err) {
+        Some(line) => ConnectError::Tls(line),
+        None => ConnectError::Ldap { step: mode.step(), source: err },
+    };
+    let mut conn = Conn::tcp(stream);
+    if let Mode::StartTls { demand } = mode {
+        let answer = conn.start_tls(deadline).map_err(failed)?;
+        if answer.rc != 0 {
+            // The server does not offer TLS on this port.
+            if demand {
+                return Err(ConnectError::Tls(starttls_refused(url, &answer)));
+            }
+            log::warn!(target: "ldapbind", "{}", starttls_fallback(url, &answer));
+            return Ok(conn);
+        }
+    }
+    let Some(config) = config else { return Ok(conn) };
     // The name ldap3 verified before (an IPv6 literal keeps its brackets, and is refused).
     let name = if url.host.contains(':') { format!("[{}]", url.host) } else { url.host.clone() };
-    let secured: Result<Result<Net, (bool, LdapResult, _)>, LdapError> = rt.block_on(async {
-        let steps = async {
-            if let Mode::StartTls { demand } = mode {
-                let answer = wire::starttls(&mut tcp).await?;
-                if answer.rc != 0 {
-                    return Ok(Err((demand, answer, tcp)));
-                }
-            }
-            let Some(config) = config else { return Ok(Ok(Net::Tcp(tcp))) };
-            let name = ServerName::try_from(name)?;
-            let tls = tokio_rustls::TlsConnector::from(config).connect(name, tcp).await?;
-            Ok(Ok(Net::Tls(Box::new(tls))))
-        };
-        tokio::time::timeout_at(at, steps).await?
-    });
-    let net = match secured {
-        Ok(Ok(net)) => net,
-        // The server does not offer TLS on this port.
-        Ok(Err((true, answer, _))) => return Err(ConnectError::Tls(starttls_refused(url, &answer))),
-        Ok(Err((false, answer, tcp))) => {
-            log::warn!(target: "ldapbind", "{}", starttls_fallback(url, &answer));
-            Net::Tcp(tcp)
-        }
-        Err(err) => {
-            return Err(match describe_failure(cfg, url, mode, &err) {
-                Some(line) => ConnectError::Tls(line),
-                None => ConnectError::Ldap { step: mode.step(), source: err },
-            });
-        }
-    };
-    wire::start(rt, net).map_err(|source| ConnectError::Ldap { step: mode.step(), source })
+    let name = ServerName::try_from(name).map_err(|e| failed(io::Error::new(io::ErrorKind::InvalidInput, e)))?;
+    conn.into_tls(config, name, deadline).map_err(failed)
 }
 
 /// One line for a connection failure that is about TLS; `None` for anything else.
-pub fn describe_failure(cfg: &Config, url: &LdapUrl, mode: Mode, err: &LdapError) -> Option<String> {
+pub fn describe_failure(cfg: &Config, url: &LdapUrl, mode: Mode, err: &io::Error) -> Option<String> {
     if !mode.uses_tls() {
         return None;
     }
     let server = url.endpoint();
-    match err {
-        LdapError::Rustls { source } => Some(describe_rustls(cfg, url, source)),
-        LdapError::Io { source } => {
-            if let Some(e) = rustls_error(source) {
-                return Some(describe_rustls(cfg, url, e));
-            }
-            (source.kind() == io::ErrorKind::UnexpectedEof).then(|| match mode {
-                Mode::StartTls { .. } => format!(
-                    "LDAP server {server} closed the connection during StartTLS; check the \
-                     server's TLS settings and its log"
-                ),
-                Mode::Ldaps | Mode::Plain => format!(
-                    "LDAP server {server} closed the connection during the TLS handshake; check \
-                     that port {} serves ldaps:// (usually 636; 389 is ldap://, which takes \
-                     sasl_ldapdb_starttls) and the server's TLS settings",
-                    url.port
-                ),
-            })
-        }
-        LdapError::DNSName { source } => Some(format!(
+    if let Some(e) = rustls_error(err) {
+        return Some(describe_rustls(cfg, url, e));
+    }
+    if let Some(source) = err.get_ref().and_then(|e| e.downcast_ref::<InvalidDnsNameError>()) {
+        return Some(format!(
             "sasl_ldapdb_uri: `{}` cannot be checked against a TLS certificate ({source}); ldap3 \
              does not take an IPv6 address literal for TLS: use a host name that is in the \
              server's certificate",
             url.original
-        )),
-        _ => None,
+        ));
     }
+    (err.kind() == io::ErrorKind::UnexpectedEof).then(|| match mode {
+        Mode::StartTls { .. } => format!(
+            "LDAP server {server} closed the connection during StartTLS; check the \
+             server's TLS settings and its log"
+        ),
+        Mode::Ldaps | Mode::Plain => format!(
+            "LDAP server {server} closed the connection during the TLS handshake; check \
+             that port {} serves ldaps:// (usually 636; 389 is ldap://, which takes \
+             sasl_ldapdb_starttls) and the server's TLS settings",
+            url.port
+        ),
+    })
 }
 
 /// The rustls error inside an I/O error from the TLS stream, if any.
@@ -1078,14 +1050,14 @@ mod tests {
     fn only_tls_failures_are_described() {
         let cfg = Src::new("ldaps://127.0.0.1:1636/dc=x").config();
         let inner = rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer);
-        let io_err = LdapError::Io { source: io::Error::new(io::ErrorKind::InvalidData, inner) };
+        let io_err = io::Error::new(io::ErrorKind::InvalidData, inner);
         let line = describe_failure(&cfg, url(&cfg), Mode::Ldaps, &io_err).unwrap();
         assert!(line.starts_with("certificate of LDAP server 127.0.0.1:1636 is not signed by a trusted CA"), "{line}");
         // The same error on a plain connection is not about TLS.
         assert!(describe_failure(&cfg, url(&cfg), Mode::Plain, &io_err).is_none());
-        let refused = LdapError::Io { source: io::Error::from(io::ErrorKind::ConnectionRefused) };
+        let refused = io::Error::from(io::ErrorKind::ConnectionRefused);
         assert!(describe_failure(&cfg, url(&cfg), Mode::Ldaps, &refused).is_none());
-        let eof = LdapError::Io { source: io::Error::new(io::ErrorKind::UnexpectedEof, "tls handshake eof") };
+        let eof = io::Error::new(io::ErrorKind::UnexpectedEof, "tls handshake eof");
         assert_eq!(
             describe_failure(&cfg, url(&cfg), Mode::Ldaps, &eof).unwrap(),
             "LDAP server 127.0.0.1:1636 closed the connection during the TLS handshake; check that \

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use ldap3::controls::RawControl;
-use ldap3::{DerefAliases, LdapError, LdapResult, Scope as LdapScope, SearchEntry, SearchOptions};
+use ldap3::{DerefAliases, LdapResult, Scope as LdapScope, SearchEntry, SearchOptions};
 
 use super::net::Deadline;
 use super::wire::Conn;
@@ -36,15 +36,10 @@ struct Live {
 }
 
 impl Live {
-    /// A connection inherited across `fork()` belongs to the parent: never send on it, never
-    /// run its destructor (which would tear down a runtime whose threads do not exist here).
+    /// A connection inherited across `fork()` belongs to the parent: never send on it. Dropping
+    /// it only closes this process's copy of the socket (a `Conn` never writes when dropped).
     fn discard_if_foreign(self) -> Option<Live> {
-        if self.pid == std::process::id() {
-            Some(self)
-        } else {
-            std::mem::forget(self);
-            None
-        }
+        (self.pid == std::process::id()).then_some(self)
     }
 }
 
@@ -536,32 +531,28 @@ pub(crate) fn port_note(url: &LdapUrl) -> &'static str {
 }
 
 /// One line for a failure to talk to a server at `step`.
-pub(crate) fn transport_error(url: &LdapUrl, step: &str, timeout: Duration, e: LdapError) -> Error {
+pub(crate) fn transport_error(url: &LdapUrl, step: &str, timeout: Duration, e: std::io::Error) -> Error {
     let endpoint = url.endpoint();
     let note = port_note(url);
     let ldapi = url.scheme == Scheme::Ldapi;
     let place = if ldapi { "the socket path in sasl_ldapdb_uri is" } else { "host and port in sasl_ldapdb_uri are" };
-    match e {
-        LdapError::Timeout { .. } => Error::Timeout(format!(
+    match e.kind() {
+        std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => Error::Timeout(format!(
             "LDAP server {endpoint}{note} did not answer the {step} within {}s (sasl_ldapdb_timeout); \
              check that the server is up and that {place} right",
             timeout.as_secs_f64()
         )),
-        LdapError::Io { source } if source.kind() == std::io::ErrorKind::ConnectionRefused && ldapi => {
-            Error::Unavailable(format!(
-                "cannot connect to LDAP server socket {endpoint}: connection refused (the socket file \
+        std::io::ErrorKind::ConnectionRefused if ldapi => Error::Unavailable(format!(
+            "cannot connect to LDAP server socket {endpoint}: connection refused (the socket file \
                  exists but no server listens on it); start the LDAP server, or check the socket path in \
                  sasl_ldapdb_uri against the ldapi:// URL the server listens on (slapd -h)"
-            ))
-        }
-        LdapError::Io { source } if source.kind() == std::io::ErrorKind::ConnectionRefused => {
-            Error::Unavailable(format!(
-                "cannot connect to LDAP server {endpoint}{note}: connection refused; \
+        )),
+        std::io::ErrorKind::ConnectionRefused => Error::Unavailable(format!(
+            "cannot connect to LDAP server {endpoint}{note}: connection refused; \
                  check host and port in sasl_ldapdb_uri (glauth listens on 3893, slapd on 389)"
-            ))
-        }
-        other => Error::Unavailable(format!(
-            "LDAP server {endpoint}{note} failed during {step}: {other}; check sasl_ldapdb_uri and the server"
+        )),
+        _ => Error::Unavailable(format!(
+            "LDAP server {endpoint}{note} failed during {step}: {e}; check sasl_ldapdb_uri and the server"
         )),
     }
 }
@@ -722,7 +713,7 @@ mod tests {
 
     #[test]
     fn an_ldapi_socket_is_never_a_default_port_or_glauths_3893() {
-        let refused = || LdapError::Io { source: std::io::ErrorKind::ConnectionRefused.into() };
+        let refused = || std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
         let u = url("ldapi://%2Frun%2Fslapd%2Fldapi/dc=x");
         assert_eq!(
             transport_error(&u, "connect", Duration::from_secs(5), refused()).to_string(),

@@ -1,17 +1,14 @@
 //! TCP connections with every wait bounded, name resolution included, and the one deadline a
 //! directory operation shares among all its steps.
 //!
-//! ldap3 resolves host names with tokio's `spawn_blocking(getaddrinfo)`, and dropping the
-//! connection's runtime after a timeout waits for that thread: a hung resolver would hold the
-//! login past `ldapdb_timeout`. So ldapbind resolves and connects itself and hands ldap3 the
-//! connected socket; TLS still verifies the host name written in the URL.
+//! getaddrinfo has no timeout: a hung resolver would hold the login past `ldapdb_timeout`. So
+//! names are looked up on a short-lived thread that is waited for until the deadline only (one
+//! per name at a time); TLS still verifies the host name written in the URL.
 
 use std::io;
 use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
-
-use ldap3::LdapError;
 
 use super::client::{port_note, transport_error};
 use crate::error::Error;
@@ -161,7 +158,7 @@ pub fn connect_addrs(
     }
     Err(match last {
         Some(e) if e.kind() != io::ErrorKind::TimedOut && e.kind() != io::ErrorKind::WouldBlock => {
-            transport_error(url, "connect", configured, LdapError::Io { source: e })
+            transport_error(url, "connect", configured, e)
         }
         _ => Error::Timeout(format!(
             "LDAP server {}{} did not answer the connect within {}s (sasl_ldapdb_timeout); check that the \

@@ -10,11 +10,9 @@
 
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::fs::FileTypeExt;
-use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ldap3::LdapError;
 use rustls::ClientConfig;
 
 use super::client::{service_bind_checked, transport_error};
@@ -174,9 +172,9 @@ fn resolve(cfg: &Config, url: &LdapUrl, deadline: Deadline) -> (Outcome, Vec<Soc
 fn connect(cfg: &Config, url: &LdapUrl, addrs: &[SocketAddr], deadline: Deadline) -> (Outcome, Option<TcpStream>) {
     let started = Instant::now();
     if url.scheme == Scheme::Ldapi {
-        let outcome = match UnixStream::connect(&url.host) {
+        let outcome = match super::wire::connect_unix(&url.host, deadline) {
             Ok(_) => Outcome::Ok(format!("connected to {} ({} ms)", url.host, started.elapsed().as_millis())),
-            Err(e) => Outcome::Failed(transport_error(url, "connect", cfg.timeout, LdapError::Io { source: e })),
+            Err(e) => Outcome::Failed(transport_error(url, "connect", cfg.timeout, e)),
         };
         return (outcome, None);
     }
