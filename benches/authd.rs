@@ -621,6 +621,16 @@ fn parse_opts() -> Opts {
     o
 }
 
+/// The plugin as `cargo build --release --lib` leaves it, as it is installed (scripts/bench.sh
+/// builds it first). Not the copy `cargo bench` makes next to this binary: that one is built with
+/// the dev-dependencies' features unified in (ldap3's synchronous client and its tokio runtime).
+fn installed_plugin() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    let so = exe.parent().and_then(Path::parent).expect("target/<profile>/deps/<bench>").join("libldapbind.so");
+    assert!(so.is_file(), "{} missing: run `cargo build --release --lib` first (scripts/bench.sh does)", so.display());
+    so
+}
+
 /// `--profile-authd N`: ldapbind-authd under `valgrind --tool=callgrind` (or the command in
 /// `$LDAPBIND_BENCH_AUTHD_WRAPPER`, e.g. `strace -f -c -o FILE`; `{out}` in it is replaced by
 /// the output file's path), its `ldapdb_timeout` raised to 30 s for valgrind's pace, against the
@@ -868,12 +878,12 @@ fn main() {
         ldapdb_compat: true,
         ..SlapdOptions::default()
     });
-    let baseline_so = BASELINE.get().map(|d| d.join("libldapbind.so"));
-    // The plugin builds of this run: (label, `so=` argument; None = the one built).
-    let builds: Vec<(&str, Option<String>)> = [("ldapbind", None)]
+    // The plugin builds of this run: (label, library).
+    let builds: Vec<(&str, PathBuf)> = [("ldapbind", installed_plugin())]
         .into_iter()
-        .chain(baseline_so.iter().map(|so| ("ldapbind (baseline)", Some(format!("so={}", so.display())))))
+        .chain(BASELINE.get().map(|d| ("ldapbind (baseline)", d.join("libldapbind.so"))))
         .collect();
+    let so_arg = |i: usize| format!("so={}", builds[i].1.display());
     println!(
         "\n## phase 5: plugin checkpass against the libldap search loop, one process each in turn, {} rounds",
         2 * o.rounds
@@ -898,7 +908,7 @@ fn main() {
                         format!("secs={}", o.secs),
                         format!("warmup={}", o.warmup),
                     ];
-                    extra.extend(builds[i].1.clone());
+                    extra.push(so_arg(i));
                     run_child(&extra)
                 }
                 None => ldap_loop.run(&slapd.url(), "search", 1, o.secs, o.warmup),
@@ -922,12 +932,12 @@ fn main() {
     let cacert = format!("cacert={}", ca.cert_path().display());
     // (configuration, URL scheme, child arguments)
     let mut variants: Vec<(String, &str, Vec<String>)> = Vec::new();
-    for (label, so) in &builds {
+    for (i, (label, _)) in builds.iter().enumerate() {
         for (scheme, url, extra) in
             [("ldap://", slapd.url(), None), ("ldaps://", slapd.ldaps_url(), Some(cacert.clone()))]
         {
-            let mut a = vec!["how=plugin".to_owned(), format!("url={url}")];
-            a.extend(extra.into_iter().chain(so.clone()));
+            let mut a = vec!["how=plugin".to_owned(), format!("url={url}"), so_arg(i)];
+            a.extend(extra);
             variants.push(((*label).to_owned(), scheme, a));
         }
     }
@@ -970,13 +980,10 @@ fn main() {
     let none_dir = PluginDir::without_ldapbind();
     let build_dirs: Vec<PluginDir> = builds
         .iter()
-        .map(|(_, so)| match so {
-            None => PluginDir::with_ldapbind(),
-            Some(_) => {
-                let d = PluginDir::without_ldapbind();
-                d.add_copy(baseline_so.as_deref().expect("baseline"), "libldapbind.so");
-                d
-            }
+        .map(|(_, so)| {
+            let d = PluginDir::without_ldapbind();
+            d.add_copy(so, "libldapbind.so");
+            d
         })
         .collect();
     let slots: Vec<(&Path, bool)> = [(none_dir.path(), false)]
@@ -1129,10 +1136,8 @@ fn main() {
         println!("ldapbind - baseline, with it loaded: {:+.0} µs; init functions: {:+.0} µs", diff(1, 3), diff(2, 4));
     }
 
-    let built = sasl::built_plugin();
-    for (label, so) in [("ldapbind", Some(built.clone())), ("ldapbind (baseline)", baseline_so.clone())] {
-        let Some(so) = so else { continue };
-        let (size, stripped) = util::so_sizes(&so);
+    for (label, so) in &builds {
+        let (size, stripped) = util::so_sizes(so);
         println!(
             "{label}: libldapbind.so {size} bytes as built{} ({})",
             stripped.map_or(String::new(), |s| format!(", {s} bytes stripped")),
