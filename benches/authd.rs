@@ -37,7 +37,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::sasl::{self, PluginDir, SASL_OK, Server};
+use common::sasl::{PluginDir, SASL_OK, Server};
 use common::slapd::{self, Slapd, SlapdOptions, TestCa};
 use util::{Args, Fields, arg, f, group_cpu, loadavg, machine, median, parse_result, proc_cpu, quantile, say};
 
