@@ -39,3 +39,13 @@ fn links_no_second_sasl_ldap_or_tls_library() {
     }
     assert!(!needed.is_empty(), "readelf printed no NEEDED entries at all: {dynamic}");
 }
+
+/// The LDAP client runs in the caller's thread (src/ldap/wire.rs): no async runtime is linked
+/// into the host process, even though ldap3, whose codec it uses, depends on tokio.
+#[test]
+fn no_async_runtime_is_linked() {
+    let symbols = run("nm", &["-C"]);
+    let tokio: Vec<&str> = symbols.lines().filter(|l| l.contains("tokio")).take(5).collect();
+    assert!(tokio.is_empty(), "tokio is linked into the plugin: {tokio:#?}");
+    assert!(symbols.lines().any(|l| l.contains("sasl_auxprop_plug_init")), "nm printed no symbols: {symbols}");
+}

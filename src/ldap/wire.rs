@@ -536,14 +536,11 @@ fn frame(bytes: &[u8]) -> std::result::Result<Option<(usize, usize)>, String> {
     Ok(Some((head, len)))
 }
 
-/// (constructed, contents, rest) of the first BER element of `b`, definite lengths only.
+/// (constructed, contents, rest) of the first BER element of `b`, read as ldap3's parser reads
+/// it (one tag byte, a definite length of at most 4 bytes), so that what this accepts is nested
+/// for the parser exactly as here; anything else is `None`.
 fn element(b: &[u8]) -> Option<(bool, &[u8], &[u8])> {
-    let (&tag, mut rest) = b.split_first()?;
-    if tag & 0x1f == 0x1f {
-        // A tag number in further bytes, the last without its high bit.
-        let n = rest.iter().position(|b| b & 0x80 == 0)?;
-        rest = rest.get(n + 1..)?;
-    }
+    let (&tag, rest) = b.split_first()?;
     let (&first, rest) = rest.split_first()?;
     let (len, rest) = if first & 0x80 == 0 {
         (usize::from(first), rest)
@@ -925,6 +922,9 @@ mod tests {
         assert!(e.to_string().contains("malformed message (nested too deep"), "{e}");
         drop(peer.join().unwrap());
         assert!(nesting_within(&msg(1, &entry("cn=x", &[("a", &[b"b"])]), &[]), MAX_DEPTH));
+        // Tag number 31 (0x3f, constructed): one byte to ldap3's parser, so one level here too.
+        let deep31 = (0..=MAX_DEPTH as u8).rev().fold(Vec::new(), |inner, _| ber(0x3f, &[&inner]));
+        assert!(!nesting_within(&deep31, MAX_DEPTH));
     }
 
     #[test]
@@ -970,6 +970,28 @@ mod tests {
         assert!(took >= Duration::from_millis(290) && took < Duration::from_millis(450), "{took:?}");
         drop(conn);
         peer.join().unwrap();
+    }
+
+    #[test]
+    fn an_ldapi_connect_to_a_full_backlog_times_out_by_the_deadline() {
+        use socket2::{Domain, SockAddr, Socket, Type};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ldapi");
+        let listener = Socket::new(Domain::UNIX, Type::STREAM, None).unwrap();
+        listener.bind(&SockAddr::unix(&path).unwrap()).unwrap();
+        // Backlog 0: one connection waits to be accepted (never), the next one finds it full.
+        listener.listen(0).unwrap();
+        let path = path.to_str().unwrap().to_owned();
+        let _first = connect_unix(&path, secs(1)).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        thread::spawn(move || {
+            let started = Instant::now();
+            let result = connect_unix(&path, Deadline::after(Duration::from_millis(300)));
+            let _ = tx.send((result.map(drop), started.elapsed()));
+        });
+        let (result, took) = rx.recv_timeout(Duration::from_secs(3)).expect("connect still waiting after 3 s");
+        assert_eq!(result.unwrap_err().kind(), io::ErrorKind::TimedOut);
+        assert!(took >= Duration::from_millis(250) && took < Duration::from_millis(600), "{took:?}");
     }
 
     #[test]
