@@ -30,13 +30,14 @@ mod util;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::sasl::{self, PluginDir, SASL_OK, Server};
+use common::sasl::{PluginDir, SASL_OK, Server};
 use common::slapd::{self, Slapd, SlapdOptions, TestCa};
 use util::{Args, Fields, arg, f, group_cpu, loadavg, machine, median, parse_result, proc_cpu, quantile, say};
 
@@ -52,14 +53,14 @@ const CLIENTS: [usize; 2] = [1, 8];
 // Child side
 // ---------------------------------------------------------------------------------------------
 
-/// The plugin dir and options of libsasl2 for `how`: `saslauthd` (pwcheck_method saslauthd,
-/// `socket=`) or `plugin` (auxprop ldapbind on `url=`, with `cacert=` when given).
-fn sasl_setup(args: &Args) -> (PluginDir, Vec<(&'static str, String)>) {
+/// libsasl2's options for `how`: `saslauthd` (pwcheck_method saslauthd, `socket=`), `plugin`
+/// (auxprop ldapbind on `url=`, with `cacert=` when given) or `ldapdb` (Debian's plugin on
+/// `url=`, binding with `mech=` DIGEST-MD5 or EXTERNAL).
+fn sasl_opts(args: &Args) -> Vec<(&'static str, String)> {
     let mut opts: Vec<(&str, String)> = vec![("mech_list", "PLAIN".into())];
-    let dir = match arg(args, "how") {
+    match arg(args, "how") {
         "saslauthd" => {
             opts.extend([("pwcheck_method", "saslauthd".into()), ("saslauthd_path", arg(args, "socket").into())]);
-            PluginDir::without_ldapbind()
         }
         "plugin" => {
             opts.extend([
@@ -72,11 +73,46 @@ fn sasl_setup(args: &Args) -> (PluginDir, Vec<(&'static str, String)>) {
             if let Some(ca) = args.get("cacert") {
                 opts.push(("ldapdb_tls_cacert", ca.clone()));
             }
-            PluginDir::with_ldapbind()
+        }
+        "ldapdb" => {
+            let mech = arg(args, "mech");
+            opts.extend([
+                ("pwcheck_method", "auxprop".into()),
+                ("auxprop_plugin", "ldapdb".into()),
+                ("ldapdb_uri", arg(args, "url").into()),
+                ("ldapdb_mech", mech.into()),
+            ]);
+            if mech != "EXTERNAL" {
+                opts.extend([("ldapdb_id", slapd::LDAPDB_SASL_ID.into()), ("ldapdb_pw", slapd::SERVICE_PW.into())]);
+            }
         }
         h => panic!("unknown how={h}"),
-    };
-    (dir, opts)
+    }
+    opts
+}
+
+/// The plugin dir for `how` (see [`sasl_opts`]): Debian's mechanisms, plus the
+/// `libldapbind.so` named by `so=` (else the one built) for `plugin`, Debian's ldapdb `so=` for
+/// `ldapdb`.
+fn plugin_dir(args: &Args) -> PluginDir {
+    match (arg(args, "how"), args.get("so")) {
+        ("plugin", None) => PluginDir::with_ldapbind(),
+        ("plugin", Some(so)) => {
+            let dir = PluginDir::without_ldapbind();
+            dir.add_copy(Path::new(so), "libldapbind.so");
+            dir
+        }
+        ("ldapdb", Some(so)) => {
+            let dir = PluginDir::without_ldapbind();
+            dir.add_symlink(Path::new(so), "libldapdb.so");
+            dir
+        }
+        _ => PluginDir::without_ldapbind(),
+    }
+}
+
+fn sasl_setup(args: &Args) -> (PluginDir, Vec<(&'static str, String)>) {
+    (plugin_dir(args), sasl_opts(args))
 }
 
 fn sasl_init(dir: &PluginDir, opts: &[(&str, String)]) -> Server {
@@ -111,6 +147,12 @@ fn child(raw: &[String]) {
         "ops" => child_ops(&args),
         "first" => child_first(&args),
         "frozen" => child_frozen(&args),
+        "load" => {
+            let opts = sasl_opts(&args);
+            let opts: Vec<(&str, &str)> = opts.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            util::load_probe(APP, Path::new(arg(&args, "dir")), &opts, &args);
+            Ok(())
+        }
         m => panic!("unknown child mode {m}"),
     };
     if let Err(e) = result {
@@ -250,18 +292,38 @@ fn child_frozen(args: &Args) -> Result<(), String> {
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
 enum Daemon {
     Authd,
+    /// `--baseline DIR`'s ldapbind-authd.
+    AuthdBaseline,
     Saslauthd,
     SaslauthdCache,
 }
 
+/// `--baseline DIR` (see [`util::baseline_dir`]), once parsed.
+static BASELINE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
 impl Daemon {
-    const ALL: [Daemon; 3] = [Daemon::Authd, Daemon::Saslauthd, Daemon::SaslauthdCache];
+    const ALL: [Daemon; 4] = [Daemon::Authd, Daemon::AuthdBaseline, Daemon::Saslauthd, Daemon::SaslauthdCache];
+
+    /// Those this run measures: the baseline daemon only with `--baseline`.
+    fn measured() -> Vec<Daemon> {
+        Daemon::ALL.into_iter().filter(|d| *d != Daemon::AuthdBaseline || BASELINE.get().is_some()).collect()
+    }
 
     fn label(self) -> &'static str {
         match self {
             Daemon::Authd => "ldapbind-authd",
+            Daemon::AuthdBaseline => "ldapbind-authd (baseline)",
             Daemon::Saslauthd => "saslauthd -a ldap",
             Daemon::SaslauthdCache => "saslauthd -a ldap -c (cache)",
+        }
+    }
+
+    /// The ldapbind-authd executable of this configuration.
+    fn authd_exe(self) -> Option<PathBuf> {
+        match self {
+            Daemon::Authd => Some(PathBuf::from(AUTHD)),
+            Daemon::AuthdBaseline => Some(BASELINE.get().expect("--baseline").join("ldapbind-authd")),
+            Daemon::Saslauthd | Daemon::SaslauthdCache => None,
         }
     }
 }
@@ -275,15 +337,21 @@ struct Running {
 
 impl Running {
     fn start(which: Daemon, slapd: &Slapd) -> Running {
+        Running::start_under(which, slapd, &[], AUTHD_TIMEOUT)
+    }
+
+    /// [`Running::start`] with ldapbind-authd run by `wrapper` (e.g. valgrind) and `timeout` as
+    /// its `ldapdb_timeout`.
+    fn start_under(which: Daemon, slapd: &Slapd, wrapper: &[String], timeout: u64) -> Running {
         let dir = tempfile::Builder::new().prefix("ldapbind-bench-daemon-").tempdir().expect("temp dir");
         let log = std::fs::File::create(dir.path().join("log")).expect("daemon log");
         let mut cmd = match which {
-            Daemon::Authd => {
+            Daemon::Authd | Daemon::AuthdBaseline => {
                 let conf = dir.path().join("app.conf");
                 std::fs::write(
                     &conf,
                     format!(
-                        "ldapdb_uri: {}/{}\nldapdb_id: {}\nldapdb_pw: {}\nldapdb_timeout: {AUTHD_TIMEOUT}\n",
+                        "ldapdb_uri: {}/{}\nldapdb_id: {}\nldapdb_pw: {}\nldapdb_timeout: {timeout}\n",
                         slapd.url(),
                         slapd::BASE_DN,
                         slapd::SERVICE_DN,
@@ -291,10 +359,25 @@ impl Running {
                     ),
                 )
                 .expect("write app.conf");
-                let mut c = Command::new(AUTHD);
+                let exe = which.authd_exe().expect("an ldapbind-authd");
+                let mut c = match wrapper.split_first() {
+                    Some((first, rest)) => {
+                        let mut c = Command::new(first);
+                        c.args(rest).arg(exe);
+                        c
+                    }
+                    None => Command::new(exe),
+                };
                 // Started as root it drops to `nobody`; its socket directory (`run`) is its own.
+                // Under a wrapper (valgrind), the wrapper starts as `nobody` instead, so that what
+                // it writes at exit can be written.
                 c.arg("--sasl-conf").arg(&conf).arg("--socket").arg(dir.path().join("run/mux"));
-                c.args(["--user", "nobody", "-d"]);
+                if wrapper.is_empty() {
+                    c.args(["--user", "nobody"]);
+                } else {
+                    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).expect("chmod");
+                }
+                c.arg("-d");
                 c
             }
             Daemon::Saslauthd | Daemon::SaslauthdCache => {
@@ -357,7 +440,8 @@ impl Drop for Running {
         let pgid = self.child.id() as i32;
         // SAFETY: kill(2) on the process group this benchmark created for its own daemon.
         unsafe { libc::kill(-pgid, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(3);
+        // Long enough for a daemon under valgrind to write its profile.
+        let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
             if matches!(self.child.try_wait(), Ok(Some(_))) {
                 break;
@@ -478,10 +562,22 @@ struct Opts {
     ops_logins: usize,
     rss_logins: usize,
     first_runs: usize,
+    load_triples: usize,
+    /// `--profile-authd N`: only profile ldapbind-authd over N logins with callgrind.
+    profile_authd: Option<usize>,
 }
 
 fn parse_opts() -> Opts {
-    let mut o = Opts { rounds: 3, secs: 1.5, warmup: 0.3, ops_logins: 100, rss_logins: 100_000, first_runs: 15 };
+    let mut o = Opts {
+        rounds: 3,
+        secs: 1.5,
+        warmup: 0.3,
+        ops_logins: 100,
+        rss_logins: 100_000,
+        first_runs: 15,
+        load_triples: 40,
+        profile_authd: None,
+    };
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let mut it = argv.iter();
     while let Some(a) = it.next() {
@@ -494,10 +590,12 @@ fn parse_opts() -> Opts {
             "--first-runs" => o.first_runs = val(a).parse().expect("--first-runs N"),
             "--warmup" => o.warmup = val(a).parse().expect("--warmup S"),
             "--ops-logins" => o.ops_logins = val(a).parse().expect("--ops-logins N"),
-            // benches/logins.rs's own (scripts/bench.sh gives both the same options).
-            "--load-triples" => {
-                val(a);
+            "--load-triples" => o.load_triples = val(a).parse().expect("--load-triples N"),
+            "--baseline" => {
+                let dir = util::baseline_dir(&val(a));
+                BASELINE.set(dir).expect("one --baseline");
             }
+            "--profile-authd" => o.profile_authd = Some(val(a).parse().expect("--profile-authd N")),
             "--quick" => {
                 o.rounds = 1;
                 o.secs = 0.5;
@@ -505,11 +603,15 @@ fn parse_opts() -> Opts {
                 o.ops_logins = 20;
                 o.rss_logins = 5_000;
                 o.first_runs = 3;
+                o.load_triples = 6;
             }
             "-h" | "--help" => {
                 println!(
                     "authd [--rounds N (3)] [--secs S per configuration and round (1.5)] [--warmup S (0.3)] \
-                     [--ops-logins N (100)] [--rss-logins N (100000)] [--first-runs N (15)] [--quick]"
+                     [--ops-logins N (100)] [--rss-logins N (100000)] [--first-runs N (15)] \
+                     [--load-triples N (40)] [--quick] [--baseline DIR (libldapbind.so and ldapbind-authd \
+                     of an earlier build, measured alongside)] [--profile-authd N (only: callgrind on \
+                     ldapbind-authd over N logins)]"
                 );
                 std::process::exit(0);
             }
@@ -519,6 +621,53 @@ fn parse_opts() -> Opts {
     o
 }
 
+/// The plugin as `cargo build --release --lib` leaves it, as it is installed (scripts/bench.sh
+/// builds it first). Not the copy `cargo bench` makes next to this binary: that one is built with
+/// the dev-dependencies' features unified in (ldap3's synchronous client and its tokio runtime).
+fn installed_plugin() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    let so = exe.parent().and_then(Path::parent).expect("target/<profile>/deps/<bench>").join("libldapbind.so");
+    assert!(so.is_file(), "{} missing: run `cargo build --release --lib` first (scripts/bench.sh does)", so.display());
+    so
+}
+
+/// `--profile-authd N`: ldapbind-authd under `valgrind --tool=callgrind` (or the command in
+/// `$LDAPBIND_BENCH_AUTHD_WRAPPER`, e.g. `strace -f -c -o FILE`; `{out}` in it is replaced by
+/// the output file's path), its `ldapdb_timeout` raised to 30 s for valgrind's pace, against the
+/// hashed directory: 20 logins of warm-up then `n` at 1 client through real libsasl2; the
+/// profile is written when the daemon stops.
+fn profile_authd(n: usize) {
+    let slapd = Slapd::start_with(SlapdOptions { hidden_passwords: true, stats_log: false, ..SlapdOptions::default() });
+    let out = std::env::temp_dir().join(format!("profile.ldapbind-authd.{}", std::process::id()));
+    let _ = std::fs::remove_file(&out);
+    let tool = std::env::var("LDAPBIND_BENCH_AUTHD_WRAPPER")
+        .unwrap_or_else(|_| "valgrind --tool=callgrind --callgrind-out-file={out}".into());
+    // The wrapper starts as `nobody` (what the daemon would drop to) so that it can write its file.
+    let wrapper: Vec<String> = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
+        .into_iter()
+        .map(String::from)
+        .chain(tool.split_whitespace().map(|w| w.replace("{out}", &out.display().to_string())))
+        .collect();
+    let r = Running::start_under(Daemon::Authd, &slapd, &wrapper, 30);
+    let base = ["how=saslauthd".to_owned(), format!("socket={}", r.socket().display()), "threads=1".into()];
+    let run = |n: usize| run_child(&[&base[..], &["mode=run".into(), format!("n={n}")]].concat());
+    let cpu0 = group_cpu(r.pid());
+    let (warm, measured) = (run(20), run(n));
+    let cpu = group_cpu(r.pid()).saturating_sub(cpu0);
+    drop(r);
+    match (warm, measured) {
+        (Ok(_), Ok(m)) => println!(
+            "{n} logins ({:.0}/s under valgrind, {:.0} µs of daemon CPU per login); profile: {}\n\
+             callgrind_annotate --inclusive=yes {} | less",
+            f(&m, "rate"),
+            cpu.as_secs_f64() * 1e6 / (n + 20) as f64,
+            out.display(),
+            out.display()
+        ),
+        (w, m) => println!("FAILED {:?} {:?}", w.err(), m.err()),
+    }
+}
+
 fn main() {
     let argv: Vec<String> = std::env::args().collect();
     if argv.get(1).map(String::as_str) == Some("__child") {
@@ -526,6 +675,10 @@ fn main() {
         return;
     }
     let o = parse_opts();
+    if let Some(n) = o.profile_authd {
+        profile_authd(n);
+        return;
+    }
     let t_start = Instant::now();
     println!("# ldapbind-authd and wire-limit benchmark");
     println!("machine: {}; load average at start {}", machine(), loadavg());
@@ -540,7 +693,7 @@ fn main() {
     println!("\n## phase 1: LDAP operations per login (slapd -d stats, {} logins after 20)", o.ops_logins);
     let mut ops_ok = false;
     {
-        for d in Daemon::ALL {
+        for d in Daemon::measured() {
             let r = Running::start(d, &slapd);
             match count_ops(&slapd, &r.socket(), o.ops_logins) {
                 Ok(c) => {
@@ -582,7 +735,8 @@ fn main() {
 
     slapd.set_stats_log(false);
     slapd.restart();
-    let daemons: BTreeMap<Daemon, Running> = Daemon::ALL.into_iter().map(|d| (d, Running::start(d, &slapd))).collect();
+    let daemons: BTreeMap<Daemon, Running> =
+        Daemon::measured().into_iter().map(|d| (d, Running::start(d, &slapd))).collect();
 
     println!(
         "\n## phase 2: throughput (slapd -d 0), {} rounds x {} s per configuration; load average now {}",
@@ -594,7 +748,7 @@ fn main() {
     type Key = (Option<Daemon>, usize);
     let mut runs: BTreeMap<Key, Vec<Fields>> = BTreeMap::new();
     let mut per_round: Vec<BTreeMap<Key, f64>> = Vec::new();
-    let configs: Vec<Option<Daemon>> = Daemon::ALL.into_iter().map(Some).chain([None]).collect();
+    let configs: Vec<Option<Daemon>> = Daemon::measured().into_iter().map(Some).chain([None]).collect();
     for round in 0..o.rounds {
         let mut rates = BTreeMap::new();
         let mut line = format!("round {}:", round + 1);
@@ -637,50 +791,59 @@ fn main() {
     }
 
     println!("\n## phase 3: ldapbind-authd's VmRSS over {} logins (8 clients)", o.rss_logins);
-    let authd = &daemons[&Daemon::Authd];
     let step = (o.rss_logins / 10).max(1);
-    let base_args = ["how=saslauthd".to_owned(), format!("socket={}", authd.socket().display()), "threads=8".into()];
-    let run_n = |n: usize| run_child(&[&base_args[..], &["mode=run".into(), format!("n={n}")]].concat());
-    let mut rss = Vec::new();
-    let rss_start = Instant::now();
-    match run_n(2_000) {
-        Ok(_) => {
-            rss.push(vm_rss_kb(authd.pid()));
-            for _ in 0..10 {
-                if let Err(e) = run_n(step) {
-                    println!("FAILED {e}");
-                    break;
-                }
+    let authds = [Daemon::Authd, Daemon::AuthdBaseline].into_iter().filter(|d| daemons.contains_key(d));
+    for d in authds.collect::<Vec<_>>() {
+        let authd = &daemons[&d];
+        let args = ["how=saslauthd".to_owned(), format!("socket={}", authd.socket().display()), "threads=8".into()];
+        let run_n = |n: usize| run_child(&[&args[..], &["mode=run".into(), format!("n={n}")]].concat());
+        let mut rss = Vec::new();
+        let rss_start = Instant::now();
+        match run_n(2_000) {
+            Ok(_) => {
                 rss.push(vm_rss_kb(authd.pid()));
+                for _ in 0..10 {
+                    if let Err(e) = run_n(step) {
+                        println!("FAILED {e}");
+                        break;
+                    }
+                    rss.push(vm_rss_kb(authd.pid()));
+                }
             }
+            Err(e) => println!("FAILED {e}"),
         }
-        Err(e) => println!("FAILED {e}"),
-    }
-    let rss_list: Vec<String> = rss.iter().map(u64::to_string).collect();
-    println!(
-        "VmRSS kB after 2,000 warm-up logins, then every {step}: {} ({:.0} s)",
-        rss_list.join(","),
-        rss_start.elapsed().as_secs_f64()
-    );
-    if let (Some(&first), Some(&last)) = (rss.first(), rss.last()) {
-        let mid = rss[rss.len() / 2];
-        let flat = rss.len() == 11 && last.saturating_sub(first) <= 512 && last.saturating_sub(mid) <= 128;
-        targets.push((
-            format!(
-                "ldapbind-authd's RSS flat over {} logins: {first} -> {last} kB ({:+} kB over the second half)",
+        let rss_list: Vec<String> = rss.iter().map(u64::to_string).collect();
+        println!(
+            "{}: VmRSS kB after 2,000 warm-up logins, then every {step}: {} ({:.0} s)",
+            d.label(),
+            rss_list.join(","),
+            rss_start.elapsed().as_secs_f64()
+        );
+        if let (Some(&first), Some(&last)) = (rss.first(), rss.last()) {
+            let mid = rss[rss.len() / 2];
+            let flat = rss.len() == 11 && last.saturating_sub(first) <= 512 && last.saturating_sub(mid) <= 128;
+            let what = format!(
+                "{}'s RSS flat over {} logins: {first} -> {last} kB ({:+} kB over the second half)",
+                d.label(),
                 o.rss_logins,
                 last as i64 - mid as i64
-            ),
-            flat,
-        ));
+            );
+            if d == Daemon::Authd {
+                targets.push((what, flat));
+            } else {
+                println!("{what}");
+            }
+        }
     }
+    let authd = &daemons[&Daemon::Authd];
+    let base_args = ["how=saslauthd".to_owned(), format!("socket={}", authd.socket().display())];
 
     println!("\n## phase 4: slapd frozen (SIGSTOP), logins through ldapbind-authd (ldapdb_timeout: {AUTHD_TIMEOUT})");
     let bound_ms = (AUTHD_TIMEOUT * 1000 + 300) as f64;
     let mut frozen_ok = true;
     slapd.freeze();
     for clients in CLIENTS {
-        let r = run_child(&[&base_args[..2], &["mode=frozen".into(), format!("threads={clients}")]].concat());
+        let r = run_child(&[&base_args[..], &["mode=frozen".into(), format!("threads={clients}")]].concat());
         match r {
             Ok(r) => {
                 println!(
@@ -702,69 +865,151 @@ fn main() {
         format!("answers within the bound ({bound_ms:.0} ms + 200 ms slack) with the directory frozen"),
         frozen_ok,
     ));
+    let daemons_run: Vec<Daemon> = daemons.keys().copied().collect();
     drop(daemons);
     drop(slapd);
 
     // ---- Part 2: the plugin against the fastest client ----
     let ca = TestCa::new("ldapbind bench CA");
+    // ldapdb_compat: Debian's ldapdb's first login (DIGEST-MD5 over ldap://, EXTERNAL over ldapi://).
     let slapd = Slapd::start_with(SlapdOptions {
         stats_log: false,
         tls: Some(ca.server(&["127.0.0.1", "localhost"])),
+        ldapdb_compat: true,
         ..SlapdOptions::default()
     });
+    // The plugin builds of this run: (label, library).
+    let builds: Vec<(&str, PathBuf)> = [("ldapbind", installed_plugin())]
+        .into_iter()
+        .chain(BASELINE.get().map(|d| ("ldapbind (baseline)", d.join("libldapbind.so"))))
+        .collect();
+    let so_arg = |i: usize| format!("so={}", builds[i].1.display());
     println!(
-        "\n## phase 5: plugin checkpass against the libldap search loop, alternating processes, {} rounds",
-        o.rounds
+        "\n## phase 5: plugin checkpass against the libldap search loop, one process each in turn, {} rounds",
+        2 * o.rounds
     );
-    let mut plugin_runs: Vec<Fields> = Vec::new();
-    let mut loop_runs: Vec<Fields> = Vec::new();
-    let mut pair_ratios = Vec::new();
+    // Per round, each plugin build and the libldap loop (None), in an order rotated each round.
+    let sides: Vec<Option<usize>> = (0..builds.len()).map(Some).chain([None]).collect();
+    let mut side_runs: BTreeMap<Option<usize>, Vec<Fields>> = BTreeMap::new();
+    let mut round_rates: Vec<BTreeMap<Option<usize>, f64>> = Vec::new();
     for round in 0..2 * o.rounds {
-        let plugin = || {
-            run_child(&[
-                "mode=run".into(),
-                "how=plugin".into(),
-                format!("url={}", slapd.url()),
-                "threads=1".into(),
-                format!("secs={}", o.secs),
-                format!("warmup={}", o.warmup),
-            ])
-        };
-        let wire = || ldap_loop.run(&slapd.url(), "search", 1, o.secs, o.warmup);
-        let (p, w) = if round % 2 == 0 {
-            let p = plugin();
-            (p, wire())
-        } else {
-            let w = wire();
-            (plugin(), w)
-        };
-        match (p, w) {
-            (Ok(p), Ok(w)) => {
-                pair_ratios.push(f(&p, "rate") / f(&w, "rate"));
-                println!("pair {}: plugin {:.0}/s, libldap {:.0}/s", round + 1, f(&p, "rate"), f(&w, "rate"));
-                plugin_runs.push(p);
-                loop_runs.push(w);
-            }
-            (p, w) => println!("FAILED {:?} {:?}", p.err(), w.err()),
-        }
-    }
-
-    println!("\n## phase 6: first login of a fresh process, {} processes per URL", o.first_runs);
-    let mut first: Vec<(&str, Vec<Fields>)> = Vec::new();
-    for (name, url, ca_arg) in [
-        ("ldap://", slapd.url(), None),
-        ("ldaps://", slapd.ldaps_url(), Some(format!("cacert={}", ca.cert_path().display()))),
-    ] {
-        let mut v = Vec::new();
-        for _ in 0..o.first_runs {
-            let mut extra = vec!["mode=first".to_owned(), "how=plugin".into(), format!("url={url}")];
-            extra.extend(ca_arg.clone());
-            match run_child(&extra) {
-                Ok(r) => v.push(r),
+        let mut order = sides.clone();
+        order.rotate_left(round % sides.len());
+        let mut rates = BTreeMap::new();
+        let mut line = format!("round {}:", round + 1);
+        for side in order {
+            let r = match side {
+                Some(i) => {
+                    let mut extra = vec![
+                        "mode=run".to_owned(),
+                        "how=plugin".into(),
+                        format!("url={}", slapd.url()),
+                        "threads=1".into(),
+                        format!("secs={}", o.secs),
+                        format!("warmup={}", o.warmup),
+                    ];
+                    extra.push(so_arg(i));
+                    run_child(&extra)
+                }
+                None => ldap_loop.run(&slapd.url(), "search", 1, o.secs, o.warmup),
+            };
+            match r {
+                Ok(r) => {
+                    let _ = write!(line, " {}={:.0}/s", side.map_or("libldap", |i| builds[i].0), f(&r, "rate"));
+                    rates.insert(side, f(&r, "rate"));
+                    side_runs.entry(side).or_default().push(r);
+                }
                 Err(e) => println!("FAILED {e}"),
             }
         }
-        first.push((name, v));
+        println!("{line}");
+        round_rates.push(rates);
+    }
+
+    println!("\n## phase 6: first login of a fresh process, {} processes per configuration", o.first_runs);
+    let ldapdb = util::ldapdb_plugin();
+    let ldapi = slapd.ldapi_url().expect("ldapdb_compat gives an ldapi:// URL");
+    let cacert = format!("cacert={}", ca.cert_path().display());
+    // (configuration, URL scheme, child arguments)
+    let mut variants: Vec<(String, &str, Vec<String>)> = Vec::new();
+    for (i, (label, _)) in builds.iter().enumerate() {
+        for (scheme, url, extra) in
+            [("ldap://", slapd.url(), None), ("ldaps://", slapd.ldaps_url(), Some(cacert.clone()))]
+        {
+            let mut a = vec!["how=plugin".to_owned(), format!("url={url}"), so_arg(i)];
+            a.extend(extra);
+            variants.push(((*label).to_owned(), scheme, a));
+        }
+    }
+    match &ldapdb {
+        Some(so) => {
+            for (label, scheme, mech, url) in [
+                ("ldapdb, DIGEST-MD5 bind", "ldap://", "DIGEST-MD5", slapd.url()),
+                ("ldapdb, EXTERNAL", "ldapi://", "EXTERNAL", ldapi.clone()),
+            ] {
+                let a = vec![
+                    "how=ldapdb".to_owned(),
+                    format!("mech={mech}"),
+                    format!("url={url}"),
+                    format!("so={}", so.display()),
+                ];
+                variants.push((label.to_owned(), scheme, a));
+            }
+        }
+        None => println!(
+            "NOTE: no libldapdb.so (scripts/bench.sh fetches it, or set {}): ldapdb rows skipped",
+            util::LDAPDB_ENV
+        ),
+    }
+    let mut first: Vec<Vec<Fields>> = vec![Vec::new(); variants.len()];
+    for i in 0..o.first_runs {
+        for k in 0..variants.len() {
+            let v = (i + k) % variants.len();
+            match run_child(&[&["mode=first".to_owned()][..], &variants[v].2].concat()) {
+                Ok(r) => first[v].push(r),
+                Err(e) => println!("FAILED {e}"),
+            }
+        }
+    }
+
+    println!(
+        "\n## phase 7: load cost, {} sets of fresh processes (libsasl2 init with Debian's mechanisms)",
+        o.load_triples
+    );
+    // Slots: without ldapbind, then per build: with it, with it dlopen-ed beforehand.
+    let none_dir = PluginDir::without_ldapbind();
+    let build_dirs: Vec<PluginDir> = builds
+        .iter()
+        .map(|(_, so)| {
+            let d = PluginDir::without_ldapbind();
+            d.add_copy(so, "libldapbind.so");
+            d
+        })
+        .collect();
+    let slots: Vec<(&Path, bool)> = [(none_dir.path(), false)]
+        .into_iter()
+        .chain(build_dirs.iter().flat_map(|d| [(d.path(), false), (d.path(), true)]))
+        .collect();
+    // Per set: (CPU µs, minor faults) per slot.
+    let mut load_sets: Vec<Vec<(f64, f64)>> = Vec::new();
+    for i in 0..o.load_triples {
+        let mut set = vec![(f64::NAN, f64::NAN); slots.len()];
+        for k in 0..slots.len() {
+            let slot = (i + k) % slots.len();
+            let (dir, preload) = slots[slot];
+            let extra = [
+                "mode=load".to_owned(),
+                "how=plugin".into(),
+                format!("url={}", slapd.url()),
+                format!("dir={}", dir.display()),
+                format!("preload={}", u8::from(preload)),
+            ];
+            match run_child(&extra) {
+                Ok(r) => set[slot] = (f(&r, "cpu_us"), f(&r, "minflt")),
+                Err(e) => println!("FAILED {e}"),
+            }
+        }
+        load_sets.push(set);
     }
     drop(slapd);
 
@@ -796,50 +1041,71 @@ fn main() {
     };
     println!("\nratios of logins/s within a round, median [min..max]:");
     for clients in CLIENTS {
-        let a = (Some(Daemon::Authd), clients);
-        for (b, what) in [
-            ((Some(Daemon::Saslauthd), clients), "saslauthd without cache"),
-            ((Some(Daemon::SaslauthdCache), clients), "saslauthd with cache"),
-            ((None, clients), "wire limit"),
-        ] {
-            let (r, lo, hi) = ratio(a, b);
-            println!("  ldapbind-authd / {what:<24} at {clients} client(s): {r:.2} [{lo:.2}..{hi:.2}]");
-            if b.0 == Some(Daemon::Saslauthd) {
-                targets.push((
-                    format!("ldapbind-authd >= 2x saslauthd without cache at {clients} client(s): {r:.2}x"),
-                    r >= 2.0,
-                ));
+        for d in [Daemon::Authd, Daemon::AuthdBaseline].into_iter().filter(|d| daemons_run.contains(d)) {
+            let a = (Some(d), clients);
+            let mut against = vec![
+                ((Some(Daemon::Saslauthd), clients), "saslauthd without cache"),
+                ((Some(Daemon::SaslauthdCache), clients), "saslauthd with cache"),
+                ((None, clients), "wire limit"),
+            ];
+            if d == Daemon::Authd && daemons_run.contains(&Daemon::AuthdBaseline) {
+                against.push(((Some(Daemon::AuthdBaseline), clients), "ldapbind-authd (baseline)"));
+            }
+            for (b, what) in against {
+                let (r, lo, hi) = ratio(a, b);
+                println!("  {} / {what:<25} at {clients} client(s): {r:.2} [{lo:.2}..{hi:.2}]", d.label());
+                if d == Daemon::Authd && b.0 == Some(Daemon::Saslauthd) {
+                    targets.push((
+                        format!("ldapbind-authd >= 2x saslauthd without cache at {clients} client(s): {r:.2}x"),
+                        r >= 2.0,
+                    ));
+                }
             }
         }
     }
 
-    println!("\n## plugin checkpass against the libldap search loop (1 client, kept connection)");
-    println!(
-        "plugin checkpass {:.0}/s (mean {:.1} µs, p99 {:.1}); libldap search loop {:.0}/s (mean {:.1} µs, p99 {:.1})",
-        med(&plugin_runs, "rate"),
-        med(&plugin_runs, "mean"),
-        med(&plugin_runs, "p99"),
-        med(&loop_runs, "rate"),
-        med(&loop_runs, "mean"),
-        med(&loop_runs, "p99")
-    );
-    println!(
-        "ratio plugin / libldap, per adjacent pair: median {:.2} [{:.2}..{:.2}] over {} pairs",
-        median(pair_ratios.clone()),
-        quantile(pair_ratios.clone(), 0.0),
-        quantile(pair_ratios.clone(), 1.0),
-        pair_ratios.len()
-    );
+    println!("\n## plugin checkpass against the libldap search loop (1 client, kept connection; issue 10)");
+    let side_name = |side: Option<usize>| side.map_or("libldap search loop (C)", |i| builds[i].0);
+    for side in &sides {
+        let v = side_runs.get(side).map_or(&[][..], Vec::as_slice);
+        println!(
+            "{:<24} {:.0}/s (mean {:.1} µs, p99 {:.1} µs; median over {} rounds)",
+            side_name(*side),
+            med(v, "rate"),
+            med(v, "mean"),
+            med(v, "p99"),
+            v.len()
+        );
+    }
+    let side_ratio = |a: Option<usize>, b: Option<usize>| {
+        let v: Vec<f64> = round_rates.iter().filter_map(|r| Some(r.get(&a)? / r.get(&b)?)).collect();
+        (median(v.clone()), quantile(v.clone(), 0.0), quantile(v.clone(), 1.0), v.len())
+    };
+    let mut pairs: Vec<(Option<usize>, Option<usize>)> = (0..builds.len()).map(|i| (Some(i), None)).collect();
+    if builds.len() > 1 {
+        pairs.push((Some(0), Some(1)));
+    }
+    for (a, b) in pairs {
+        let (r, lo, hi, n) = side_ratio(a, b);
+        println!(
+            "ratio {} / {}, within a round: median {r:.2} [{lo:.2}..{hi:.2}] over {n} rounds",
+            side_name(a),
+            side_name(b)
+        );
+        if a == Some(0) && b.is_none() {
+            targets.push((format!("ldapbind checkpass >= 0.8x the libldap search loop (issue 10): {r:.2}x"), r >= 0.8));
+        }
+    }
 
-    println!("\n## first login of a fresh process (median [min..max] over processes, µs)");
-    for (name, v) in &first {
+    println!("\n## first login of a fresh process (median [min..max] over processes, µs of wall time)");
+    for ((label, scheme, _), v) in variants.iter().zip(&first) {
         let show = |k: &str| {
             let x: Vec<f64> = v.iter().map(|r| f(r, k)).collect();
             format!("{:.0} [{:.0}..{:.0}]", median(x.clone()), quantile(x.clone(), 0.0), quantile(x, 1.0))
         };
         let total: Vec<f64> = v.iter().map(|r| f(r, "init_us") + f(r, "first_us")).collect();
         println!(
-            "{name:<9} libsasl2 init with ldapbind {}; first checkpass (connect, bind, search) {}; \
+            "{label:<24} {scheme:<9} libsasl2 init {}; first checkpass (connect, bind, search) {}; \
              init + first {:.0}; second checkpass {}",
             show("init_us"),
             show("first_us"),
@@ -848,15 +1114,38 @@ fn main() {
         );
     }
 
-    let plugin = sasl::built_plugin();
-    let (size, stripped) = util::so_sizes(&plugin);
+    println!("\n## load cost: libsasl2 init CPU (µs) with ldapbind minus without, medians of per-set differences");
+    let diff = |x: usize, y: usize| median(load_sets.iter().map(|s| s[x].0 - s[y].0).collect());
     println!(
-        "\nlibldapbind.so: {size} bytes as built{} ({})",
-        stripped.map_or(String::new(), |s| format!(", {s} bytes stripped")),
-        plugin.display()
+        "without ldapbind: {:.0} µs, {:.0} minor faults",
+        median(load_sets.iter().map(|s| s[0].0).collect()),
+        median(load_sets.iter().map(|s| s[0].1).collect())
     );
+    for (i, (label, _)) in builds.iter().enumerate() {
+        let (with, pre) = (1 + 2 * i, 2 + 2 * i);
+        println!(
+            "{label:<20} +{:.0} µs (dlopen +{:.0}, init functions +{:.0}); minor faults {:.0} ({:.0} dlopen-ed beforehand)",
+            diff(with, 0),
+            diff(with, pre),
+            diff(pre, 0),
+            median(load_sets.iter().map(|s| s[with].1).collect()),
+            median(load_sets.iter().map(|s| s[pre].1).collect()),
+        );
+    }
+    if builds.len() > 1 {
+        println!("ldapbind - baseline, with it loaded: {:+.0} µs; init functions: {:+.0} µs", diff(1, 3), diff(2, 4));
+    }
 
-    println!("\n## targets (issue 14)");
+    for (label, so) in &builds {
+        let (size, stripped) = util::so_sizes(so);
+        println!(
+            "{label}: libldapbind.so {size} bytes as built{} ({})",
+            stripped.map_or(String::new(), |s| format!(", {s} bytes stripped")),
+            so.display()
+        );
+    }
+
+    println!("\n## targets (issues 14 and 10)");
     for (what, ok) in &targets {
         println!("{:<6} {what}", if *ok { "MET" } else { "MISSED" });
     }

@@ -43,7 +43,10 @@ use std::time::{Duration, Instant};
 
 use common::sasl::{self, PluginDir, SASL_OK, Server};
 use common::slapd::{self, Slapd, SlapdOptions};
-use util::{Args, arg, f, loadavg, machine, median, parse_result, proc_cpu, quantile, say, so_sizes, wait_for_parent};
+use util::{
+    Args, LDAPDB_ENV, arg, f, ldapdb_plugin, loadavg, machine, median, parse_result, proc_cpu, quantile, say, self_cpu,
+    so_sizes, wait_for_parent,
+};
 
 const APP: &str = "ldapbind-bench";
 /// Mechanisms every SASL configuration offers (the client side of ldapdb's libldap needs
@@ -361,22 +364,6 @@ fn warm_up(login: &mut Login<'_>, warmup: Duration, min: usize) -> Result<(), St
     Ok(())
 }
 
-fn rusage() -> libc::rusage {
-    // SAFETY: getrusage writes into the zeroed struct we pass.
-    unsafe {
-        let mut ru: libc::rusage = std::mem::zeroed();
-        libc::getrusage(libc::RUSAGE_SELF, &mut ru);
-        ru
-    }
-}
-
-/// User + system CPU time of this process (all threads).
-fn self_cpu() -> Duration {
-    let ru = rusage();
-    let tv = |t: libc::timeval| Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64);
-    tv(ru.ru_utime) + tv(ru.ru_stime)
-}
-
 fn child_run(args: &Args, login: &mut Login<'_>) -> Result<(), String> {
     let secs: f64 = arg(args, "secs").parse().expect("secs");
     let warmup: f64 = arg(args, "warmup").parse().expect("warmup");
@@ -505,47 +492,13 @@ fn child_rss(args: &Args, login: &mut Login<'_>) -> Result<(), String> {
     Ok(())
 }
 
-fn count_dir(path: &str, pred: impl Fn(&Path) -> bool) -> usize {
-    std::fs::read_dir(path).map(|d| d.flatten().filter(|e| pred(&e.path())).count()).unwrap_or(0)
-}
-
-fn threads() -> usize {
-    count_dir("/proc/self/task", |_| true)
-}
-
-fn sockets() -> usize {
-    count_dir("/proc/self/fd", |p| std::fs::read_link(p).is_ok_and(|t| t.to_string_lossy().starts_with("socket:")))
-}
-
 /// Times libsasl2's init with the given plugin dir and ldapbind's options (ignored when the dir
 /// has no ldapbind); counts threads and sockets before and after; then idles a little so a
 /// connection made in the background would show up in slapd's log.
 fn child_load(args: &Args) {
     let (_, opts) = sasl_setup(Backend::Ldapbind, args);
     let opts: Vec<(&str, &str)> = opts.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let dir = PathBuf::from(arg(args, "dir"));
-    if args.get("preload").is_some_and(|v| v == "1") {
-        // Map and relocate the plugin first, the way libsasl2 will (RTLD_NOW), so the timed
-        // init costs only ldapbind's own init functions: `with - preloaded` is the dlopen.
-        let so = std::ffi::CString::new(dir.join("libldapbind.so").to_str().expect("UTF-8 path")).expect("path");
-        // SAFETY: a NUL-terminated path; the handle is kept for the life of the process.
-        let h = unsafe { libc::dlopen(so.as_ptr(), libc::RTLD_NOW | libc::RTLD_GLOBAL) };
-        assert!(!h.is_null(), "dlopen {}", dir.display());
-    }
-    let (t0, s0) = (threads(), sockets());
-    let (start, cpu0, faults0) = (Instant::now(), self_cpu(), rusage().ru_minflt);
-    let server = Server::init(APP, &dir, &opts);
-    let (init, cpu, faults) = (start.elapsed(), self_cpu() - cpu0, rusage().ru_minflt - faults0);
-    let getopts = Server::getopt_queries().len();
-    let (t1, s1) = (threads(), sockets());
-    std::thread::sleep(Duration::from_millis(arg(args, "idle_ms").parse().expect("idle_ms")));
-    let (t2, s2) = (threads(), sockets());
-    drop(server);
-    say(&format!(
-        "RESULT init_us={:.1} cpu_us={:.1} minflt={faults} getopt={getopts} threads={t0},{t1},{t2} sockets={s0},{s1},{s2}",
-        init.as_secs_f64() * 1e6,
-        cpu.as_secs_f64() * 1e6
-    ));
+    util::load_probe(APP, Path::new(arg(args, "dir")), &opts, args);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -665,7 +618,7 @@ fn parse_opts() -> Opts {
             "--rss-logins" => o.rss_logins = val(a).parse().expect("--rss-logins N"),
             "--load-triples" => o.load_pairs = val(a).parse().expect("--load-triples N"),
             // benches/authd.rs's own (scripts/bench.sh gives both the same options).
-            "--first-runs" => {
+            "--first-runs" | "--baseline" | "--profile-authd" => {
                 val(a);
             }
             "--quick" => {
@@ -689,17 +642,6 @@ fn parse_opts() -> Opts {
     }
     o
 }
-
-/// Where Debian's ldapdb plugin is: `$LDAPBIND_BENCH_LDAPDB` (scripts/bench.sh unpacks the
-/// package under target/ rather than installing it, so the machine's other libsasl2 programs do
-/// not start loading an unconfigured ldapdb from the system plugin dir), else the system's.
-fn ldapdb_plugin() -> Option<PathBuf> {
-    let from_env = std::env::var_os(LDAPDB_ENV).map(PathBuf::from);
-    let system = Path::new(sasl::SYSTEM_PLUGIN_DIR).join("libldapdb.so");
-    from_env.or(Some(system)).filter(|p| p.exists())
-}
-
-const LDAPDB_ENV: &str = "LDAPBIND_BENCH_LDAPDB";
 
 fn verdict(ok: bool) -> &'static str {
     if ok { "MET" } else { "MISSED" }

@@ -16,6 +16,10 @@
 #   scripts/bench.sh --rounds 8 ...   # options given to both: cargo bench --bench logins -- --help
 #                                     # and cargo bench --bench authd -- --help
 #   scripts/bench.sh --only authd     # one of them (logins or authd)
+#   scripts/bench.sh --baseline-ref 6303864   # also measure that commit's plugin and daemon in
+#                                     # the same rounds (benches/authd.rs --baseline DIR): built
+#                                     # here in a temporary git worktree under target/
+#   scripts/bench.sh --baseline DIR   # the same with a DIR holding libldapbind.so and ldapbind-authd
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -40,14 +44,46 @@ if [ ! -e "$system_ldapdb" ] && [ -z "${LDAPBIND_BENCH_LDAPDB:-}" ]; then
 fi
 
 only=(logins authd)
-if [ "${1:-}" = --only ]; then
-    only=("$2")
-    shift 2
-fi
+baseline_ref=
+args=()
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --only) only=("$2"); shift 2 ;;
+        --baseline-ref) baseline_ref=$2; shift 2 ;;
+        *) args+=("$1"); shift ;;
+    esac
+done
 
 # The plugin as it is installed (target/release/libldapbind.so), then the benchmarks, which load
 # a copy of the newest build of it (authd's also builds ldapbind-authd and benches/ldap_loop.c).
 cargo build --release --quiet --lib
+
+# The baseline: that commit built in a worktree of its own (removed afterwards) with a target
+# dir of its own under target/, seeded from this one's release build so that only what changed
+# is compiled; its plugin and daemon are kept in target/baseline-<commit>/.
+if [ -n "$baseline_ref" ]; then
+    commit=$(git rev-parse --short=12 "$baseline_ref^{commit}")
+    out=$PWD/target/baseline-$commit
+    if [ ! -e "$out/libldapbind.so" ] || [ ! -e "$out/ldapbind-authd" ]; then
+        src=$PWD/target/baseline-src-$commit
+        build=$PWD/target/baseline-build
+        if [ ! -d "$build/release" ]; then
+            mkdir -p "$build"
+            cp -a target/release "$build/"
+        fi
+        git worktree remove --force "$src" 2>/dev/null || true
+        git worktree add --detach --quiet "$src" "$commit"
+        trap 'git worktree remove --force "$src" 2>/dev/null || true' EXIT
+        echo "bench.sh: building the baseline $commit ($(git log -1 --format=%s "$commit" | cut -c1-60)...)"
+        (cd "$src" && CARGO_TARGET_DIR=$build cargo build --release --quiet --lib --bins)
+        mkdir -p "$out"
+        cp "$build/release/libldapbind.so" "$build/release/ldapbind-authd" "$out/"
+        git worktree remove --force "$src"
+        trap - EXIT
+    fi
+    args+=(--baseline "$out")
+fi
+
 for bench in "${only[@]}"; do
-    cargo bench --quiet --bench "$bench" -- "$@"
+    cargo bench --quiet --bench "$bench" -- ${args[@]+"${args[@]}"}
 done

@@ -132,7 +132,7 @@ impl<F: Fn(&str) -> Option<String>> Sources for SystemSources<F> {
 
 /// Overwrite a buffer's whole allocation with zeros. Safe-code best effort: `black_box` keeps
 /// the optimiser from dropping the writes as dead stores.
-fn wipe(v: &mut Vec<u8>) {
+pub(crate) fn wipe(v: &mut Vec<u8>) {
     let cap = v.capacity();
     v.clear();
     v.resize(cap, 0);

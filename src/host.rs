@@ -101,10 +101,10 @@ impl Spelling {
     }
 
     /// This process's spelling, decided once; [`crate::plugin`] asks at init, before the host
-    /// may chroot (which hides `/proc/self/exe`).
+    /// may chroot. From the path the process was started by, in memory (no `/proc` lookup).
     pub fn of_process() -> Spelling {
         static SPELLING: std::sync::OnceLock<Spelling> = std::sync::OnceLock::new();
-        *SPELLING.get_or_init(|| std::env::current_exe().map_or(Spelling::Prefixed, |exe| Spelling::for_exe(&exe)))
+        *SPELLING.get_or_init(|| crate::ffi::exe::exec_path().map_or(Spelling::Prefixed, |exe| Spelling::for_exe(&exe)))
     }
 
     /// `text` with every option named as this host's admin writes it.

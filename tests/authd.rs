@@ -199,6 +199,46 @@ fn sixty_four_concurrent_clients_all_get_their_answer() {
     }
 }
 
+/// glibc's malloc heaps beyond the main one (the arenas other threads allocate in): an
+/// `rw-p` mapping starting on a 64 MiB boundary followed by its `---p` reserve, 64 MiB in all.
+fn malloc_heaps(pid: i32) -> usize {
+    const HEAP: u64 = 64 << 20;
+    let maps = fs::read_to_string(format!("/proc/{pid}/maps")).unwrap();
+    let regions: Vec<(u64, u64, String)> = maps
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            let (range, perms) = (f.next()?, f.next()?);
+            let (a, b) = range.split_once('-')?;
+            let anon = f.nth(3).is_none();
+            anon.then(|| Some((u64::from_str_radix(a, 16).ok()?, u64::from_str_radix(b, 16).ok()?, perms.to_owned())))?
+        })
+        .collect();
+    regions
+        .windows(2)
+        .filter(|w| {
+            let ((a, b, p), (c, d, q)) = (&w[0], &w[1]);
+            a % HEAP == 0 && p == "rw-p" && q == "---p" && b == c && d - a == HEAP
+        })
+        .count()
+}
+
+#[test]
+fn the_workers_share_two_malloc_arenas_so_the_memory_stays_flat() {
+    let slapd = glauth_like();
+    let authd = start_authd(&conf_for(&slapd));
+    let sock = authd.socket();
+    thread::scope(|s| {
+        for _ in 0..32 {
+            s.spawn(|| assert!(ask(&sock, JOHNDOE.uid, JOHNDOE.pw(), "imap", "").0.starts_with("OK")));
+        }
+    });
+    // One arena per worker kept what each freed, and the RSS crept up as requests spread over
+    // them (benches/authd.rs, phase 3); with two, there is one heap besides the main one.
+    let heaps = malloc_heaps(authd.pid());
+    assert!(heaps <= 1, "{heaps} malloc heaps besides the main arena");
+}
+
 #[test]
 fn a_verified_login_costs_one_search_one_bind_and_no_new_connection() {
     let slapd = glauth_like();

@@ -128,3 +128,86 @@ pub fn group_cpu(pgid: u32) -> Duration {
         .map(|(_, cpu)| cpu)
         .sum()
 }
+
+fn rusage() -> libc::rusage {
+    // SAFETY: getrusage writes into the zeroed struct we pass.
+    unsafe {
+        let mut ru: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut ru);
+        ru
+    }
+}
+
+/// User + system CPU time of this process (all threads).
+pub fn self_cpu() -> Duration {
+    let ru = rusage();
+    let tv = |t: libc::timeval| Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64);
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+fn count_dir(path: &str, pred: impl Fn(&Path) -> bool) -> usize {
+    std::fs::read_dir(path).map(|d| d.flatten().filter(|e| pred(&e.path())).count()).unwrap_or(0)
+}
+
+fn threads() -> usize {
+    count_dir("/proc/self/task", |_| true)
+}
+
+fn sockets() -> usize {
+    count_dir("/proc/self/fd", |p| std::fs::read_link(p).is_ok_and(|t| t.to_string_lossy().starts_with("socket:")))
+}
+
+/// The load-cost child of both benchmarks: times libsasl2's init (`sasl_server_init` +
+/// `sasl_client_init`) with the plugin dir `dir` and `opts` (ldapbind's, ignored when the dir
+/// has no ldapbind), counts threads and sockets before and after, idles `idle_ms=` so that a
+/// connection made in the background would show up in slapd's log, and says its RESULT line.
+/// `preload=1` maps and relocates the dir's `libldapbind.so` first, the way libsasl2 will
+/// (RTLD_NOW), so the timed init costs only ldapbind's own init functions: `with - preloaded`
+/// is the dlopen.
+pub fn load_probe(app: &str, dir: &Path, opts: &[(&str, &str)], args: &Args) {
+    use crate::common::sasl::Server;
+    if args.get("preload").is_some_and(|v| v == "1") {
+        let so = std::ffi::CString::new(dir.join("libldapbind.so").to_str().expect("UTF-8 path")).expect("path");
+        // SAFETY: a NUL-terminated path; the handle is kept for the life of the process.
+        let h = unsafe { libc::dlopen(so.as_ptr(), libc::RTLD_NOW | libc::RTLD_GLOBAL) };
+        assert!(!h.is_null(), "dlopen {}", dir.display());
+    }
+    let (t0, s0) = (threads(), sockets());
+    let (start, cpu0, faults0) = (std::time::Instant::now(), self_cpu(), rusage().ru_minflt);
+    let server = Server::init(app, dir, opts);
+    let (init, cpu, faults) = (start.elapsed(), self_cpu() - cpu0, rusage().ru_minflt - faults0);
+    let getopts = Server::getopt_queries().len();
+    let (t1, s1) = (threads(), sockets());
+    let idle = args.get("idle_ms").map_or(0, |v| v.parse().expect("idle_ms"));
+    std::thread::sleep(Duration::from_millis(idle));
+    let (t2, s2) = (threads(), sockets());
+    drop(server);
+    say(&format!(
+        "RESULT init_us={:.1} cpu_us={:.1} minflt={faults} getopt={getopts} threads={t0},{t1},{t2} sockets={s0},{s1},{s2}",
+        init.as_secs_f64() * 1e6,
+        cpu.as_secs_f64() * 1e6
+    ));
+}
+
+/// The environment variable naming Debian's `libldapdb.so` (scripts/bench.sh unpacks the
+/// package under target/ rather than installing it).
+pub const LDAPDB_ENV: &str = "LDAPBIND_BENCH_LDAPDB";
+
+/// Where Debian's ldapdb plugin is: `$LDAPBIND_BENCH_LDAPDB` (scripts/bench.sh unpacks the
+/// package under target/ rather than installing it, so the machine's other libsasl2 programs do
+/// not start loading an unconfigured ldapdb from the system plugin dir), else the system's.
+pub fn ldapdb_plugin() -> Option<std::path::PathBuf> {
+    let from_env = std::env::var_os(LDAPDB_ENV).map(std::path::PathBuf::from);
+    let system = Path::new(crate::common::sasl::SYSTEM_PLUGIN_DIR).join("libldapdb.so");
+    from_env.or(Some(system)).filter(|p| p.exists())
+}
+
+/// `--baseline DIR`: an earlier build to measure against in the same run (its `libldapbind.so`
+/// and `ldapbind-authd`, as scripts/bench.sh --baseline-ref leaves them).
+pub fn baseline_dir(dir: &str) -> std::path::PathBuf {
+    let d = std::path::PathBuf::from(dir);
+    for f in ["libldapbind.so", "ldapbind-authd"] {
+        assert!(d.join(f).is_file(), "--baseline {}: no {f} in it", d.display());
+    }
+    std::fs::canonicalize(&d).expect("canonicalize --baseline")
+}

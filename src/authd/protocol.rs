@@ -43,10 +43,17 @@ pub enum ReadError {
 /// How long past its deadline a request that has arrived may still be read.
 const GRACE: Duration = Duration::from_millis(20);
 
-/// Read exactly `buf.len()` bytes before `deadline`.
-fn read_full(stream: &mut UnixStream, buf: &mut [u8], deadline: Instant) -> Result<(), ReadError> {
-    let mut got = 0;
-    while got < buf.len() {
+/// Read at least `want` more bytes into `buf` before `deadline`, as many as one read brings
+/// (up to `chunk`).
+fn read_more(
+    stream: &UnixStream,
+    buf: &mut Vec<u8>,
+    want: usize,
+    chunk: usize,
+    deadline: Instant,
+) -> Result<(), ReadError> {
+    let target = buf.len() + want;
+    while buf.len() < target {
         // What already arrived is read even at the deadline (a request that waited in the
         // queue), without waiting for more.
         let now = Instant::now();
@@ -55,9 +62,13 @@ fn read_full(stream: &mut UnixStream, buf: &mut [u8], deadline: Instant) -> Resu
         }
         let left = deadline.saturating_duration_since(now).max(Duration::from_millis(1));
         stream.set_read_timeout(Some(left)).map_err(ReadError::Io)?;
-        match stream.read(&mut buf[got..]) {
+        let old = buf.len();
+        buf.resize(old + chunk.max(target - old), 0);
+        let read = (&mut &*stream).read(&mut buf[old..]);
+        buf.truncate(old + *read.as_ref().unwrap_or(&0));
+        match read {
             Ok(0) => return Err(ReadError::Closed),
-            Ok(n) => got += n,
+            Ok(_) => {}
             Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
                 return Err(ReadError::TimedOut);
             }
@@ -68,24 +79,52 @@ fn read_full(stream: &mut UnixStream, buf: &mut [u8], deadline: Instant) -> Resu
     Ok(())
 }
 
-fn read_field(stream: &mut UnixStream, field: &'static str, deadline: Instant) -> Result<Vec<u8>, ReadError> {
-    let mut len = [0u8; 2];
-    read_full(stream, &mut len, deadline)?;
-    let len = usize::from(u16::from_be_bytes(len));
-    if len > MAX_FIELD {
-        return Err(ReadError::Oversize { field, len });
+/// What arrived from a client and is not parsed yet, zeroed when dropped (it holds the
+/// password). libsasl2 writes a request in one go, so one read brings all four fields: one
+/// read and one timeout setting per request (it was eight of each, a read per length and per
+/// field).
+struct Incoming<'s> {
+    stream: &'s UnixStream,
+    buf: Vec<u8>,
+    at: usize,
+}
+
+impl Incoming<'_> {
+    /// Room for a whole request of usual size (libsasl2 fields are short) in the first read.
+    const CHUNK: usize = 2048;
+
+    fn take(&mut self, n: usize, deadline: Instant) -> Result<&[u8], ReadError> {
+        let have = self.buf.len() - self.at;
+        if have < n {
+            read_more(self.stream, &mut self.buf, n - have, Self::CHUNK, deadline)?;
+        }
+        self.at += n;
+        Ok(&self.buf[self.at - n..self.at])
     }
-    let mut data = vec![0u8; len];
-    read_full(stream, &mut data, deadline)?;
-    Ok(data)
+
+    fn field(&mut self, field: &'static str, deadline: Instant) -> Result<Vec<u8>, ReadError> {
+        let len = self.take(2, deadline)?;
+        let len = usize::from(u16::from_be_bytes([len[0], len[1]]));
+        if len > MAX_FIELD {
+            return Err(ReadError::Oversize { field, len });
+        }
+        Ok(self.take(len, deadline)?.to_vec())
+    }
+}
+
+impl Drop for Incoming<'_> {
+    fn drop(&mut self) {
+        crate::config::wipe(&mut self.buf);
+    }
 }
 
 /// Read one request, waiting at most until `deadline` for all of it.
-pub fn read_request(stream: &mut UnixStream, deadline: Instant) -> Result<Request, ReadError> {
-    let login = read_field(stream, FIELDS[0], deadline)?;
-    let password = SecretBytes::new(read_field(stream, FIELDS[1], deadline)?);
-    let service = read_field(stream, FIELDS[2], deadline)?;
-    let realm = read_field(stream, FIELDS[3], deadline)?;
+pub fn read_request(stream: &UnixStream, deadline: Instant) -> Result<Request, ReadError> {
+    let mut incoming = Incoming { stream, buf: Vec::with_capacity(Incoming::CHUNK), at: 0 };
+    let login = incoming.field(FIELDS[0], deadline)?;
+    let password = SecretBytes::new(incoming.field(FIELDS[1], deadline)?);
+    let service = incoming.field(FIELDS[2], deadline)?;
+    let realm = incoming.field(FIELDS[3], deadline)?;
     Ok(Request { login, password, service, realm })
 }
 
@@ -116,11 +155,11 @@ pub fn encode_request(fields: [&[u8]; 4]) -> Vec<u8> {
 /// Read one counted answer, as libsasl2 does, waiting at most `wait`.
 pub fn read_answer(stream: &mut UnixStream, wait: Duration) -> Result<String, ReadError> {
     let deadline = Instant::now() + wait;
-    let mut len = [0u8; 2];
-    read_full(stream, &mut len, deadline)?;
-    let mut data = vec![0u8; usize::from(u16::from_be_bytes(len))];
-    read_full(stream, &mut data, deadline)?;
-    Ok(String::from_utf8_lossy(&data).into_owned())
+    let mut buf = Vec::new();
+    read_more(stream, &mut buf, 2, 2, deadline)?;
+    let len = usize::from(u16::from_be_bytes([buf[0], buf[1]]));
+    read_more(stream, &mut buf, len, len, deadline)?;
+    Ok(String::from_utf8_lossy(&buf[2..]).into_owned())
 }
 
 #[cfg(test)]
@@ -134,32 +173,49 @@ mod tests {
 
     #[test]
     fn reads_the_four_fields_libsasl2_writes() {
-        let (mut a, mut b) = UnixStream::pair().unwrap();
+        let (mut a, b) = UnixStream::pair().unwrap();
         a.write_all(&encode_request([b"jdoe", b"secret", b"imap", b"example.com"])).unwrap();
-        let r = read_request(&mut b, deadline()).unwrap();
+        let r = read_request(&b, deadline()).unwrap();
         assert_eq!((r.login.as_slice(), r.password.expose()), (&b"jdoe"[..], &b"secret"[..]));
         // A request that waited in the queue past its deadline is still read, at once.
         a.write_all(&encode_request([b"jdoe", b"secret", b"imap", b""])).unwrap();
-        assert!(read_request(&mut b, Instant::now()).is_ok());
+        assert!(read_request(&b, Instant::now()).is_ok());
         assert_eq!((r.service.as_slice(), r.realm.as_slice()), (&b"imap"[..], &b"example.com"[..]));
     }
 
     #[test]
+    fn a_request_that_arrived_whole_is_taken_in_one_read() {
+        let (mut a, b) = UnixStream::pair().unwrap();
+        // libsasl2 2.1.28 writes its four fields and, since 2.1.27's successors, a fifth (the
+        // client address) in one write.
+        let mut sent = encode_request([b"jdoe", b"secret", b"imap", b""]);
+        sent.extend_from_slice(&[0, 9, b'1', b'2', b'7', b'.', b'0', b'.', b'0', b'.', b'1']);
+        a.write_all(&sent).unwrap();
+        let r = read_request(&b, deadline()).unwrap();
+        assert_eq!((r.login.as_slice(), r.realm.as_slice()), (&b"jdoe"[..], &b""[..]));
+        // Nothing is left in the socket: the whole write came in with the first read (it took
+        // a read and a timeout setting per length and per field before).
+        b.set_nonblocking(true).unwrap();
+        let left = (&b).read(&mut [0u8; 64]);
+        assert!(matches!(&left, Err(e) if e.kind() == io::ErrorKind::WouldBlock), "{left:?}");
+    }
+
+    #[test]
     fn half_a_request_times_out_and_a_closed_one_is_closed() {
-        let (mut a, mut b) = UnixStream::pair().unwrap();
+        let (mut a, b) = UnixStream::pair().unwrap();
         a.write_all(&[0, 4, b'j']).unwrap();
         let t = Instant::now();
-        assert!(matches!(read_request(&mut b, deadline()), Err(ReadError::TimedOut)));
+        assert!(matches!(read_request(&b, deadline()), Err(ReadError::TimedOut)));
         assert!(t.elapsed() < Duration::from_millis(600));
         drop(a);
-        assert!(matches!(read_request(&mut b, deadline()), Err(ReadError::Closed)));
+        assert!(matches!(read_request(&b, deadline()), Err(ReadError::Closed)));
     }
 
     #[test]
     fn oversize_fields_are_refused_before_their_data() {
-        let (mut a, mut b) = UnixStream::pair().unwrap();
+        let (mut a, b) = UnixStream::pair().unwrap();
         a.write_all(&[0, 4, b'j', b'd', b'o', b'e', 0xff, 0xff]).unwrap();
-        assert!(matches!(read_request(&mut b, deadline()), Err(ReadError::Oversize { field: "password", len: 65535 })));
+        assert!(matches!(read_request(&b, deadline()), Err(ReadError::Oversize { field: "password", len: 65535 })));
     }
 
     #[test]

@@ -111,15 +111,8 @@ impl Shared {
 
 fn handle(shared: &Shared, conn: &Conn) {
     conn.picked.store(true, Ordering::Release);
-    let mut stream = match conn.stream.try_clone() {
-        Ok(s) => s,
-        Err(e) => {
-            log::warn!(target: "ldapbind", "cannot use an accepted connection: {e}");
-            return;
-        }
-    };
     let read_until = conn.deadline.min(Instant::now() + REQUEST_WAIT);
-    let req = match protocol::read_request(&mut stream, read_until) {
+    let req = match protocol::read_request(&conn.stream, read_until) {
         Ok(req) => req,
         Err(ReadError::Oversize { field, len }) => {
             conn.answer("NO bad request");

@@ -66,11 +66,15 @@ pub fn user_name(login: &[u8], realm: &[u8]) -> Result<String, Error> {
 pub struct Verifier<D> {
     config: Arc<Config>,
     dir: D,
+    /// What the search asks for: the account's state, as the plugin reads it (built once, not
+    /// per login).
+    attrs: Vec<String>,
 }
 
 impl<D: Directory> Verifier<D> {
     pub fn new(config: Arc<Config>, dir: D) -> Self {
-        Verifier { config, dir }
+        let attrs = crate::account::ATTRS.iter().map(|a| (*a).to_owned()).collect();
+        Verifier { config, dir, attrs }
     }
 
     pub fn config(&self) -> &Config {
@@ -93,8 +97,7 @@ impl<D: Directory> Verifier<D> {
         let base = &self.config.search_base;
         // The account's state comes with the search, as in the plugin: a directory that does not
         // enforce it at bind (posix shadowExpire on OpenLDAP, glauth's accountStatus) still says it.
-        let attrs: Vec<String> = crate::account::ATTRS.iter().map(|a| (*a).to_owned()).collect();
-        let entry = match self.dir.find(&filter, &attrs) {
+        let entry = match self.dir.find(&filter, &self.attrs) {
             Err(e) => return Err(Refusal::Unavailable(e.to_string())),
             Ok(Found::None) => {
                 return Err(Refusal::Unknown(format!(

@@ -9,6 +9,7 @@
 
 pub(crate) mod boundary;
 pub(crate) mod bytes;
+pub(crate) mod exe;
 pub(crate) mod hostlog;
 pub mod process;
 pub mod sasl;

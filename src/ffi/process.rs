@@ -124,3 +124,18 @@ pub fn drop_to(account: Account) -> io::Result<()> {
     }
     Ok(())
 }
+
+/// Keep glibc's malloc to `arenas` arenas for the whole process. By default every thread that
+/// allocates may get an arena of its own (up to 8 per CPU), each keeping what its thread freed:
+/// the daemon's resident memory crept up as requests spread over its 16 workers (4,584 -> 5,012
+/// kB over 100,000 logins, +92 kB over the second half; with 2 arenas 3,808 -> 3,924 kB, +20 kB).
+/// Call it before starting any thread. Elsewhere than glibc it does nothing.
+pub fn limit_malloc_arenas(arenas: i32) {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt takes two integers and changes only the allocator's tuning.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, arenas);
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    let _ = arenas;
+}
