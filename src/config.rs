@@ -313,157 +313,305 @@ pub struct Config {
     pub alerts: Vec<String>,
 }
 
+/// One message for an admin about the configuration: what is wrong and, when there is
+/// something to do, the fix. Made in parts where the message is made, so the doctor shows them
+/// apart without reading the text; `Display` is the log line, `problem; fix`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    pub problem: String,
+    pub fix: Option<String>,
+}
+
+impl Message {
+    pub fn new(problem: impl Into<String>, fix: impl Into<String>) -> Message {
+        Message { problem: problem.into(), fix: Some(fix.into()) }
+    }
+
+    /// A message with nothing to do about it.
+    pub fn bare(problem: impl Into<String>) -> Message {
+        Message { problem: problem.into(), fix: None }
+    }
+}
+
+impl fmt::Display for Message {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.problem)?;
+        if let Some(fix) = &self.fix {
+            write!(f, "; {fix}")?;
+        }
+        Ok(())
+    }
+}
+
 /// One configuration problem; `Display` is one log line with the option and the fix.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug)]
 pub enum ConfigError {
-    #[error(
-        "sasl_ldapdb_uri is not set; add `sasl_ldapdb_uri: ldap://HOST:PORT/BASE-DN` to the \
-         service's config (e.g. ldap://glauth:3893/dc=users,dc=local), or remove ldapbind from \
-         sasl_auxprop_plugin"
-    )]
     MissingUri,
-    #[error(transparent)]
-    Uri(#[from] UriError),
+    Uri(UriError),
     /// `url` and `base` are examples built from the admin's own URL and `ldapdb_id`.
-    #[error(
-        "no search base: neither sasl_ldapdb_uri nor sasl_ldapdb_search_base names one (ldapdb needs \
-         none, ldapbind searches for the user); add the base DN to the URL ({url}/{base}) or set \
-         `sasl_ldapdb_search_base: {base}`"
-    )]
-    NoSearchBase { url: String, base: String },
-    #[error(
-        "sasl_ldapdb_uri: `{first_url}` names base DN `{first_dn}` but `{other_url}` names \
-         `{other_dn}`; ldapbind searches one base on whichever server answers, so make them the \
-         same or set sasl_ldapdb_search_base"
-    )]
-    BaseDnConflict { first_url: String, first_dn: String, other_url: String, other_dn: String },
-    #[error("sasl_{option}: {source}")]
+    NoSearchBase {
+        url: String,
+        base: String,
+    },
+    BaseDnConflict {
+        first_url: String,
+        first_dn: String,
+        other_url: String,
+        other_dn: String,
+    },
     BadDn {
         option: &'static str,
-        #[source]
         source: DnError,
     },
-    #[error(
-        "sasl_ldapdb_id: `{id}` is not a DN; ldapbind does a simple bind with a full DN (not \
-         ldapdb's SASL user name), e.g. `sasl_ldapdb_id: {example}` (Active Directory also takes \
-         `{id}@<its domain>` or `<DOMAIN>\\{id}`)"
-    )]
-    IdNotADn { id: String, example: String },
-    #[error(
-        "sasl_ldapdb_id is set but no password is; set sasl_ldapdb_pw or sasl_ldapdb_pw_file (a \
-         file holding the password), or remove sasl_ldapdb_id to bind anonymously"
-    )]
+    IdNotADn {
+        id: String,
+        example: String,
+    },
     IdWithoutPassword,
-    #[error(
-        "sasl_{option} is set but sasl_ldapdb_id is not; set sasl_ldapdb_id to the service \
-         account's full DN (e.g. `sasl_ldapdb_id: {example}`)"
-    )]
-    PasswordWithoutId { option: &'static str, example: String },
-    #[error(
-        "sasl_ldapdb_pw and sasl_ldapdb_pw_file are both set; keep one (sasl_ldapdb_pw_file keeps \
-         the password out of imapd.conf)"
-    )]
+    PasswordWithoutId {
+        option: &'static str,
+        example: String,
+    },
     PasswordAndPasswordFile,
-    #[error(
-        "{what} is empty; an empty password makes an unauthenticated bind that servers accept \
-         without checking anything; put the service account's password there"
-    )]
-    EmptyPassword { what: String },
-    #[error("sasl_ldapdb_pw_file: {path} is not UTF-8 text; write the password as UTF-8", path = path.display())]
-    PasswordNotUtf8 { path: PathBuf },
-    #[error(
-        "sasl_ldapdb_mech: {mech} is not supported: ldapbind does a simple bind as a DN (or SASL \
-         EXTERNAL); remove sasl_ldapdb_mech and set sasl_ldapdb_id to the service account's full \
-         DN and sasl_ldapdb_pw to its password"
-    )]
-    UnsupportedMech { mech: String },
-    #[error(
-        "sasl_ldapdb_mech: EXTERNAL has no client identity for `{url}`; use an ldapi:// URL (peer \
-         credentials), or set sasl_ldapdb_tls_cert and sasl_ldapdb_tls_key and use ldaps:// or \
-         sasl_ldapdb_starttls"
-    )]
-    ExternalWithoutIdentity { url: String },
-    #[error(
-        "sasl_{option}: `{value}` is not an LDAP attribute name; write a letter followed by \
-         letters, digits or `-` (e.g. mail)"
-    )]
-    BadAttributeName { option: &'static str, value: String },
-    #[error(
-        "sasl_{option}: `{value}` is the numeric OID of an attribute, but LDAP servers return \
-         attributes by name, so ldapbind would never find its values; {fix}"
-    )]
-    NumericOid { option: &'static str, value: String, fix: String },
-    #[error(
-        "sasl_ldapdb_canon_attr: `{attr}` holds passwords{via}, so a user's password would become \
-         the user name (logged, and handed to the mail server); set it to the attribute with the \
-         login name, e.g. uid or mail, or remove it to keep the name as typed"
-    )]
-    PasswordCanonAttr { attr: String, via: String },
-    #[error(
-        "sasl_ldapdb_starttls: `{value}` is not `try` or `demand`; use demand (fail without TLS), \
-         try (TLS when the server offers it), or remove the line for no StartTLS"
-    )]
-    BadStartTls { value: String },
-    #[error(
-        "sasl_ldapdb_allow_expired_password: `{value}` is not yes or no; write yes to let expired and \
-         must-change passwords log in, or remove the line (no: the directory's verdict stands)"
-    )]
-    BadAllowExpired { value: String },
-    #[error(
-        "sasl_ldapdb_scope: `{value}` is not base, one or sub; use sub (the default: the whole \
-         subtree under the search base)"
-    )]
-    BadScope { value: String },
-    #[error(transparent)]
-    Filter(#[from] FilterError),
-    #[error(
-        "sasl_ldapdb_attr_map: `{entry}` {reason}; write `property=attribute` pairs separated by \
-         spaces or commas, e.g. `userPassword=sambaNTPassword`"
-    )]
-    BadAttrMap { entry: String, reason: String },
-    #[error(
-        "sasl_ldapdb_timeout: `{value}` is not a number of seconds from 0.001 to {max}; write e.g. \
-         5 or 0.5",
-        max = MAX_TIMEOUT.as_secs()
-    )]
-    BadTimeout { value: String },
-    #[error(
-        "{what}: `{path}` is not an absolute path; write the full path (the daemon's working \
-         directory is not predictable)"
-    )]
-    NotAbsolute { what: String, path: String },
-    #[error(
-        "{what}: cannot read {path}: {source}; check the path and that the user the mail daemon \
-         runs as can read it",
-        path = path.display()
-    )]
+    EmptyPassword {
+        what: String,
+    },
+    PasswordNotUtf8 {
+        path: PathBuf,
+    },
+    UnsupportedMech {
+        mech: String,
+    },
+    ExternalWithoutIdentity {
+        url: String,
+    },
+    BadAttributeName {
+        option: &'static str,
+        value: String,
+    },
+    NumericOid {
+        option: &'static str,
+        value: String,
+        fix: String,
+    },
+    PasswordCanonAttr {
+        attr: String,
+        via: String,
+    },
+    BadStartTls {
+        value: String,
+    },
+    BadAllowExpired {
+        value: String,
+    },
+    BadScope {
+        value: String,
+    },
+    Filter(FilterError),
+    BadAttrMap {
+        entry: String,
+        reason: String,
+    },
+    BadTimeout {
+        value: String,
+    },
+    NotAbsolute {
+        what: String,
+        path: String,
+    },
     FileUnreadable {
         what: String,
         path: PathBuf,
-        #[source]
         source: io::Error,
     },
-    #[error(
-        "{what}: {path} is not a PEM file with a `-----BEGIN {marker}` block; convert it to PEM \
-         (e.g. with `openssl {tool} -inform der -in FILE -out FILE.pem`)",
-        path = path.display()
-    )]
-    NotPem { what: String, path: PathBuf, marker: &'static str, tool: &'static str },
-    #[error(
-        "sasl_ldapdb_tls_cert is set but sasl_ldapdb_tls_key is not; set both (the client \
-         certificate and its private key) or neither"
-    )]
+    NotPem {
+        what: String,
+        path: PathBuf,
+        marker: &'static str,
+        tool: &'static str,
+    },
     CertWithoutKey,
-    #[error(
-        "sasl_ldapdb_tls_key is set but sasl_ldapdb_tls_cert is not; set both (the client \
-         certificate and its private key) or neither"
-    )]
     KeyWithoutCert,
-    #[error(
-        "sasl_ldapdb_rc: `{keyword} {value}` in {path} line {line} is not valid; {expected}",
-        path = path.display()
-    )]
-    BadRcValue { path: PathBuf, line: usize, keyword: String, value: String, expected: &'static str },
+    BadRcValue {
+        path: PathBuf,
+        line: usize,
+        keyword: String,
+        value: String,
+        expected: &'static str,
+    },
+}
+
+impl ConfigError {
+    /// What is wrong and the fix.
+    pub fn message(&self) -> Message {
+        match self {
+            ConfigError::MissingUri => Message::new(
+                "sasl_ldapdb_uri is not set",
+                "add `sasl_ldapdb_uri: ldap://HOST:PORT/BASE-DN` to the service's config (e.g. \
+                 ldap://glauth:3893/dc=users,dc=local), or remove ldapbind from sasl_auxprop_plugin",
+            ),
+            ConfigError::Uri(e) => e.message(),
+            ConfigError::NoSearchBase { url, base } => Message::new(
+                "no search base: neither sasl_ldapdb_uri nor sasl_ldapdb_search_base names one (ldapdb \
+                 needs none, ldapbind searches for the user)",
+                format!("add the base DN to the URL ({url}/{base}) or set `sasl_ldapdb_search_base: {base}`"),
+            ),
+            ConfigError::BaseDnConflict { first_url, first_dn, other_url, other_dn } => Message::new(
+                format!(
+                    "sasl_ldapdb_uri: `{first_url}` names base DN `{first_dn}` but `{other_url}` names `{other_dn}`"
+                ),
+                "ldapbind searches one base on whichever server answers, so make them the same or set \
+                 sasl_ldapdb_search_base",
+            ),
+            ConfigError::BadDn { option, source } => {
+                let Message { problem, fix } = source.message();
+                Message { problem: format!("sasl_{option}: {problem}"), fix }
+            }
+            ConfigError::IdNotADn { id, example } => Message::new(
+                format!("sasl_ldapdb_id: `{id}` is not a DN"),
+                format!(
+                    "ldapbind does a simple bind with a full DN (not ldapdb's SASL user name), e.g. \
+                     `sasl_ldapdb_id: {example}` (Active Directory also takes `{id}@<its domain>` or \
+                     `<DOMAIN>\\{id}`)"
+                ),
+            ),
+            ConfigError::IdWithoutPassword => Message::new(
+                "sasl_ldapdb_id is set but no password is",
+                "set sasl_ldapdb_pw or sasl_ldapdb_pw_file (a file holding the password), or remove \
+                 sasl_ldapdb_id to bind anonymously",
+            ),
+            ConfigError::PasswordWithoutId { option, example } => Message::new(
+                format!("sasl_{option} is set but sasl_ldapdb_id is not"),
+                format!("set sasl_ldapdb_id to the service account's full DN (e.g. `sasl_ldapdb_id: {example}`)"),
+            ),
+            ConfigError::PasswordAndPasswordFile => Message::new(
+                "sasl_ldapdb_pw and sasl_ldapdb_pw_file are both set",
+                "keep one (sasl_ldapdb_pw_file keeps the password out of imapd.conf)",
+            ),
+            ConfigError::EmptyPassword { what } => Message::new(
+                format!("{what} is empty"),
+                "an empty password makes an unauthenticated bind that servers accept without checking \
+                 anything; put the service account's password there",
+            ),
+            ConfigError::PasswordNotUtf8 { path } => Message::new(
+                format!("sasl_ldapdb_pw_file: {} is not UTF-8 text", path.display()),
+                "write the password as UTF-8",
+            ),
+            ConfigError::UnsupportedMech { mech } => Message::new(
+                format!(
+                    "sasl_ldapdb_mech: {mech} is not supported: ldapbind does a simple bind as a DN (or \
+                     SASL EXTERNAL)"
+                ),
+                "remove sasl_ldapdb_mech and set sasl_ldapdb_id to the service account's full DN and \
+                 sasl_ldapdb_pw to its password",
+            ),
+            ConfigError::ExternalWithoutIdentity { url } => Message::new(
+                format!("sasl_ldapdb_mech: EXTERNAL has no client identity for `{url}`"),
+                "use an ldapi:// URL (peer credentials), or set sasl_ldapdb_tls_cert and \
+                 sasl_ldapdb_tls_key and use ldaps:// or sasl_ldapdb_starttls",
+            ),
+            ConfigError::BadAttributeName { option, value } => Message::new(
+                format!("sasl_{option}: `{value}` is not an LDAP attribute name"),
+                "write a letter followed by letters, digits or `-` (e.g. mail)",
+            ),
+            ConfigError::NumericOid { option, value, fix } => Message::new(
+                format!(
+                    "sasl_{option}: `{value}` is the numeric OID of an attribute, but LDAP servers \
+                     return attributes by name, so ldapbind would never find its values"
+                ),
+                fix.clone(),
+            ),
+            ConfigError::PasswordCanonAttr { attr, via } => Message::new(
+                format!(
+                    "sasl_ldapdb_canon_attr: `{attr}` holds passwords{via}, so a user's password would \
+                     become the user name (logged, and handed to the mail server)"
+                ),
+                "set it to the attribute with the login name, e.g. uid or mail, or remove it to keep \
+                 the name as typed",
+            ),
+            ConfigError::BadStartTls { value } => Message::new(
+                format!("sasl_ldapdb_starttls: `{value}` is not `try` or `demand`"),
+                "use demand (fail without TLS), try (TLS when the server offers it), or remove the line \
+                 for no StartTLS",
+            ),
+            ConfigError::BadAllowExpired { value } => Message::new(
+                format!("sasl_ldapdb_allow_expired_password: `{value}` is not yes or no"),
+                "write yes to let expired and must-change passwords log in, or remove the line (no: the \
+                 directory's verdict stands)",
+            ),
+            ConfigError::BadScope { value } => Message::new(
+                format!("sasl_ldapdb_scope: `{value}` is not base, one or sub"),
+                "use sub (the default: the whole subtree under the search base)",
+            ),
+            ConfigError::Filter(e) => e.message(),
+            ConfigError::BadAttrMap { entry, reason } => Message::new(
+                format!("sasl_ldapdb_attr_map: `{entry}` {reason}"),
+                "write `property=attribute` pairs separated by spaces or commas, e.g. \
+                 `userPassword=sambaNTPassword`",
+            ),
+            ConfigError::BadTimeout { value } => Message::new(
+                format!(
+                    "sasl_ldapdb_timeout: `{value}` is not a number of seconds from 0.001 to {}",
+                    MAX_TIMEOUT.as_secs()
+                ),
+                "write e.g. 5 or 0.5",
+            ),
+            ConfigError::NotAbsolute { what, path } => Message::new(
+                format!("{what}: `{path}` is not an absolute path"),
+                "write the full path (the daemon's working directory is not predictable)",
+            ),
+            ConfigError::FileUnreadable { what, path, source } => Message::new(
+                format!("{what}: cannot read {}: {source}", path.display()),
+                "check the path and that the user the mail daemon runs as can read it",
+            ),
+            ConfigError::NotPem { what, path, marker, tool } => Message::new(
+                format!("{what}: {} is not a PEM file with a `-----BEGIN {marker}` block", path.display()),
+                format!("convert it to PEM (e.g. with `openssl {tool} -inform der -in FILE -out FILE.pem`)"),
+            ),
+            ConfigError::CertWithoutKey => Message::new(
+                "sasl_ldapdb_tls_cert is set but sasl_ldapdb_tls_key is not",
+                "set both (the client certificate and its private key) or neither",
+            ),
+            ConfigError::KeyWithoutCert => Message::new(
+                "sasl_ldapdb_tls_key is set but sasl_ldapdb_tls_cert is not",
+                "set both (the client certificate and its private key) or neither",
+            ),
+            ConfigError::BadRcValue { path, line, keyword, value, expected } => Message::new(
+                format!("sasl_ldapdb_rc: `{keyword} {value}` in {} line {line} is not valid", path.display()),
+                *expected,
+            ),
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.message().fmt(f)
+    }
+}
+
+impl std::error::Error for ConfigError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ConfigError::Uri(e) => e.source(),
+            ConfigError::Filter(e) => e.source(),
+            ConfigError::BadDn { source, .. } => Some(source),
+            ConfigError::FileUnreadable { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+impl From<UriError> for ConfigError {
+    fn from(e: UriError) -> ConfigError {
+        ConfigError::Uri(e)
+    }
+}
+
+impl From<FilterError> for ConfigError {
+    fn from(e: FilterError) -> ConfigError {
+        ConfigError::Filter(e)
+    }
 }
 
 /// Every problem found; `Display` is one line per problem.
