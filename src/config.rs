@@ -305,12 +305,12 @@ pub struct Config {
     /// `ldapdb_allow_expired_password`: an expired or must-change password still logs in.
     pub allow_expired_password: bool,
     /// NOTE-level lines for init.
-    pub notes: Vec<String>,
+    pub notes: Vec<Message>,
     /// WARN-level lines for init.
-    pub warnings: Vec<String>,
+    pub warnings: Vec<Message>,
     /// Warnings an admin must see at the default `sasl_log_level` (1), logged at ERR by init: a
     /// secret file others may read.
-    pub alerts: Vec<String>,
+    pub alerts: Vec<Message>,
 }
 
 /// One message for an admin about the configuration: what is wrong and, when there is
@@ -696,9 +696,9 @@ struct RcSettings {
 struct Parser<'s, S: Sources> {
     src: &'s S,
     errors: Vec<ConfigError>,
-    notes: Vec<String>,
-    warnings: Vec<String>,
-    alerts: Vec<String>,
+    notes: Vec<Message>,
+    warnings: Vec<Message>,
+    alerts: Vec<Message>,
     /// A URL's base DN had a `%XX` escape of a letter or digit (the seed's `%44`): the base is
     /// probably not what the admin meant, so no advice is built from it.
     suspect_base: bool,
@@ -770,7 +770,7 @@ impl<S: Sources> Parser<'_, S> {
             Ok(list) => {
                 self.suspect_base = list.warnings.iter().any(|w| matches!(w, uri::UriWarning::AlnumEscape { .. }));
                 self.base_hint = list.warnings.iter().find_map(uri::UriWarning::base_hint);
-                self.warnings.extend(list.warnings.iter().map(ToString::to_string));
+                self.warnings.extend(list.warnings.iter().map(uri::UriWarning::message));
                 Some(list.urls)
             }
             Err(e) => {
@@ -798,12 +798,14 @@ impl<S: Sources> Parser<'_, S> {
 
     fn warn_if_not_private(&mut self, what: &str, path: &Path, mode: u32) {
         if mode & NOT_PRIVATE_MODE_BITS != 0 {
-            self.alerts.push(format!(
-                "{what}: {} is readable by {} (mode {:04o}); `chmod 600` it and make it owned by \
-                 the user the mail daemon runs as",
-                path.display(),
-                if mode & 0o007 != 0 { "everyone" } else { "its group" },
-                mode & 0o7777
+            self.alerts.push(Message::new(
+                format!(
+                    "{what}: {} is readable by {} (mode {:04o})",
+                    path.display(),
+                    if mode & 0o007 != 0 { "everyone" } else { "its group" },
+                    mode & 0o7777
+                ),
+                "`chmod 600` it and make it owned by the user the mail daemon runs as",
             ));
         }
     }
@@ -847,12 +849,14 @@ impl<S: Sources> Parser<'_, S> {
                             rc.network_timeout = d;
                         }
                     }
-                    Ok(_) => self.warnings.push(format!(
-                        "sasl_ldapdb_rc: `{keyword} {value}` in {} line {line_no} is ignored: \
-                         ldapbind always waits a bounded time (1 to {} seconds); set \
-                         sasl_ldapdb_timeout to choose it",
-                        rc.path.display(),
-                        MAX_TIMEOUT.as_secs()
+                    Ok(_) => self.warnings.push(Message::new(
+                        format!(
+                            "sasl_ldapdb_rc: `{keyword} {value}` in {} line {line_no} is ignored: \
+                             ldapbind always waits a bounded time (1 to {} seconds)",
+                            rc.path.display(),
+                            MAX_TIMEOUT.as_secs()
+                        ),
+                        "set sasl_ldapdb_timeout to choose it",
                     )),
                     Err(_) => self.errors.push(bad("write a whole number of seconds")),
                 },
@@ -868,10 +872,12 @@ impl<S: Sources> Parser<'_, S> {
                         _ => None,
                     };
                     if let Some(option) = replacement {
-                        self.warnings.push(format!(
-                            "sasl_ldapdb_rc: `{keyword}` in {} line {line_no} is not read by \
-                             ldapbind; set {option} instead",
-                            rc.path.display()
+                        self.warnings.push(Message::new(
+                            format!(
+                                "sasl_ldapdb_rc: `{keyword}` in {} line {line_no} is not read by ldapbind",
+                                rc.path.display()
+                            ),
+                            format!("set {option} instead"),
                         ));
                     }
                 }
@@ -888,11 +894,11 @@ impl<S: Sources> Parser<'_, S> {
                 return None;
             }
             if let Some((u, dn)) = url_dns.iter().find(|(_, d)| !d.eq_ignore_ascii_case(&base)) {
-                self.notes.push(format!(
+                self.notes.push(Message::bare(format!(
                     "sasl_ldapdb_search_base `{base}` overrides the base DN `{dn}` in \
                      sasl_ldapdb_uri ({})",
                     u.original
-                ));
+                )));
             }
             return Some((base, BaseSource::SearchBaseOption));
         }
@@ -932,11 +938,11 @@ impl<S: Sources> Parser<'_, S> {
             return DEFAULT_STARTTLS;
         };
         if !urls.is_empty() && urls.iter().all(|u| u.scheme != Scheme::Ldap) {
-            self.warnings.push(
+            self.warnings.push(Message::new(
                 "sasl_ldapdb_starttls has no effect: StartTLS applies to ldap:// URLs only \
-                 (ldaps:// is TLS already, ldapi:// is a local socket); remove the line"
-                    .to_string(),
-            );
+                 (ldaps:// is TLS already, ldapi:// is a local socket)",
+                "remove the line",
+            ));
         }
         mode
     }
@@ -1028,10 +1034,13 @@ impl<S: Sources> Parser<'_, S> {
                     (pw_file.is_some(), "sasl_ldapdb_pw_file"),
                 ] {
                     if set {
-                        self.warnings.push(format!(
-                            "{option} is ignored with sasl_ldapdb_mech: EXTERNAL (the identity \
-                             comes from the ldapi:// peer credentials or the TLS client \
-                             certificate); remove it"
+                        self.warnings.push(Message::new(
+                            format!(
+                                "{option} is ignored with sasl_ldapdb_mech: EXTERNAL (the identity \
+                                 comes from the ldapi:// peer credentials or the TLS client \
+                                 certificate)"
+                            ),
+                            "remove it",
                         ));
                     }
                 }
@@ -1062,11 +1071,10 @@ impl<S: Sources> Parser<'_, S> {
                     example: format!("cn=cyrus,ou=machines,{example_base}"),
                 });
             } else {
-                self.notes.push(
-                    "binding anonymously because sasl_ldapdb_id is not set; set sasl_ldapdb_id \
-                     and sasl_ldapdb_pw if the server refuses anonymous searches"
-                        .to_string(),
-                );
+                self.notes.push(Message::new(
+                    "binding anonymously because sasl_ldapdb_id is not set",
+                    "set sasl_ldapdb_id and sasl_ldapdb_pw if the server refuses anonymous searches",
+                ));
             }
             return Bind::Anonymous;
         };
@@ -1111,11 +1119,15 @@ impl<S: Sources> Parser<'_, S> {
             && let (Some(id_last), Some(base_last)) = (last_rdn(id), last_rdn(base))
             && !id_last.eq_ignore_ascii_case(base_last)
         {
-            self.warnings.push(format!(
-                "sasl_ldapdb_id `{id}` does not end in the directory suffix `{base_last}` of the \
-                 search base `{base}`; ldapbind binds with it exactly as written (nothing is \
-                 appended); if the account is under the base, write the full DN, e.g. \
-                 `{id},{base}`"
+            self.warnings.push(Message::new(
+                format!(
+                    "sasl_ldapdb_id `{id}` does not end in the directory suffix `{base_last}` of the \
+                     search base `{base}`"
+                ),
+                format!(
+                    "ldapbind binds with it exactly as written (nothing is appended); if the account \
+                     is under the base, write the full DN, e.g. `{id},{base}`"
+                ),
             ));
         }
         true
@@ -1132,18 +1144,20 @@ impl<S: Sources> Parser<'_, S> {
             }
         }
         if bytes.contains(&b'\n') {
-            self.warnings.push(format!(
-                "sasl_ldapdb_pw_file: {} has more than one line; ldapbind uses all of it except one \
-                 trailing newline as the password; remove extra lines",
-                path.display()
+            self.warnings.push(Message::new(
+                format!("sasl_ldapdb_pw_file: {} has more than one line", path.display()),
+                "ldapbind uses all of it except one trailing newline as the password; remove extra lines",
             ));
         }
         if bytes.contains(&0) {
-            self.warnings.push(format!(
-                "sasl_ldapdb_pw_file: {} contains a NUL byte, which ldapbind sends as part of the \
-                 password (no LDAP tool can set such a password; a file saved as UTF-16 has one \
-                 after every letter); write the password as UTF-8 text",
-                path.display()
+            self.warnings.push(Message::new(
+                format!(
+                    "sasl_ldapdb_pw_file: {} contains a NUL byte, which ldapbind sends as part of the \
+                     password (no LDAP tool can set such a password; a file saved as UTF-16 has one \
+                     after every letter)",
+                    path.display()
+                ),
+                "write the password as UTF-8 text",
             ));
         }
         match String::from_utf8(bytes) {
@@ -1292,28 +1306,31 @@ impl<S: Sources> Parser<'_, S> {
         let uses_tls =
             urls.iter().any(|u| u.scheme == Scheme::Ldaps || (u.scheme == Scheme::Ldap && starttls != StartTls::Off));
         if reqcert == TlsReqCert::Never && uses_tls {
-            self.warnings.push(
+            self.warnings.push(Message::new(
                 "sasl_ldapdb_rc: TLS_REQCERT never/allow: ldapbind will not verify the LDAP \
                  server's certificate, so anyone on the network path can read the bind password \
-                 and user passwords; set TLS_REQCERT demand and sasl_ldapdb_tls_cacert"
-                    .to_string(),
-            );
+                 and user passwords",
+                "set TLS_REQCERT demand and sasl_ldapdb_tls_cacert",
+            ));
         }
         if tls_files && !urls.is_empty() && !uses_tls {
-            self.warnings.push(
+            self.warnings.push(Message::new(
                 "sasl_ldapdb_tls_* files are set but no URL uses TLS (no ldaps:// and no \
-                 sasl_ldapdb_starttls); they are not used"
-                    .to_string(),
-            );
+                 sasl_ldapdb_starttls)",
+                "they are not used",
+            ));
         }
         if let Bind::Simple { .. } = bind
             && starttls == StartTls::Off
             && let Some(u) = urls.iter().find(|u| u.scheme == Scheme::Ldap && !is_loopback(&u.host))
         {
-            self.warnings.push(format!(
-                "sasl_ldapdb_uri: `{}` is plain ldap:// to another host, so the bind password \
-                 crosses the network in clear; use ldaps:// or set `sasl_ldapdb_starttls: demand`",
-                u.original
+            self.warnings.push(Message::new(
+                format!(
+                    "sasl_ldapdb_uri: `{}` is plain ldap:// to another host, so the bind password \
+                     crosses the network in clear",
+                    u.original
+                ),
+                "use ldaps:// or set `sasl_ldapdb_starttls: demand`",
             ));
         }
     }
@@ -1406,6 +1423,11 @@ fn parse_seconds(s: &str) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The log lines of a list of messages.
+    fn lines(messages: &[Message]) -> Vec<String> {
+        messages.iter().map(ToString::to_string).collect()
+    }
     use proptest::prelude::*;
     use std::cell::RefCell;
 
@@ -1499,13 +1521,13 @@ mod tests {
         assert!(c.tls_cert.is_none() && c.tls_key.is_none());
         assert_eq!(c.tls_reqcert, TlsReqCert::Demand);
         assert_eq!(
-            c.notes,
+            lines(&c.notes),
             vec![
                 "binding anonymously because sasl_ldapdb_id is not set; set sasl_ldapdb_id and \
                  sasl_ldapdb_pw if the server refuses anonymous searches"
             ]
         );
-        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        assert!(lines(&c.warnings).is_empty(), "{:?}", lines(&c.warnings));
     }
 
     #[test]
@@ -1569,10 +1591,10 @@ mod tests {
     #[test]
     fn uri_warnings_become_config_warnings() {
         let c = ok(&Fake::new(&[("ldapdb_uri", "ldap://glauth:3893/dc=users%44dc=local")]));
-        assert_eq!(c.warnings.len(), 1);
-        assert!(c.warnings[0].contains("`%44`"), "{:?}", c.warnings);
+        assert_eq!(lines(&c.warnings).len(), 1);
+        assert!(lines(&c.warnings)[0].contains("`%44`"), "{:?}", lines(&c.warnings));
         let c = ok(&Fake::new(&[("ldapdb_uri", "ldap://glauth/dc=users,dc=local/")]));
-        assert!(c.warnings[0].contains("trailing `/`"));
+        assert!(lines(&c.warnings)[0].contains("trailing `/`"));
     }
 
     // ---- search base -------------------------------------------------------------------------
@@ -1584,12 +1606,12 @@ mod tests {
         assert_eq!(c.search_base, "ou=people,dc=users,dc=local");
         assert_eq!(c.base_source, BaseSource::SearchBaseOption);
         assert_eq!(c.base_source.to_string(), "from sasl_ldapdb_search_base");
-        assert!(c.notes.iter().any(|n| n.contains("overrides the base DN")));
+        assert!(lines(&c.notes).iter().any(|n| n.contains("overrides the base DN")));
         // Without a DN in the URL, no override note.
         let f = Fake::new(&[("ldapdb_uri", "ldap://h"), ("ldapdb_search_base", "dc=x")]);
         let c = ok(&f);
         assert_eq!(c.search_base, "dc=x");
-        assert!(!c.notes.iter().any(|n| n.contains("overrides")));
+        assert!(!lines(&c.notes).iter().any(|n| n.contains("overrides")));
     }
 
     #[test]
@@ -1655,9 +1677,9 @@ mod tests {
             }
             b => panic!("{b:?}"),
         }
-        assert!(c.notes.is_empty());
+        assert!(lines(&c.notes).is_empty());
         // Plain ldap:// to another host: warn about the clear-text password.
-        assert!(c.warnings.iter().any(|w| w.contains("crosses the network in clear")));
+        assert!(lines(&c.warnings).iter().any(|w| w.contains("crosses the network in clear")));
     }
 
     #[test]
@@ -1685,13 +1707,13 @@ mod tests {
                 f = f.set("ldapdb_starttls", s);
             }
             let c = ok(&f);
-            assert!(!c.warnings.iter().any(|w| w.contains("in clear")), "{uri}: {:?}", c.warnings);
+            assert!(!lines(&c.warnings).iter().any(|w| w.contains("in clear")), "{uri}: {:?}", lines(&c.warnings));
         }
         // Another host, also as an IPv4-mapped address, is warned about.
         for uri in ["ldap://[::ffff:192.0.2.1]/dc=x", "ldap://192.0.2.1/dc=x"] {
             let c = ok(&Fake::new(&[("ldapdb_uri", uri), ("ldapdb_id", "cn=a,dc=x"), ("ldapdb_pw", "p")]));
             assert_eq!(
-                c.warnings,
+                lines(&c.warnings),
                 [format!(
                     "sasl_ldapdb_uri: `{uri}` is plain ldap:// to another host, so the bind password crosses the \
                      network in clear; use ldaps:// or set `sasl_ldapdb_starttls: demand`"
@@ -1721,7 +1743,7 @@ mod tests {
         for id in ["svc-cyrus@example.test", "EXAMPLE\\svc-cyrus"] {
             let c = ok(&minimal().set("ldapdb_id", id).set("ldapdb_pw", "x"));
             assert!(matches!(&c.bind, Bind::Simple { dn, .. } if dn == id), "{id}: {:?}", c.bind);
-            assert!(!c.warnings.iter().any(|w| w.contains("sasl_ldapdb_id")), "{id}: {:?}", c.warnings);
+            assert!(!lines(&c.warnings).iter().any(|w| w.contains("sasl_ldapdb_id")), "{id}: {:?}", lines(&c.warnings));
         }
         // Half of one is still no name.
         for id in ["svc-cyrus@", "EXAMPLE\\", "@example.test"] {
@@ -1742,8 +1764,8 @@ mod tests {
             ("ldapdb_pw", "cyrus"),
         ]);
         let c = ok(&f);
-        assert!(c.warnings.iter().any(|w| w.contains("`%44`")), "{:?}", c.warnings);
-        assert!(!c.warnings.iter().any(|w| w.contains("suffix")), "{:?}", c.warnings);
+        assert!(lines(&c.warnings).iter().any(|w| w.contains("`%44`")), "{:?}", lines(&c.warnings));
+        assert!(!lines(&c.warnings).iter().any(|w| w.contains("suffix")), "{:?}", lines(&c.warnings));
     }
 
     #[test]
@@ -1770,17 +1792,17 @@ mod tests {
         let f = minimal().set("ldapdb_id", "cn=cyrus,ou=machines").set("ldapdb_pw", "cyrus");
         let c = ok(&f);
         assert!(
-            c.warnings.iter().any(|w| w
+            lines(&c.warnings).iter().any(|w| w
                 == "sasl_ldapdb_id `cn=cyrus,ou=machines` does not end in the directory suffix \
                     `dc=local` of the search base `dc=users,dc=local`; ldapbind binds with it \
                     exactly as written (nothing is appended); if the account is under the base, \
                     write the full DN, e.g. `cn=cyrus,ou=machines,dc=users,dc=local`"),
             "{:?}",
-            c.warnings
+            lines(&c.warnings)
         );
         // An account elsewhere under the same suffix does not warn.
         let f = minimal().set("ldapdb_id", "cn=admin,dc=local").set("ldapdb_pw", "x");
-        assert!(!ok(&f).warnings.iter().any(|w| w.contains("suffix")));
+        assert!(!lines(&ok(&f).warnings).iter().any(|w| w.contains("suffix")));
     }
 
     #[test]
@@ -1809,7 +1831,7 @@ mod tests {
         let c = ok(&f);
         let Bind::Simple { password, .. } = &c.bind else { panic!() };
         assert_eq!(password.expose(), "s3cret");
-        assert!(!c.alerts.iter().any(|w| w.contains("readable by")), "{:?}", c.alerts);
+        assert!(!lines(&c.alerts).iter().any(|w| w.contains("readable by")), "{:?}", lines(&c.alerts));
         // Only one newline is stripped; CRLF too; no newline is fine.
         for (contents, expect) in [("a\r\n", "a"), ("a", "a"), (" a b \n", " a b ")] {
             let f =
@@ -1821,14 +1843,14 @@ mod tests {
         let c = ok(&f);
         let Bind::Simple { password, .. } = &c.bind else { panic!() };
         assert_eq!(password.expose(), "a\n");
-        assert!(c.warnings.iter().any(|w| w.contains("more than one line")));
+        assert!(lines(&c.warnings).iter().any(|w| w.contains("more than one line")));
         // A NUL byte: `s3cret` saved as UTF-16LE, and one in the middle.
         for contents in ["s\x003\x00c\x00r\x00e\x00t\x00\n\x00", "s3c\0ret\n"] {
             let f =
                 minimal().set("ldapdb_id", "cn=a,dc=local").set("ldapdb_pw_file", "/pw").file("/pw", contents, 0o600);
             let c = ok(&f);
             assert_eq!(
-                c.warnings
+                lines(&c.warnings)
                     .iter()
                     .filter(|w| w.starts_with("sasl_ldapdb_pw_file: /pw contains a NUL byte"))
                     .collect::<Vec<_>>(),
@@ -1839,7 +1861,7 @@ mod tests {
                 ],
                 "{contents:?}"
             );
-            assert!(!c.warnings.iter().any(|w| w.contains("s3c")), "{:?}", c.warnings);
+            assert!(!lines(&c.warnings).iter().any(|w| w.contains("s3c")), "{:?}", lines(&c.warnings));
         }
     }
 
@@ -1853,8 +1875,8 @@ mod tests {
                 "sasl_ldapdb_pw_file: /etc/pw is readable by {who} (mode {mode:04o}); `chmod 600` \
                  it and make it owned by the user the mail daemon runs as"
             );
-            assert!(c.alerts.contains(&expect), "{:?}", c.alerts);
-            assert!(!c.alerts.iter().chain(&c.warnings).any(|w| w.contains("x\n")));
+            assert!(lines(&c.alerts).contains(&expect), "{:?}", lines(&c.alerts));
+            assert!(!lines(&c.alerts).iter().chain(&lines(&c.warnings)).any(|w| w.contains("x\n")));
         }
     }
 
@@ -1893,7 +1915,7 @@ mod tests {
     fn external_bind() {
         let c = ok(&Fake::new(&[("ldapdb_uri", "ldapi:///dc=x"), ("ldapdb_mech", "external")]));
         assert!(matches!(c.bind, Bind::External));
-        assert!(c.notes.is_empty());
+        assert!(lines(&c.notes).is_empty());
         // With a client certificate over ldaps:// or StartTLS.
         let tls = |uri: &str| {
             Fake::new(&[
@@ -1920,8 +1942,8 @@ mod tests {
             ("ldapdb_id", "root"),
             ("ldapdb_pw", "x"),
         ]));
-        assert_eq!(c.warnings.len(), 2, "{:?}", c.warnings);
-        assert!(c.warnings[0].starts_with("sasl_ldapdb_id is ignored with sasl_ldapdb_mech: EXTERNAL"));
+        assert_eq!(lines(&c.warnings).len(), 2, "{:?}", lines(&c.warnings));
+        assert!(lines(&c.warnings)[0].starts_with("sasl_ldapdb_id is ignored with sasl_ldapdb_mech: EXTERNAL"));
     }
 
     // ---- simple options ----------------------------------------------------------------------
@@ -2044,7 +2066,7 @@ mod tests {
                 .starts_with("sasl_ldapdb_starttls: `yes` is not `try` or `demand`")
         );
         let c = ok(&Fake::new(&[("ldapdb_uri", "ldaps://h/dc=x"), ("ldapdb_starttls", "demand")]));
-        assert!(c.warnings[0].starts_with("sasl_ldapdb_starttls has no effect"));
+        assert!(lines(&c.warnings)[0].starts_with("sasl_ldapdb_starttls has no effect"));
     }
 
     #[test]
@@ -2176,14 +2198,14 @@ mod tests {
         );
         // `never` with TLS in use is a warning.
         let f = rc("TLS_REQCERT never\n").set("ldapdb_uri", "ldaps://h/dc=x");
-        assert!(ok(&f).warnings.iter().any(|w| w.contains("will not verify the LDAP server's certificate")));
+        assert!(lines(&ok(&f).warnings).iter().any(|w| w.contains("will not verify the LDAP server's certificate")));
     }
 
     #[test]
     fn rc_timeouts() {
         let c = ok(&rc("NETWORK_TIMEOUT -1\n"));
         assert_eq!(c.timeout, DEFAULT_TIMEOUT);
-        assert!(c.warnings[0].contains("`NETWORK_TIMEOUT -1` in /etc/ldapbind/ldaprc line 1 is ignored"));
+        assert!(lines(&c.warnings)[0].contains("`NETWORK_TIMEOUT -1` in /etc/ldapbind/ldaprc line 1 is ignored"));
         assert!(one_err(&rc("TIMEOUT soon\n")).contains("write a whole number of seconds"));
     }
 
@@ -2191,7 +2213,7 @@ mod tests {
     fn rc_unused_keywords_warn() {
         let c = ok(&rc("BASE dc=x\nTLS_CERT /c\nDEREF never\n"));
         assert_eq!(
-            c.warnings,
+            lines(&c.warnings),
             vec![
                 "sasl_ldapdb_rc: `BASE` in /etc/ldapbind/ldaprc line 1 is not read by ldapbind; set sasl_ldapdb_search_base instead",
                 "sasl_ldapdb_rc: `TLS_CERT` in /etc/ldapbind/ldaprc line 2 is not read by ldapbind; set sasl_ldapdb_tls_cert instead",
@@ -2231,9 +2253,9 @@ mod tests {
         assert_eq!(key.path, Path::new("/k.pem"));
         assert!(!format!("{c:?}").contains("MIIE"));
         assert!(
-            c.alerts.iter().any(|w| w.starts_with("sasl_ldapdb_tls_key: /k.pem is readable by its group")),
+            lines(&c.alerts).iter().any(|w| w.starts_with("sasl_ldapdb_tls_key: /k.pem is readable by its group")),
             "{:?}",
-            c.warnings
+            lines(&c.warnings)
         );
         assert_eq!(f.reads.borrow().len(), 3);
     }
@@ -2266,9 +2288,9 @@ mod tests {
     #[test]
     fn tls_files_without_tls_warn() {
         let f = minimal().set("ldapdb_tls_cacert", "/ca.pem").file("/ca.pem", PEM_CERT, 0o644);
-        assert!(ok(&f).warnings.iter().any(|w| w.contains("no URL uses TLS")));
+        assert!(lines(&ok(&f).warnings).iter().any(|w| w.contains("no URL uses TLS")));
         let f = f.set("ldapdb_starttls", "try");
-        assert!(!ok(&f).warnings.iter().any(|w| w.contains("no URL uses TLS")));
+        assert!(!lines(&ok(&f).warnings).iter().any(|w| w.contains("no URL uses TLS")));
     }
 
     // ---- all problems at once ----------------------------------------------------------------
@@ -2329,7 +2351,9 @@ mod tests {
         ];
         for f in fakes {
             let text = match Config::from_sources(&f) {
-                Ok(c) => format!("{c:?}\n{}\n{}\n{}", c.summary(), c.notes.join("\n"), c.warnings.join("\n")),
+                Ok(c) => {
+                    format!("{c:?}\n{}\n{}\n{}", c.summary(), lines(&c.notes).join("\n"), lines(&c.warnings).join("\n"))
+                }
                 Err(e) => format!("{e}\n{e:?}"),
             };
             assert!(!text.contains(secret), "{text}");
