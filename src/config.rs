@@ -1500,6 +1500,77 @@ mod tests {
         e.into_iter().next().unwrap()
     }
 
+    /// The one error `f` gives, as a value.
+    fn the_error(f: &Fake) -> ConfigError {
+        let mut e = Config::from_sources(f).err().expect("an error").0;
+        assert_eq!(e.len(), 1, "{e:#?}");
+        e.remove(0)
+    }
+
+    /// Asserts `m`'s problem and fix, and that `shown` (the log line) is the two joined by `; `.
+    #[track_caller]
+    fn parts(shown: &dyn fmt::Display, m: Message, problem: &str, fix: &str) {
+        assert_eq!(
+            (m.problem.as_str(), m.fix.as_deref(), shown.to_string()),
+            (problem, Some(fix), format!("{problem}; {fix}"))
+        );
+    }
+
+    #[test]
+    fn every_message_family_gives_its_problem_and_fix_apart() {
+        // ConfigError
+        let e = the_error(&minimal().set("ldapdb_scope", "deep"));
+        parts(
+            &e,
+            e.message(),
+            "sasl_ldapdb_scope: `deep` is not base, one or sub",
+            "use sub (the default: the \
+             whole subtree under the search base)",
+        );
+        // UriError
+        let e = uri::parse_uri_list("ldap://h#x/dc=x").unwrap_err();
+        parts(
+            &e,
+            e.message(),
+            "sasl_ldapdb_uri: `ldap://h#x/dc=x` has a `#` fragment",
+            "remove it (write a `#` \
+             in the DN as %23)",
+        );
+        // FilterError
+        let e = FilterTemplate::parse("(uid=%x)").unwrap_err();
+        parts(
+            &e,
+            e.message(),
+            "sasl_ldapdb_filter: unknown placeholder `%x` in `(uid=%x)`",
+            "use %u (name as given), %U (part before @), %d (domain or realm), %r (realm) or %% (a literal %)",
+        );
+        // DnError, with the position after its fix
+        let e = uri::validate_dn("dc=a,,dc=b").unwrap_err();
+        parts(
+            &e,
+            e.message(),
+            "`dc=a,,dc=b` is not a valid DN: empty RDN (two commas in a row, or a comma at the start or end)",
+            "remove the extra comma (at character 6)",
+        );
+        // UriWarning
+        let w = &uri::parse_uri_list("ldap://h/dc=x/").unwrap().warnings[0];
+        parts(
+            w,
+            w.message(),
+            "sasl_ldapdb_uri: ignoring the `/` after the base DN in `ldap://h/dc=x/` (using base DN `dc=x`)",
+            "remove the trailing `/`",
+        );
+        // Config warnings, notes and alerts
+        let w = ok(&minimal().set("ldapdb_starttls", "demand").set("ldapdb_uri", "ldaps://h/dc=x")).warnings.remove(0);
+        parts(
+            &w,
+            w.clone(),
+            "sasl_ldapdb_starttls has no effect: StartTLS applies to ldap:// URLs only (ldaps:// is TLS already, \
+             ldapi:// is a local socket)",
+            "remove the line",
+        );
+    }
+
     // ---- defaults ----------------------------------------------------------------------------
 
     #[test]

@@ -1017,6 +1017,25 @@ mod tests {
             warning.starts_with("sasl_ldapdb_tls_cacert: /ca.pem: ignoring what rustls cannot use (certificate #1: ")
         );
         assert!(warning.ends_with("the other 1 certificate(s) are trusted"));
+        // Made in parts: the doctor shows them apart.
+        let m = &setup.warnings[0];
+        assert_eq!(
+            (m.fix.as_deref(), format!("{}; {}", m.problem, m.fix.as_deref().unwrap_or_default())),
+            (Some("the other 1 certificate(s) are trusted"), warning)
+        );
+    }
+
+    #[test]
+    fn a_tls_error_gives_its_problem_and_fix_apart() {
+        let e = TlsConfigError::KeyMismatch { cert: "/c.pem".into(), key: "/k.pem".into() };
+        let (problem, fix) = (
+            "sasl_ldapdb_tls_key: /k.pem is not the key of the certificate in sasl_ldapdb_tls_cert (/c.pem)",
+            "set both to the two halves of one key pair",
+        );
+        assert_eq!(
+            (e.message(), e.to_string()),
+            (Message { problem: problem.into(), fix: Some(fix.into()) }, format!("{problem}; {fix}"))
+        );
     }
 
     #[test]
