@@ -1502,7 +1502,7 @@ mod tests {
 
     /// The one error `f` gives, as a value.
     fn the_error(f: &Fake) -> ConfigError {
-        let mut e = Config::from_sources(f).err().expect("an error").0;
+        let mut e = Config::from_sources(f).expect_err("an error").0;
         assert_eq!(e.len(), 1, "{e:#?}");
         e.remove(0)
     }

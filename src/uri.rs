@@ -730,12 +730,9 @@ fn parse_dn_part(
         }
     }
     if let Err(e) = validate_dn(&decoded.text) {
-        let hint = match decoded.alnum_escapes.first() {
-            Some((escape, ch)) => {
-                Some(format!("note: {}", escape_hint(escape, *ch, &redact(&token.replace(escape.as_str(), "%2C")))))
-            }
-            None => None,
-        };
+        let hint = decoded.alnum_escapes.first().map(|(escape, ch)| {
+            format!("note: {}", escape_hint(escape, *ch, &redact(&token.replace(escape.as_str(), "%2C"))))
+        });
         return Err(UriError::BadDn { url: url.to_string(), dn: e.dn, position: e.position, kind: e.kind, hint });
     }
     warnings.extend(alnum_warnings);
