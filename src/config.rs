@@ -305,165 +305,313 @@ pub struct Config {
     /// `ldapdb_allow_expired_password`: an expired or must-change password still logs in.
     pub allow_expired_password: bool,
     /// NOTE-level lines for init.
-    pub notes: Vec<String>,
+    pub notes: Vec<Message>,
     /// WARN-level lines for init.
-    pub warnings: Vec<String>,
+    pub warnings: Vec<Message>,
     /// Warnings an admin must see at the default `sasl_log_level` (1), logged at ERR by init: a
     /// secret file others may read.
-    pub alerts: Vec<String>,
+    pub alerts: Vec<Message>,
+}
+
+/// One message for an admin about the configuration: what is wrong and, when there is
+/// something to do, the fix. Made in parts where the message is made, so the doctor shows them
+/// apart without reading the text; `Display` is the log line, `problem; fix`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    pub problem: String,
+    pub fix: Option<String>,
+}
+
+impl Message {
+    pub fn new(problem: impl Into<String>, fix: impl Into<String>) -> Message {
+        Message { problem: problem.into(), fix: Some(fix.into()) }
+    }
+
+    /// A message with nothing to do about it.
+    pub fn bare(problem: impl Into<String>) -> Message {
+        Message { problem: problem.into(), fix: None }
+    }
+}
+
+impl fmt::Display for Message {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.problem)?;
+        if let Some(fix) = &self.fix {
+            write!(f, "; {fix}")?;
+        }
+        Ok(())
+    }
 }
 
 /// One configuration problem; `Display` is one log line with the option and the fix.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug)]
 pub enum ConfigError {
-    #[error(
-        "sasl_ldapdb_uri is not set; add `sasl_ldapdb_uri: ldap://HOST:PORT/BASE-DN` to the \
-         service's config (e.g. ldap://glauth:3893/dc=users,dc=local), or remove ldapbind from \
-         sasl_auxprop_plugin"
-    )]
     MissingUri,
-    #[error(transparent)]
-    Uri(#[from] UriError),
+    Uri(UriError),
     /// `url` and `base` are examples built from the admin's own URL and `ldapdb_id`.
-    #[error(
-        "no search base: neither sasl_ldapdb_uri nor sasl_ldapdb_search_base names one (ldapdb needs \
-         none, ldapbind searches for the user); add the base DN to the URL ({url}/{base}) or set \
-         `sasl_ldapdb_search_base: {base}`"
-    )]
-    NoSearchBase { url: String, base: String },
-    #[error(
-        "sasl_ldapdb_uri: `{first_url}` names base DN `{first_dn}` but `{other_url}` names \
-         `{other_dn}`; ldapbind searches one base on whichever server answers, so make them the \
-         same or set sasl_ldapdb_search_base"
-    )]
-    BaseDnConflict { first_url: String, first_dn: String, other_url: String, other_dn: String },
-    #[error("sasl_{option}: {source}")]
+    NoSearchBase {
+        url: String,
+        base: String,
+    },
+    BaseDnConflict {
+        first_url: String,
+        first_dn: String,
+        other_url: String,
+        other_dn: String,
+    },
     BadDn {
         option: &'static str,
-        #[source]
         source: DnError,
     },
-    #[error(
-        "sasl_ldapdb_id: `{id}` is not a DN; ldapbind does a simple bind with a full DN (not \
-         ldapdb's SASL user name), e.g. `sasl_ldapdb_id: {example}` (Active Directory also takes \
-         `{id}@<its domain>` or `<DOMAIN>\\{id}`)"
-    )]
-    IdNotADn { id: String, example: String },
-    #[error(
-        "sasl_ldapdb_id is set but no password is; set sasl_ldapdb_pw or sasl_ldapdb_pw_file (a \
-         file holding the password), or remove sasl_ldapdb_id to bind anonymously"
-    )]
+    IdNotADn {
+        id: String,
+        example: String,
+    },
     IdWithoutPassword,
-    #[error(
-        "sasl_{option} is set but sasl_ldapdb_id is not; set sasl_ldapdb_id to the service \
-         account's full DN (e.g. `sasl_ldapdb_id: {example}`)"
-    )]
-    PasswordWithoutId { option: &'static str, example: String },
-    #[error(
-        "sasl_ldapdb_pw and sasl_ldapdb_pw_file are both set; keep one (sasl_ldapdb_pw_file keeps \
-         the password out of imapd.conf)"
-    )]
+    PasswordWithoutId {
+        option: &'static str,
+        example: String,
+    },
     PasswordAndPasswordFile,
-    #[error(
-        "{what} is empty; an empty password makes an unauthenticated bind that servers accept \
-         without checking anything; put the service account's password there"
-    )]
-    EmptyPassword { what: String },
-    #[error("sasl_ldapdb_pw_file: {path} is not UTF-8 text; write the password as UTF-8", path = path.display())]
-    PasswordNotUtf8 { path: PathBuf },
-    #[error(
-        "sasl_ldapdb_mech: {mech} is not supported: ldapbind does a simple bind as a DN (or SASL \
-         EXTERNAL); remove sasl_ldapdb_mech and set sasl_ldapdb_id to the service account's full \
-         DN and sasl_ldapdb_pw to its password"
-    )]
-    UnsupportedMech { mech: String },
-    #[error(
-        "sasl_ldapdb_mech: EXTERNAL has no client identity for `{url}`; use an ldapi:// URL (peer \
-         credentials), or set sasl_ldapdb_tls_cert and sasl_ldapdb_tls_key and use ldaps:// or \
-         sasl_ldapdb_starttls"
-    )]
-    ExternalWithoutIdentity { url: String },
-    #[error(
-        "sasl_{option}: `{value}` is not an LDAP attribute name; write a letter followed by \
-         letters, digits or `-` (e.g. mail)"
-    )]
-    BadAttributeName { option: &'static str, value: String },
-    #[error(
-        "sasl_{option}: `{value}` is the numeric OID of an attribute, but LDAP servers return \
-         attributes by name, so ldapbind would never find its values; {fix}"
-    )]
-    NumericOid { option: &'static str, value: String, fix: String },
-    #[error(
-        "sasl_ldapdb_canon_attr: `{attr}` holds passwords{via}, so a user's password would become \
-         the user name (logged, and handed to the mail server); set it to the attribute with the \
-         login name, e.g. uid or mail, or remove it to keep the name as typed"
-    )]
-    PasswordCanonAttr { attr: String, via: String },
-    #[error(
-        "sasl_ldapdb_starttls: `{value}` is not `try` or `demand`; use demand (fail without TLS), \
-         try (TLS when the server offers it), or remove the line for no StartTLS"
-    )]
-    BadStartTls { value: String },
-    #[error(
-        "sasl_ldapdb_allow_expired_password: `{value}` is not yes or no; write yes to let expired and \
-         must-change passwords log in, or remove the line (no: the directory's verdict stands)"
-    )]
-    BadAllowExpired { value: String },
-    #[error(
-        "sasl_ldapdb_scope: `{value}` is not base, one or sub; use sub (the default: the whole \
-         subtree under the search base)"
-    )]
-    BadScope { value: String },
-    #[error(transparent)]
-    Filter(#[from] FilterError),
-    #[error(
-        "sasl_ldapdb_attr_map: `{entry}` {reason}; write `property=attribute` pairs separated by \
-         spaces or commas, e.g. `userPassword=sambaNTPassword`"
-    )]
-    BadAttrMap { entry: String, reason: String },
-    #[error(
-        "sasl_ldapdb_timeout: `{value}` is not a number of seconds from 0.001 to {max}; write e.g. \
-         5 or 0.5",
-        max = MAX_TIMEOUT.as_secs()
-    )]
-    BadTimeout { value: String },
-    #[error(
-        "{what}: `{path}` is not an absolute path; write the full path (the daemon's working \
-         directory is not predictable)"
-    )]
-    NotAbsolute { what: String, path: String },
-    #[error(
-        "{what}: cannot read {path}: {source}; check the path and that the user the mail daemon \
-         runs as can read it",
-        path = path.display()
-    )]
+    EmptyPassword {
+        what: String,
+    },
+    PasswordNotUtf8 {
+        path: PathBuf,
+    },
+    UnsupportedMech {
+        mech: String,
+    },
+    ExternalWithoutIdentity {
+        url: String,
+    },
+    BadAttributeName {
+        option: &'static str,
+        value: String,
+    },
+    NumericOid {
+        option: &'static str,
+        value: String,
+        fix: String,
+    },
+    PasswordCanonAttr {
+        attr: String,
+        via: String,
+    },
+    BadStartTls {
+        value: String,
+    },
+    BadAllowExpired {
+        value: String,
+    },
+    BadScope {
+        value: String,
+    },
+    Filter(FilterError),
+    BadAttrMap {
+        entry: String,
+        reason: String,
+    },
+    BadTimeout {
+        value: String,
+    },
+    NotAbsolute {
+        what: String,
+        path: String,
+    },
     FileUnreadable {
         what: String,
         path: PathBuf,
-        #[source]
         source: io::Error,
     },
-    #[error(
-        "{what}: {path} is not a PEM file with a `-----BEGIN {marker}` block; convert it to PEM \
-         (e.g. with `openssl {tool} -inform der -in FILE -out FILE.pem`)",
-        path = path.display()
-    )]
-    NotPem { what: String, path: PathBuf, marker: &'static str, tool: &'static str },
-    #[error(
-        "sasl_ldapdb_tls_cert is set but sasl_ldapdb_tls_key is not; set both (the client \
-         certificate and its private key) or neither"
-    )]
+    NotPem {
+        what: String,
+        path: PathBuf,
+        marker: &'static str,
+        tool: &'static str,
+    },
     CertWithoutKey,
-    #[error(
-        "sasl_ldapdb_tls_key is set but sasl_ldapdb_tls_cert is not; set both (the client \
-         certificate and its private key) or neither"
-    )]
     KeyWithoutCert,
-    #[error(
-        "sasl_ldapdb_rc: `{keyword} {value}` in {path} line {line} is not valid; {expected}",
-        path = path.display()
-    )]
-    BadRcValue { path: PathBuf, line: usize, keyword: String, value: String, expected: &'static str },
+    BadRcValue {
+        path: PathBuf,
+        line: usize,
+        keyword: String,
+        value: String,
+        expected: &'static str,
+    },
+}
+
+impl ConfigError {
+    /// What is wrong and the fix.
+    pub fn message(&self) -> Message {
+        match self {
+            ConfigError::MissingUri => Message::new(
+                "sasl_ldapdb_uri is not set",
+                "add `sasl_ldapdb_uri: ldap://HOST:PORT/BASE-DN` to the service's config (e.g. \
+                 ldap://glauth:3893/dc=users,dc=local), or remove ldapbind from sasl_auxprop_plugin",
+            ),
+            ConfigError::Uri(e) => e.message(),
+            ConfigError::NoSearchBase { url, base } => Message::new(
+                "no search base: neither sasl_ldapdb_uri nor sasl_ldapdb_search_base names one (ldapdb \
+                 needs none, ldapbind searches for the user)",
+                format!("add the base DN to the URL ({url}/{base}) or set `sasl_ldapdb_search_base: {base}`"),
+            ),
+            ConfigError::BaseDnConflict { first_url, first_dn, other_url, other_dn } => Message::new(
+                format!(
+                    "sasl_ldapdb_uri: `{first_url}` names base DN `{first_dn}` but `{other_url}` names `{other_dn}`"
+                ),
+                "ldapbind searches one base on whichever server answers, so make them the same or set \
+                 sasl_ldapdb_search_base",
+            ),
+            ConfigError::BadDn { option, source } => {
+                let Message { problem, fix } = source.message();
+                Message { problem: format!("sasl_{option}: {problem}"), fix }
+            }
+            ConfigError::IdNotADn { id, example } => Message::new(
+                format!("sasl_ldapdb_id: `{id}` is not a DN"),
+                format!(
+                    "ldapbind does a simple bind with a full DN (not ldapdb's SASL user name), e.g. \
+                     `sasl_ldapdb_id: {example}` (Active Directory also takes `{id}@<its domain>` or \
+                     `<DOMAIN>\\{id}`)"
+                ),
+            ),
+            ConfigError::IdWithoutPassword => Message::new(
+                "sasl_ldapdb_id is set but no password is",
+                "set sasl_ldapdb_pw or sasl_ldapdb_pw_file (a file holding the password), or remove \
+                 sasl_ldapdb_id to bind anonymously",
+            ),
+            ConfigError::PasswordWithoutId { option, example } => Message::new(
+                format!("sasl_{option} is set but sasl_ldapdb_id is not"),
+                format!("set sasl_ldapdb_id to the service account's full DN (e.g. `sasl_ldapdb_id: {example}`)"),
+            ),
+            ConfigError::PasswordAndPasswordFile => Message::new(
+                "sasl_ldapdb_pw and sasl_ldapdb_pw_file are both set",
+                "keep one (sasl_ldapdb_pw_file keeps the password out of imapd.conf)",
+            ),
+            ConfigError::EmptyPassword { what } => Message::new(
+                format!("{what} is empty"),
+                "an empty password makes an unauthenticated bind that servers accept without checking \
+                 anything; put the service account's password there",
+            ),
+            ConfigError::PasswordNotUtf8 { path } => Message::new(
+                format!("sasl_ldapdb_pw_file: {} is not UTF-8 text", path.display()),
+                "write the password as UTF-8",
+            ),
+            ConfigError::UnsupportedMech { mech } => Message::new(
+                format!(
+                    "sasl_ldapdb_mech: {mech} is not supported: ldapbind does a simple bind as a DN (or \
+                     SASL EXTERNAL)"
+                ),
+                "remove sasl_ldapdb_mech and set sasl_ldapdb_id to the service account's full DN and \
+                 sasl_ldapdb_pw to its password",
+            ),
+            ConfigError::ExternalWithoutIdentity { url } => Message::new(
+                format!("sasl_ldapdb_mech: EXTERNAL has no client identity for `{url}`"),
+                "use an ldapi:// URL (peer credentials), or set sasl_ldapdb_tls_cert and \
+                 sasl_ldapdb_tls_key and use ldaps:// or sasl_ldapdb_starttls",
+            ),
+            ConfigError::BadAttributeName { option, value } => Message::new(
+                format!("sasl_{option}: `{value}` is not an LDAP attribute name"),
+                "write a letter followed by letters, digits or `-` (e.g. mail)",
+            ),
+            ConfigError::NumericOid { option, value, fix } => Message::new(
+                format!(
+                    "sasl_{option}: `{value}` is the numeric OID of an attribute, but LDAP servers \
+                     return attributes by name, so ldapbind would never find its values"
+                ),
+                fix.clone(),
+            ),
+            ConfigError::PasswordCanonAttr { attr, via } => Message::new(
+                format!(
+                    "sasl_ldapdb_canon_attr: `{attr}` holds passwords{via}, so a user's password would \
+                     become the user name (logged, and handed to the mail server)"
+                ),
+                "set it to the attribute with the login name, e.g. uid or mail, or remove it to keep \
+                 the name as typed",
+            ),
+            ConfigError::BadStartTls { value } => Message::new(
+                format!("sasl_ldapdb_starttls: `{value}` is not `try` or `demand`"),
+                "use demand (fail without TLS), try (TLS when the server offers it), or remove the line \
+                 for no StartTLS",
+            ),
+            ConfigError::BadAllowExpired { value } => Message::new(
+                format!("sasl_ldapdb_allow_expired_password: `{value}` is not yes or no"),
+                "write yes to let expired and must-change passwords log in, or remove the line (no: the \
+                 directory's verdict stands)",
+            ),
+            ConfigError::BadScope { value } => Message::new(
+                format!("sasl_ldapdb_scope: `{value}` is not base, one or sub"),
+                "use sub (the default: the whole subtree under the search base)",
+            ),
+            ConfigError::Filter(e) => e.message(),
+            ConfigError::BadAttrMap { entry, reason } => Message::new(
+                format!("sasl_ldapdb_attr_map: `{entry}` {reason}"),
+                "write `property=attribute` pairs separated by spaces or commas, e.g. \
+                 `userPassword=sambaNTPassword`",
+            ),
+            ConfigError::BadTimeout { value } => Message::new(
+                format!(
+                    "sasl_ldapdb_timeout: `{value}` is not a number of seconds from 0.001 to {}",
+                    MAX_TIMEOUT.as_secs()
+                ),
+                "write e.g. 5 or 0.5",
+            ),
+            ConfigError::NotAbsolute { what, path } => Message::new(
+                format!("{what}: `{path}` is not an absolute path"),
+                "write the full path (the daemon's working directory is not predictable)",
+            ),
+            ConfigError::FileUnreadable { what, path, source } => Message::new(
+                format!("{what}: cannot read {}: {source}", path.display()),
+                "check the path and that the user the mail daemon runs as can read it",
+            ),
+            ConfigError::NotPem { what, path, marker, tool } => Message::new(
+                format!("{what}: {} is not a PEM file with a `-----BEGIN {marker}` block", path.display()),
+                format!("convert it to PEM (e.g. with `openssl {tool} -inform der -in FILE -out FILE.pem`)"),
+            ),
+            ConfigError::CertWithoutKey => Message::new(
+                "sasl_ldapdb_tls_cert is set but sasl_ldapdb_tls_key is not",
+                "set both (the client certificate and its private key) or neither",
+            ),
+            ConfigError::KeyWithoutCert => Message::new(
+                "sasl_ldapdb_tls_key is set but sasl_ldapdb_tls_cert is not",
+                "set both (the client certificate and its private key) or neither",
+            ),
+            ConfigError::BadRcValue { path, line, keyword, value, expected } => Message::new(
+                format!("sasl_ldapdb_rc: `{keyword} {value}` in {} line {line} is not valid", path.display()),
+                *expected,
+            ),
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.message().fmt(f)
+    }
+}
+
+impl std::error::Error for ConfigError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ConfigError::Uri(e) => e.source(),
+            ConfigError::Filter(e) => e.source(),
+            ConfigError::BadDn { source, .. } => Some(source),
+            ConfigError::FileUnreadable { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+impl From<UriError> for ConfigError {
+    fn from(e: UriError) -> ConfigError {
+        ConfigError::Uri(e)
+    }
+}
+
+impl From<FilterError> for ConfigError {
+    fn from(e: FilterError) -> ConfigError {
+        ConfigError::Filter(e)
+    }
 }
 
 /// Every problem found; `Display` is one line per problem.
@@ -548,9 +696,9 @@ struct RcSettings {
 struct Parser<'s, S: Sources> {
     src: &'s S,
     errors: Vec<ConfigError>,
-    notes: Vec<String>,
-    warnings: Vec<String>,
-    alerts: Vec<String>,
+    notes: Vec<Message>,
+    warnings: Vec<Message>,
+    alerts: Vec<Message>,
     /// A URL's base DN had a `%XX` escape of a letter or digit (the seed's `%44`): the base is
     /// probably not what the admin meant, so no advice is built from it.
     suspect_base: bool,
@@ -622,7 +770,7 @@ impl<S: Sources> Parser<'_, S> {
             Ok(list) => {
                 self.suspect_base = list.warnings.iter().any(|w| matches!(w, uri::UriWarning::AlnumEscape { .. }));
                 self.base_hint = list.warnings.iter().find_map(uri::UriWarning::base_hint);
-                self.warnings.extend(list.warnings.iter().map(ToString::to_string));
+                self.warnings.extend(list.warnings.iter().map(uri::UriWarning::message));
                 Some(list.urls)
             }
             Err(e) => {
@@ -650,12 +798,14 @@ impl<S: Sources> Parser<'_, S> {
 
     fn warn_if_not_private(&mut self, what: &str, path: &Path, mode: u32) {
         if mode & NOT_PRIVATE_MODE_BITS != 0 {
-            self.alerts.push(format!(
-                "{what}: {} is readable by {} (mode {:04o}); `chmod 600` it and make it owned by \
-                 the user the mail daemon runs as",
-                path.display(),
-                if mode & 0o007 != 0 { "everyone" } else { "its group" },
-                mode & 0o7777
+            self.alerts.push(Message::new(
+                format!(
+                    "{what}: {} is readable by {} (mode {:04o})",
+                    path.display(),
+                    if mode & 0o007 != 0 { "everyone" } else { "its group" },
+                    mode & 0o7777
+                ),
+                "`chmod 600` it and make it owned by the user the mail daemon runs as",
             ));
         }
     }
@@ -699,12 +849,14 @@ impl<S: Sources> Parser<'_, S> {
                             rc.network_timeout = d;
                         }
                     }
-                    Ok(_) => self.warnings.push(format!(
-                        "sasl_ldapdb_rc: `{keyword} {value}` in {} line {line_no} is ignored: \
-                         ldapbind always waits a bounded time (1 to {} seconds); set \
-                         sasl_ldapdb_timeout to choose it",
-                        rc.path.display(),
-                        MAX_TIMEOUT.as_secs()
+                    Ok(_) => self.warnings.push(Message::new(
+                        format!(
+                            "sasl_ldapdb_rc: `{keyword} {value}` in {} line {line_no} is ignored: \
+                             ldapbind always waits a bounded time (1 to {} seconds)",
+                            rc.path.display(),
+                            MAX_TIMEOUT.as_secs()
+                        ),
+                        "set sasl_ldapdb_timeout to choose it",
                     )),
                     Err(_) => self.errors.push(bad("write a whole number of seconds")),
                 },
@@ -720,10 +872,12 @@ impl<S: Sources> Parser<'_, S> {
                         _ => None,
                     };
                     if let Some(option) = replacement {
-                        self.warnings.push(format!(
-                            "sasl_ldapdb_rc: `{keyword}` in {} line {line_no} is not read by \
-                             ldapbind; set {option} instead",
-                            rc.path.display()
+                        self.warnings.push(Message::new(
+                            format!(
+                                "sasl_ldapdb_rc: `{keyword}` in {} line {line_no} is not read by ldapbind",
+                                rc.path.display()
+                            ),
+                            format!("set {option} instead"),
                         ));
                     }
                 }
@@ -740,11 +894,11 @@ impl<S: Sources> Parser<'_, S> {
                 return None;
             }
             if let Some((u, dn)) = url_dns.iter().find(|(_, d)| !d.eq_ignore_ascii_case(&base)) {
-                self.notes.push(format!(
+                self.notes.push(Message::bare(format!(
                     "sasl_ldapdb_search_base `{base}` overrides the base DN `{dn}` in \
                      sasl_ldapdb_uri ({})",
                     u.original
-                ));
+                )));
             }
             return Some((base, BaseSource::SearchBaseOption));
         }
@@ -784,11 +938,11 @@ impl<S: Sources> Parser<'_, S> {
             return DEFAULT_STARTTLS;
         };
         if !urls.is_empty() && urls.iter().all(|u| u.scheme != Scheme::Ldap) {
-            self.warnings.push(
+            self.warnings.push(Message::new(
                 "sasl_ldapdb_starttls has no effect: StartTLS applies to ldap:// URLs only \
-                 (ldaps:// is TLS already, ldapi:// is a local socket); remove the line"
-                    .to_string(),
-            );
+                 (ldaps:// is TLS already, ldapi:// is a local socket)",
+                "remove the line",
+            ));
         }
         mode
     }
@@ -880,10 +1034,13 @@ impl<S: Sources> Parser<'_, S> {
                     (pw_file.is_some(), "sasl_ldapdb_pw_file"),
                 ] {
                     if set {
-                        self.warnings.push(format!(
-                            "{option} is ignored with sasl_ldapdb_mech: EXTERNAL (the identity \
-                             comes from the ldapi:// peer credentials or the TLS client \
-                             certificate); remove it"
+                        self.warnings.push(Message::new(
+                            format!(
+                                "{option} is ignored with sasl_ldapdb_mech: EXTERNAL (the identity \
+                                 comes from the ldapi:// peer credentials or the TLS client \
+                                 certificate)"
+                            ),
+                            "remove it",
                         ));
                     }
                 }
@@ -914,11 +1071,10 @@ impl<S: Sources> Parser<'_, S> {
                     example: format!("cn=cyrus,ou=machines,{example_base}"),
                 });
             } else {
-                self.notes.push(
-                    "binding anonymously because sasl_ldapdb_id is not set; set sasl_ldapdb_id \
-                     and sasl_ldapdb_pw if the server refuses anonymous searches"
-                        .to_string(),
-                );
+                self.notes.push(Message::new(
+                    "binding anonymously because sasl_ldapdb_id is not set",
+                    "set sasl_ldapdb_id and sasl_ldapdb_pw if the server refuses anonymous searches",
+                ));
             }
             return Bind::Anonymous;
         };
@@ -963,11 +1119,15 @@ impl<S: Sources> Parser<'_, S> {
             && let (Some(id_last), Some(base_last)) = (last_rdn(id), last_rdn(base))
             && !id_last.eq_ignore_ascii_case(base_last)
         {
-            self.warnings.push(format!(
-                "sasl_ldapdb_id `{id}` does not end in the directory suffix `{base_last}` of the \
-                 search base `{base}`; ldapbind binds with it exactly as written (nothing is \
-                 appended); if the account is under the base, write the full DN, e.g. \
-                 `{id},{base}`"
+            self.warnings.push(Message::new(
+                format!(
+                    "sasl_ldapdb_id `{id}` does not end in the directory suffix `{base_last}` of the \
+                     search base `{base}`"
+                ),
+                format!(
+                    "ldapbind binds with it exactly as written (nothing is appended); if the account \
+                     is under the base, write the full DN, e.g. `{id},{base}`"
+                ),
             ));
         }
         true
@@ -984,18 +1144,20 @@ impl<S: Sources> Parser<'_, S> {
             }
         }
         if bytes.contains(&b'\n') {
-            self.warnings.push(format!(
-                "sasl_ldapdb_pw_file: {} has more than one line; ldapbind uses all of it except one \
-                 trailing newline as the password; remove extra lines",
-                path.display()
+            self.warnings.push(Message::new(
+                format!("sasl_ldapdb_pw_file: {} has more than one line", path.display()),
+                "ldapbind uses all of it except one trailing newline as the password; remove extra lines",
             ));
         }
         if bytes.contains(&0) {
-            self.warnings.push(format!(
-                "sasl_ldapdb_pw_file: {} contains a NUL byte, which ldapbind sends as part of the \
-                 password (no LDAP tool can set such a password; a file saved as UTF-16 has one \
-                 after every letter); write the password as UTF-8 text",
-                path.display()
+            self.warnings.push(Message::new(
+                format!(
+                    "sasl_ldapdb_pw_file: {} contains a NUL byte, which ldapbind sends as part of the \
+                     password (no LDAP tool can set such a password; a file saved as UTF-16 has one \
+                     after every letter)",
+                    path.display()
+                ),
+                "write the password as UTF-8 text",
             ));
         }
         match String::from_utf8(bytes) {
@@ -1144,28 +1306,31 @@ impl<S: Sources> Parser<'_, S> {
         let uses_tls =
             urls.iter().any(|u| u.scheme == Scheme::Ldaps || (u.scheme == Scheme::Ldap && starttls != StartTls::Off));
         if reqcert == TlsReqCert::Never && uses_tls {
-            self.warnings.push(
+            self.warnings.push(Message::new(
                 "sasl_ldapdb_rc: TLS_REQCERT never/allow: ldapbind will not verify the LDAP \
                  server's certificate, so anyone on the network path can read the bind password \
-                 and user passwords; set TLS_REQCERT demand and sasl_ldapdb_tls_cacert"
-                    .to_string(),
-            );
+                 and user passwords",
+                "set TLS_REQCERT demand and sasl_ldapdb_tls_cacert",
+            ));
         }
         if tls_files && !urls.is_empty() && !uses_tls {
-            self.warnings.push(
+            self.warnings.push(Message::new(
                 "sasl_ldapdb_tls_* files are set but no URL uses TLS (no ldaps:// and no \
-                 sasl_ldapdb_starttls); they are not used"
-                    .to_string(),
-            );
+                 sasl_ldapdb_starttls)",
+                "they are not used",
+            ));
         }
         if let Bind::Simple { .. } = bind
             && starttls == StartTls::Off
             && let Some(u) = urls.iter().find(|u| u.scheme == Scheme::Ldap && !is_loopback(&u.host))
         {
-            self.warnings.push(format!(
-                "sasl_ldapdb_uri: `{}` is plain ldap:// to another host, so the bind password \
-                 crosses the network in clear; use ldaps:// or set `sasl_ldapdb_starttls: demand`",
-                u.original
+            self.warnings.push(Message::new(
+                format!(
+                    "sasl_ldapdb_uri: `{}` is plain ldap:// to another host, so the bind password \
+                     crosses the network in clear",
+                    u.original
+                ),
+                "use ldaps:// or set `sasl_ldapdb_starttls: demand`",
             ));
         }
     }
@@ -1258,6 +1423,11 @@ fn parse_seconds(s: &str) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The log lines of a list of messages.
+    fn lines(messages: &[Message]) -> Vec<String> {
+        messages.iter().map(ToString::to_string).collect()
+    }
     use proptest::prelude::*;
     use std::cell::RefCell;
 
@@ -1330,6 +1500,77 @@ mod tests {
         e.into_iter().next().unwrap()
     }
 
+    /// The one error `f` gives, as a value.
+    fn the_error(f: &Fake) -> ConfigError {
+        let mut e = Config::from_sources(f).expect_err("an error").0;
+        assert_eq!(e.len(), 1, "{e:#?}");
+        e.remove(0)
+    }
+
+    /// Asserts `m`'s problem and fix, and that `shown` (the log line) is the two joined by `; `.
+    #[track_caller]
+    fn parts(shown: &dyn fmt::Display, m: Message, problem: &str, fix: &str) {
+        assert_eq!(
+            (m.problem.as_str(), m.fix.as_deref(), shown.to_string()),
+            (problem, Some(fix), format!("{problem}; {fix}"))
+        );
+    }
+
+    #[test]
+    fn every_message_family_gives_its_problem_and_fix_apart() {
+        // ConfigError
+        let e = the_error(&minimal().set("ldapdb_scope", "deep"));
+        parts(
+            &e,
+            e.message(),
+            "sasl_ldapdb_scope: `deep` is not base, one or sub",
+            "use sub (the default: the \
+             whole subtree under the search base)",
+        );
+        // UriError
+        let e = uri::parse_uri_list("ldap://h#x/dc=x").unwrap_err();
+        parts(
+            &e,
+            e.message(),
+            "sasl_ldapdb_uri: `ldap://h#x/dc=x` has a `#` fragment",
+            "remove it (write a `#` \
+             in the DN as %23)",
+        );
+        // FilterError
+        let e = FilterTemplate::parse("(uid=%x)").unwrap_err();
+        parts(
+            &e,
+            e.message(),
+            "sasl_ldapdb_filter: unknown placeholder `%x` in `(uid=%x)`",
+            "use %u (name as given), %U (part before @), %d (domain or realm), %r (realm) or %% (a literal %)",
+        );
+        // DnError, with the position after its fix
+        let e = uri::validate_dn("dc=a,,dc=b").unwrap_err();
+        parts(
+            &e,
+            e.message(),
+            "`dc=a,,dc=b` is not a valid DN: empty RDN (two commas in a row, or a comma at the start or end)",
+            "remove the extra comma (at character 6)",
+        );
+        // UriWarning
+        let w = &uri::parse_uri_list("ldap://h/dc=x/").unwrap().warnings[0];
+        parts(
+            w,
+            w.message(),
+            "sasl_ldapdb_uri: ignoring the `/` after the base DN in `ldap://h/dc=x/` (using base DN `dc=x`)",
+            "remove the trailing `/`",
+        );
+        // Config warnings, notes and alerts
+        let w = ok(&minimal().set("ldapdb_starttls", "demand").set("ldapdb_uri", "ldaps://h/dc=x")).warnings.remove(0);
+        parts(
+            &w,
+            w.clone(),
+            "sasl_ldapdb_starttls has no effect: StartTLS applies to ldap:// URLs only (ldaps:// is TLS already, \
+             ldapi:// is a local socket)",
+            "remove the line",
+        );
+    }
+
     // ---- defaults ----------------------------------------------------------------------------
 
     #[test]
@@ -1351,13 +1592,13 @@ mod tests {
         assert!(c.tls_cert.is_none() && c.tls_key.is_none());
         assert_eq!(c.tls_reqcert, TlsReqCert::Demand);
         assert_eq!(
-            c.notes,
+            lines(&c.notes),
             vec![
                 "binding anonymously because sasl_ldapdb_id is not set; set sasl_ldapdb_id and \
                  sasl_ldapdb_pw if the server refuses anonymous searches"
             ]
         );
-        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        assert!(lines(&c.warnings).is_empty(), "{:?}", lines(&c.warnings));
     }
 
     #[test]
@@ -1421,10 +1662,10 @@ mod tests {
     #[test]
     fn uri_warnings_become_config_warnings() {
         let c = ok(&Fake::new(&[("ldapdb_uri", "ldap://glauth:3893/dc=users%44dc=local")]));
-        assert_eq!(c.warnings.len(), 1);
-        assert!(c.warnings[0].contains("`%44`"), "{:?}", c.warnings);
+        assert_eq!(lines(&c.warnings).len(), 1);
+        assert!(lines(&c.warnings)[0].contains("`%44`"), "{:?}", lines(&c.warnings));
         let c = ok(&Fake::new(&[("ldapdb_uri", "ldap://glauth/dc=users,dc=local/")]));
-        assert!(c.warnings[0].contains("trailing `/`"));
+        assert!(lines(&c.warnings)[0].contains("trailing `/`"));
     }
 
     // ---- search base -------------------------------------------------------------------------
@@ -1436,12 +1677,12 @@ mod tests {
         assert_eq!(c.search_base, "ou=people,dc=users,dc=local");
         assert_eq!(c.base_source, BaseSource::SearchBaseOption);
         assert_eq!(c.base_source.to_string(), "from sasl_ldapdb_search_base");
-        assert!(c.notes.iter().any(|n| n.contains("overrides the base DN")));
+        assert!(lines(&c.notes).iter().any(|n| n.contains("overrides the base DN")));
         // Without a DN in the URL, no override note.
         let f = Fake::new(&[("ldapdb_uri", "ldap://h"), ("ldapdb_search_base", "dc=x")]);
         let c = ok(&f);
         assert_eq!(c.search_base, "dc=x");
-        assert!(!c.notes.iter().any(|n| n.contains("overrides")));
+        assert!(!lines(&c.notes).iter().any(|n| n.contains("overrides")));
     }
 
     #[test]
@@ -1507,9 +1748,9 @@ mod tests {
             }
             b => panic!("{b:?}"),
         }
-        assert!(c.notes.is_empty());
+        assert!(lines(&c.notes).is_empty());
         // Plain ldap:// to another host: warn about the clear-text password.
-        assert!(c.warnings.iter().any(|w| w.contains("crosses the network in clear")));
+        assert!(lines(&c.warnings).iter().any(|w| w.contains("crosses the network in clear")));
     }
 
     #[test]
@@ -1537,13 +1778,13 @@ mod tests {
                 f = f.set("ldapdb_starttls", s);
             }
             let c = ok(&f);
-            assert!(!c.warnings.iter().any(|w| w.contains("in clear")), "{uri}: {:?}", c.warnings);
+            assert!(!lines(&c.warnings).iter().any(|w| w.contains("in clear")), "{uri}: {:?}", lines(&c.warnings));
         }
         // Another host, also as an IPv4-mapped address, is warned about.
         for uri in ["ldap://[::ffff:192.0.2.1]/dc=x", "ldap://192.0.2.1/dc=x"] {
             let c = ok(&Fake::new(&[("ldapdb_uri", uri), ("ldapdb_id", "cn=a,dc=x"), ("ldapdb_pw", "p")]));
             assert_eq!(
-                c.warnings,
+                lines(&c.warnings),
                 [format!(
                     "sasl_ldapdb_uri: `{uri}` is plain ldap:// to another host, so the bind password crosses the \
                      network in clear; use ldaps:// or set `sasl_ldapdb_starttls: demand`"
@@ -1573,7 +1814,7 @@ mod tests {
         for id in ["svc-cyrus@example.test", "EXAMPLE\\svc-cyrus"] {
             let c = ok(&minimal().set("ldapdb_id", id).set("ldapdb_pw", "x"));
             assert!(matches!(&c.bind, Bind::Simple { dn, .. } if dn == id), "{id}: {:?}", c.bind);
-            assert!(!c.warnings.iter().any(|w| w.contains("sasl_ldapdb_id")), "{id}: {:?}", c.warnings);
+            assert!(!lines(&c.warnings).iter().any(|w| w.contains("sasl_ldapdb_id")), "{id}: {:?}", lines(&c.warnings));
         }
         // Half of one is still no name.
         for id in ["svc-cyrus@", "EXAMPLE\\", "@example.test"] {
@@ -1594,8 +1835,8 @@ mod tests {
             ("ldapdb_pw", "cyrus"),
         ]);
         let c = ok(&f);
-        assert!(c.warnings.iter().any(|w| w.contains("`%44`")), "{:?}", c.warnings);
-        assert!(!c.warnings.iter().any(|w| w.contains("suffix")), "{:?}", c.warnings);
+        assert!(lines(&c.warnings).iter().any(|w| w.contains("`%44`")), "{:?}", lines(&c.warnings));
+        assert!(!lines(&c.warnings).iter().any(|w| w.contains("suffix")), "{:?}", lines(&c.warnings));
     }
 
     #[test]
@@ -1622,17 +1863,17 @@ mod tests {
         let f = minimal().set("ldapdb_id", "cn=cyrus,ou=machines").set("ldapdb_pw", "cyrus");
         let c = ok(&f);
         assert!(
-            c.warnings.iter().any(|w| w
+            lines(&c.warnings).iter().any(|w| w
                 == "sasl_ldapdb_id `cn=cyrus,ou=machines` does not end in the directory suffix \
                     `dc=local` of the search base `dc=users,dc=local`; ldapbind binds with it \
                     exactly as written (nothing is appended); if the account is under the base, \
                     write the full DN, e.g. `cn=cyrus,ou=machines,dc=users,dc=local`"),
             "{:?}",
-            c.warnings
+            lines(&c.warnings)
         );
         // An account elsewhere under the same suffix does not warn.
         let f = minimal().set("ldapdb_id", "cn=admin,dc=local").set("ldapdb_pw", "x");
-        assert!(!ok(&f).warnings.iter().any(|w| w.contains("suffix")));
+        assert!(!lines(&ok(&f).warnings).iter().any(|w| w.contains("suffix")));
     }
 
     #[test]
@@ -1661,7 +1902,7 @@ mod tests {
         let c = ok(&f);
         let Bind::Simple { password, .. } = &c.bind else { panic!() };
         assert_eq!(password.expose(), "s3cret");
-        assert!(!c.alerts.iter().any(|w| w.contains("readable by")), "{:?}", c.alerts);
+        assert!(!lines(&c.alerts).iter().any(|w| w.contains("readable by")), "{:?}", lines(&c.alerts));
         // Only one newline is stripped; CRLF too; no newline is fine.
         for (contents, expect) in [("a\r\n", "a"), ("a", "a"), (" a b \n", " a b ")] {
             let f =
@@ -1673,14 +1914,14 @@ mod tests {
         let c = ok(&f);
         let Bind::Simple { password, .. } = &c.bind else { panic!() };
         assert_eq!(password.expose(), "a\n");
-        assert!(c.warnings.iter().any(|w| w.contains("more than one line")));
+        assert!(lines(&c.warnings).iter().any(|w| w.contains("more than one line")));
         // A NUL byte: `s3cret` saved as UTF-16LE, and one in the middle.
         for contents in ["s\x003\x00c\x00r\x00e\x00t\x00\n\x00", "s3c\0ret\n"] {
             let f =
                 minimal().set("ldapdb_id", "cn=a,dc=local").set("ldapdb_pw_file", "/pw").file("/pw", contents, 0o600);
             let c = ok(&f);
             assert_eq!(
-                c.warnings
+                lines(&c.warnings)
                     .iter()
                     .filter(|w| w.starts_with("sasl_ldapdb_pw_file: /pw contains a NUL byte"))
                     .collect::<Vec<_>>(),
@@ -1691,7 +1932,7 @@ mod tests {
                 ],
                 "{contents:?}"
             );
-            assert!(!c.warnings.iter().any(|w| w.contains("s3c")), "{:?}", c.warnings);
+            assert!(!lines(&c.warnings).iter().any(|w| w.contains("s3c")), "{:?}", lines(&c.warnings));
         }
     }
 
@@ -1705,8 +1946,8 @@ mod tests {
                 "sasl_ldapdb_pw_file: /etc/pw is readable by {who} (mode {mode:04o}); `chmod 600` \
                  it and make it owned by the user the mail daemon runs as"
             );
-            assert!(c.alerts.contains(&expect), "{:?}", c.alerts);
-            assert!(!c.alerts.iter().chain(&c.warnings).any(|w| w.contains("x\n")));
+            assert!(lines(&c.alerts).contains(&expect), "{:?}", lines(&c.alerts));
+            assert!(!lines(&c.alerts).iter().chain(&lines(&c.warnings)).any(|w| w.contains("x\n")));
         }
     }
 
@@ -1745,7 +1986,7 @@ mod tests {
     fn external_bind() {
         let c = ok(&Fake::new(&[("ldapdb_uri", "ldapi:///dc=x"), ("ldapdb_mech", "external")]));
         assert!(matches!(c.bind, Bind::External));
-        assert!(c.notes.is_empty());
+        assert!(lines(&c.notes).is_empty());
         // With a client certificate over ldaps:// or StartTLS.
         let tls = |uri: &str| {
             Fake::new(&[
@@ -1772,8 +2013,8 @@ mod tests {
             ("ldapdb_id", "root"),
             ("ldapdb_pw", "x"),
         ]));
-        assert_eq!(c.warnings.len(), 2, "{:?}", c.warnings);
-        assert!(c.warnings[0].starts_with("sasl_ldapdb_id is ignored with sasl_ldapdb_mech: EXTERNAL"));
+        assert_eq!(lines(&c.warnings).len(), 2, "{:?}", lines(&c.warnings));
+        assert!(lines(&c.warnings)[0].starts_with("sasl_ldapdb_id is ignored with sasl_ldapdb_mech: EXTERNAL"));
     }
 
     // ---- simple options ----------------------------------------------------------------------
@@ -1896,7 +2137,7 @@ mod tests {
                 .starts_with("sasl_ldapdb_starttls: `yes` is not `try` or `demand`")
         );
         let c = ok(&Fake::new(&[("ldapdb_uri", "ldaps://h/dc=x"), ("ldapdb_starttls", "demand")]));
-        assert!(c.warnings[0].starts_with("sasl_ldapdb_starttls has no effect"));
+        assert!(lines(&c.warnings)[0].starts_with("sasl_ldapdb_starttls has no effect"));
     }
 
     #[test]
@@ -2028,14 +2269,14 @@ mod tests {
         );
         // `never` with TLS in use is a warning.
         let f = rc("TLS_REQCERT never\n").set("ldapdb_uri", "ldaps://h/dc=x");
-        assert!(ok(&f).warnings.iter().any(|w| w.contains("will not verify the LDAP server's certificate")));
+        assert!(lines(&ok(&f).warnings).iter().any(|w| w.contains("will not verify the LDAP server's certificate")));
     }
 
     #[test]
     fn rc_timeouts() {
         let c = ok(&rc("NETWORK_TIMEOUT -1\n"));
         assert_eq!(c.timeout, DEFAULT_TIMEOUT);
-        assert!(c.warnings[0].contains("`NETWORK_TIMEOUT -1` in /etc/ldapbind/ldaprc line 1 is ignored"));
+        assert!(lines(&c.warnings)[0].contains("`NETWORK_TIMEOUT -1` in /etc/ldapbind/ldaprc line 1 is ignored"));
         assert!(one_err(&rc("TIMEOUT soon\n")).contains("write a whole number of seconds"));
     }
 
@@ -2043,7 +2284,7 @@ mod tests {
     fn rc_unused_keywords_warn() {
         let c = ok(&rc("BASE dc=x\nTLS_CERT /c\nDEREF never\n"));
         assert_eq!(
-            c.warnings,
+            lines(&c.warnings),
             vec![
                 "sasl_ldapdb_rc: `BASE` in /etc/ldapbind/ldaprc line 1 is not read by ldapbind; set sasl_ldapdb_search_base instead",
                 "sasl_ldapdb_rc: `TLS_CERT` in /etc/ldapbind/ldaprc line 2 is not read by ldapbind; set sasl_ldapdb_tls_cert instead",
@@ -2083,9 +2324,9 @@ mod tests {
         assert_eq!(key.path, Path::new("/k.pem"));
         assert!(!format!("{c:?}").contains("MIIE"));
         assert!(
-            c.alerts.iter().any(|w| w.starts_with("sasl_ldapdb_tls_key: /k.pem is readable by its group")),
+            lines(&c.alerts).iter().any(|w| w.starts_with("sasl_ldapdb_tls_key: /k.pem is readable by its group")),
             "{:?}",
-            c.warnings
+            lines(&c.warnings)
         );
         assert_eq!(f.reads.borrow().len(), 3);
     }
@@ -2118,9 +2359,9 @@ mod tests {
     #[test]
     fn tls_files_without_tls_warn() {
         let f = minimal().set("ldapdb_tls_cacert", "/ca.pem").file("/ca.pem", PEM_CERT, 0o644);
-        assert!(ok(&f).warnings.iter().any(|w| w.contains("no URL uses TLS")));
+        assert!(lines(&ok(&f).warnings).iter().any(|w| w.contains("no URL uses TLS")));
         let f = f.set("ldapdb_starttls", "try");
-        assert!(!ok(&f).warnings.iter().any(|w| w.contains("no URL uses TLS")));
+        assert!(!lines(&ok(&f).warnings).iter().any(|w| w.contains("no URL uses TLS")));
     }
 
     // ---- all problems at once ----------------------------------------------------------------
@@ -2181,7 +2422,9 @@ mod tests {
         ];
         for f in fakes {
             let text = match Config::from_sources(&f) {
-                Ok(c) => format!("{c:?}\n{}\n{}\n{}", c.summary(), c.notes.join("\n"), c.warnings.join("\n")),
+                Ok(c) => {
+                    format!("{c:?}\n{}\n{}\n{}", c.summary(), lines(&c.notes).join("\n"), lines(&c.warnings).join("\n"))
+                }
                 Err(e) => format!("{e}\n{e:?}"),
             };
             assert!(!text.contains(secret), "{text}");

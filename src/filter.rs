@@ -6,6 +6,8 @@
 
 use std::fmt;
 
+use crate::config::Message;
+
 /// How admins spell the option in imapd.conf.
 pub const OPTION: &str = "sasl_ldapdb_filter";
 /// Used when `sasl_ldapdb_filter` is not set: a user may log in with a uid or a mail address.
@@ -65,45 +67,73 @@ pub struct FilterTemplate {
 }
 
 /// Why `sasl_ldapdb_filter` was rejected; `Display` is one line with the cause and the fix.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FilterError {
-    #[error("{OPTION} is empty; remove the line for the default `{DEFAULT_FILTER}` or write a filter with %u")]
     Empty,
-    #[error(
-        "{OPTION}: unknown placeholder `{token}` in `{template}`; use %u (name as given), %U (part \
-         before @), %d (domain or realm), %r (realm) or %% (a literal %)"
-    )]
     UnknownToken { template: String, token: String },
-    #[error(
-        "{OPTION}: `{template}` ends with a lone `%`; write %% for a literal percent sign or a \
-         placeholder such as %u"
-    )]
     TrailingPercent { template: String },
-    #[error(
-        "{OPTION} is {len} bytes long, more than the {MAX_TEMPLATE_BYTES} ldapbind accepts; a user filter \
-         is short, e.g. `{DEFAULT_FILTER}`"
-    )]
     TooLong { len: usize },
-    #[error(
-        "{OPTION}: parentheses are nested {depth} deep, more than the {MAX_NESTING} ldapbind accepts; \
-         write a flat filter, e.g. `(&(objectClass=person)(|(uid=%u)(mail=%u)))`"
-    )]
     TooDeep { depth: usize },
-    #[error("{OPTION}: `{template}` must be enclosed in parentheses (RFC 4515); write `({template})`")]
     NotParenthesized { template: String },
-    #[error("{OPTION}: `{template}` has {opens} `(` but {closes} `)`; {fix}")]
     Unbalanced { template: String, opens: usize, closes: usize, fix: String },
-    #[error(
-        "{OPTION}: `{template}` is not a valid LDAP filter (RFC 4515; checked as `{sample}`); \
-         check parentheses and operators, e.g. `{DEFAULT_FILTER}` (no spaces between `)(`)"
-    )]
     Syntax { template: String, sample: String },
-    #[error(
-        "{OPTION}: `{template}` does not contain %u or %U, so every login would find the same \
-         entries; put the user name in it, e.g. `{DEFAULT_FILTER}`"
-    )]
     NoUser { template: String },
 }
+
+impl FilterError {
+    /// What is wrong and the fix.
+    pub fn message(&self) -> Message {
+        match self {
+            FilterError::Empty => Message::new(
+                format!("{OPTION} is empty"),
+                format!("remove the line for the default `{DEFAULT_FILTER}` or write a filter with %u"),
+            ),
+            FilterError::UnknownToken { template, token } => Message::new(
+                format!("{OPTION}: unknown placeholder `{token}` in `{template}`"),
+                "use %u (name as given), %U (part before @), %d (domain or realm), %r (realm) or %% (a \
+                 literal %)",
+            ),
+            FilterError::TrailingPercent { template } => Message::new(
+                format!("{OPTION}: `{template}` ends with a lone `%`"),
+                "write %% for a literal percent sign or a placeholder such as %u",
+            ),
+            FilterError::TooLong { len } => Message::new(
+                format!("{OPTION} is {len} bytes long, more than the {MAX_TEMPLATE_BYTES} ldapbind accepts"),
+                format!("a user filter is short, e.g. `{DEFAULT_FILTER}`"),
+            ),
+            FilterError::TooDeep { depth } => Message::new(
+                format!("{OPTION}: parentheses are nested {depth} deep, more than the {MAX_NESTING} ldapbind accepts"),
+                "write a flat filter, e.g. `(&(objectClass=person)(|(uid=%u)(mail=%u)))`",
+            ),
+            FilterError::NotParenthesized { template } => Message::new(
+                format!("{OPTION}: `{template}` must be enclosed in parentheses (RFC 4515)"),
+                format!("write `({template})`"),
+            ),
+            FilterError::Unbalanced { template, opens, closes, fix } => {
+                Message::new(format!("{OPTION}: `{template}` has {opens} `(` but {closes} `)`"), fix.clone())
+            }
+            FilterError::Syntax { template, sample } => Message::new(
+                format!("{OPTION}: `{template}` is not a valid LDAP filter (RFC 4515; checked as `{sample}`)"),
+                format!("check parentheses and operators, e.g. `{DEFAULT_FILTER}` (no spaces between `)(`)"),
+            ),
+            FilterError::NoUser { template } => Message::new(
+                format!(
+                    "{OPTION}: `{template}` does not contain %u or %U, so every login would find the same \
+                     entries"
+                ),
+                format!("put the user name in it, e.g. `{DEFAULT_FILTER}`"),
+            ),
+        }
+    }
+}
+
+impl fmt::Display for FilterError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.message().fmt(f)
+    }
+}
+
+impl std::error::Error for FilterError {}
 
 impl FilterTemplate {
     /// Parse and check a template: placeholders known, at least one of `%u`/`%U`, and the

@@ -18,6 +18,7 @@
 //! and the fix. `try` falls back to cleartext only when the server refuses the StartTLS
 //! request; a failure after the server accepted it (a bad certificate) never falls back.
 
+use std::fmt;
 use std::io;
 use std::net::TcpStream;
 use std::path::PathBuf;
@@ -30,7 +31,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, InvalidDnsNameError, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 
-use crate::config::{Config, StartTls, TlsReqCert};
+use crate::config::{Config, Message, StartTls, TlsReqCert};
 use crate::error::{Cause, Error, LdapCode, Step, Trust};
 use crate::ldap::net::Deadline;
 use crate::ldap::wire::{self, Conn};
@@ -81,58 +82,80 @@ pub fn uses_tls(cfg: &Config) -> bool {
 pub struct TlsSetup {
     pub config: Arc<ClientConfig>,
     /// WARN lines (e.g. certificates of the CA file that rustls could not use).
-    pub warnings: Vec<String>,
+    pub warnings: Vec<Message>,
 }
 
 /// A TLS setting that cannot work; `Display` is one log line naming the option and the fix.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug)]
 pub enum TlsConfigError {
-    #[error(
-        "sasl_ldapdb_tls_cacert: {path} holds no CA certificate rustls can use ({detail}); set \
-         sasl_ldapdb_tls_cacert to a PEM file with the certificate of the CA that signed the \
-         LDAP server's certificate",
-        path = path.display()
-    )]
     NoUsableCa { path: PathBuf, detail: String },
-    #[error(
-        "sasl_ldapdb_tls_cacert is not set and the system certificate store has no usable \
-         certificate ({detail}); set sasl_ldapdb_tls_cacert to the CA file that signed the LDAP \
-         server's certificate (or install ca-certificates)"
-    )]
     EmptySystemStore { detail: String },
-    #[error(
-        "sasl_ldapdb_tls_cert: {path}: {detail}; write the client certificate (then its chain) as \
-         PEM `-----BEGIN CERTIFICATE-----` blocks",
-        path = path.display()
-    )]
     BadClientCert { path: PathBuf, detail: String },
-    #[error(
-        "sasl_ldapdb_tls_key: {path}: {detail}; write the private key unencrypted as PEM (`BEGIN \
-         PRIVATE KEY`, `BEGIN RSA PRIVATE KEY` or `BEGIN EC PRIVATE KEY`; `openssl pkey -in KEY \
-         -out KEY.pem` decrypts one)",
-        path = path.display()
-    )]
     BadClientKey { path: PathBuf, detail: String },
-    #[error(
-        "sasl_ldapdb_tls_key: {key} is not the key of the certificate in sasl_ldapdb_tls_cert \
-         ({cert}); set both to the two halves of one key pair",
-        key = key.display(),
-        cert = cert.display()
-    )]
     KeyMismatch { cert: PathBuf, key: PathBuf },
-    #[error(
-        "sasl_ldapdb_tls_cert / sasl_ldapdb_tls_key: rustls cannot use this certificate and key \
-         ({source}); use an RSA, ECDSA (P-256/P-384) or Ed25519 key pair"
-    )]
-    ClientAuth {
-        #[source]
-        source: rustls::Error,
-    },
-    #[error("TLS setup failed: {source}")]
-    Setup {
-        #[source]
-        source: rustls::Error,
-    },
+    ClientAuth { source: rustls::Error },
+    Setup { source: rustls::Error },
+}
+
+impl TlsConfigError {
+    /// What is wrong and the fix.
+    pub fn message(&self) -> Message {
+        match self {
+            TlsConfigError::NoUsableCa { path, detail } => Message::new(
+                format!("sasl_ldapdb_tls_cacert: {} holds no CA certificate rustls can use ({detail})", path.display()),
+                "set sasl_ldapdb_tls_cacert to a PEM file with the certificate of the CA that signed the LDAP \
+                 server's certificate",
+            ),
+            TlsConfigError::EmptySystemStore { detail } => Message::new(
+                format!(
+                    "sasl_ldapdb_tls_cacert is not set and the system certificate store has no usable \
+                     certificate ({detail})"
+                ),
+                "set sasl_ldapdb_tls_cacert to the CA file that signed the LDAP server's certificate (or \
+                 install ca-certificates)",
+            ),
+            TlsConfigError::BadClientCert { path, detail } => Message::new(
+                format!("sasl_ldapdb_tls_cert: {}: {detail}", path.display()),
+                "write the client certificate (then its chain) as PEM `-----BEGIN CERTIFICATE-----` blocks",
+            ),
+            TlsConfigError::BadClientKey { path, detail } => Message::new(
+                format!("sasl_ldapdb_tls_key: {}: {detail}", path.display()),
+                "write the private key unencrypted as PEM (`BEGIN PRIVATE KEY`, `BEGIN RSA PRIVATE KEY` or \
+                 `BEGIN EC PRIVATE KEY`; `openssl pkey -in KEY -out KEY.pem` decrypts one)",
+            ),
+            TlsConfigError::KeyMismatch { cert, key } => Message::new(
+                format!(
+                    "sasl_ldapdb_tls_key: {} is not the key of the certificate in sasl_ldapdb_tls_cert ({})",
+                    key.display(),
+                    cert.display()
+                ),
+                "set both to the two halves of one key pair",
+            ),
+            TlsConfigError::ClientAuth { source } => Message::new(
+                format!(
+                    "sasl_ldapdb_tls_cert / sasl_ldapdb_tls_key: rustls cannot use this certificate and key \
+                     ({source})"
+                ),
+                "use an RSA, ECDSA (P-256/P-384) or Ed25519 key pair",
+            ),
+            TlsConfigError::Setup { source } => Message::bare(format!("TLS setup failed: {source}")),
+        }
+    }
+}
+
+impl fmt::Display for TlsConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.message().fmt(f)
+    }
+}
+
+impl std::error::Error for TlsConfigError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            TlsConfigError::ClientAuth { source } | TlsConfigError::Setup { source } => Some(source),
+            _ => None,
+        }
+    }
 }
 
 /// The one TLS client configuration for `cfg`, or `None` when no URL uses TLS. Reads the system
@@ -200,7 +223,7 @@ pub fn client_config_with(
 fn root_store(
     cfg: &Config,
     system_store: impl FnOnce() -> rustls_native_certs::CertificateResult,
-    warnings: &mut Vec<String>,
+    warnings: &mut Vec<Message>,
 ) -> Result<RootCertStore, TlsConfigError> {
     let mut store = RootCertStore::empty();
     if let (Some(path), Some(pem)) = (&cfg.tls_cacert, &cfg.tls_cacert_pem) {
@@ -223,12 +246,13 @@ fn root_store(
             return Err(TlsConfigError::NoUsableCa { path: path.clone(), detail });
         }
         if !rejected.is_empty() {
-            warnings.push(format!(
-                "sasl_ldapdb_tls_cacert: {}: ignoring what rustls cannot use ({}); the other {} \
-                 certificate(s) are trusted",
-                path.display(),
-                rejected.join("; "),
-                store.len()
+            warnings.push(Message::new(
+                format!(
+                    "sasl_ldapdb_tls_cacert: {}: ignoring what rustls cannot use ({})",
+                    path.display(),
+                    rejected.join("; ")
+                ),
+                format!("the other {} certificate(s) are trusted", store.len()),
             ));
         }
         return Ok(store);
@@ -244,11 +268,12 @@ fn root_store(
         return Err(TlsConfigError::EmptySystemStore { detail });
     }
     if !problems.is_empty() {
-        warnings.push(format!(
-            "the system certificate store was read with errors ({}); {} CA certificates are \
-             trusted; set sasl_ldapdb_tls_cacert to the CA file to avoid depending on it",
-            problems.join("; "),
-            store.len()
+        warnings.push(Message::new(
+            format!("the system certificate store was read with errors ({})", problems.join("; ")),
+            format!(
+                "{} CA certificates are trusted; set sasl_ldapdb_tls_cacert to the CA file to avoid depending on it",
+                store.len()
+            ),
         ));
     }
     Ok(store)
@@ -752,7 +777,7 @@ mod tests {
             Src::new("ldaps://127.0.0.1/dc=x").set("ldapdb_rc", "/ldaprc").file("/ldaprc", b"TLS_REQCERT never\n");
         let cfg = src.config();
         assert_eq!(cfg.tls_reqcert, TlsReqCert::Never);
-        assert!(cfg.warnings.iter().any(|w| w.contains("will not verify the LDAP server's certificate")));
+        assert!(cfg.warnings.iter().any(|w| w.to_string().contains("will not verify the LDAP server's certificate")));
         // Neither the system store nor any CA is consulted.
         let client = build(&src);
         let (cert, key) = pki.server("DNS:somewhere.else");
@@ -849,11 +874,30 @@ mod tests {
         let cfg = Src::new("ldaps://h/dc=x").set("ldapdb_tls_cacert", "/ca.pem").file("/ca.pem", &mixed).config();
         let setup = client_config_with(&cfg, no_system_store).unwrap().unwrap();
         assert_eq!(setup.warnings.len(), 1);
+        let warning = setup.warnings[0].to_string();
         assert!(
-            setup.warnings[0]
-                .starts_with("sasl_ldapdb_tls_cacert: /ca.pem: ignoring what rustls cannot use (certificate #1: ")
+            warning.starts_with("sasl_ldapdb_tls_cacert: /ca.pem: ignoring what rustls cannot use (certificate #1: ")
         );
-        assert!(setup.warnings[0].ends_with("the other 1 certificate(s) are trusted"));
+        assert!(warning.ends_with("the other 1 certificate(s) are trusted"));
+        // Made in parts: the doctor shows them apart.
+        let m = &setup.warnings[0];
+        assert_eq!(
+            (m.fix.as_deref(), format!("{}; {}", m.problem, m.fix.as_deref().unwrap_or_default())),
+            (Some("the other 1 certificate(s) are trusted"), warning)
+        );
+    }
+
+    #[test]
+    fn a_tls_error_gives_its_problem_and_fix_apart() {
+        let e = TlsConfigError::KeyMismatch { cert: "/c.pem".into(), key: "/k.pem".into() };
+        let (problem, fix) = (
+            "sasl_ldapdb_tls_key: /k.pem is not the key of the certificate in sasl_ldapdb_tls_cert (/c.pem)",
+            "set both to the two halves of one key pair",
+        );
+        assert_eq!(
+            (e.message(), e.to_string()),
+            (Message { problem: problem.into(), fix: Some(fix.into()) }, format!("{problem}; {fix}"))
+        );
     }
 
     #[test]

@@ -9,6 +9,7 @@
 //!
 //! Pure: no I/O, no DNS.
 
+use crate::config::Message;
 use std::fmt;
 use std::net::Ipv6Addr;
 
@@ -135,6 +136,22 @@ pub enum UriWarning {
 }
 
 impl UriWarning {
+    /// What is doubtful and the fix.
+    pub fn message(&self) -> Message {
+        match self {
+            UriWarning::AlnumEscape { url, escape, decoded, suggestion } => Message::new(
+                format!("{OPTION}: `{escape}` in the base DN of `{url}` decodes to `{decoded}`, not a comma"),
+                format!(
+                    "write a comma as `%2C` or just `,` ({suggestion}), or write `{decoded}` itself if you meant it"
+                ),
+            ),
+            UriWarning::TrailingSlash { url, dn } => Message::new(
+                format!("{OPTION}: ignoring the `/` after the base DN in `{url}` (using base DN `{dn}`)"),
+                "remove the trailing `/`",
+            ),
+        }
+    }
+
     /// For an escape that decoded to a letter or digit (the seed's `%44`): what it became and
     /// how to write the comma, to be repeated wherever the resulting base DN shows up at run
     /// time (the warning itself is said at init only).
@@ -155,19 +172,7 @@ fn escape_hint(escape: &str, decoded: char, suggestion: &str) -> String {
 
 impl fmt::Display for UriWarning {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            UriWarning::AlnumEscape { url, escape, decoded, suggestion } => write!(
-                f,
-                "{OPTION}: `{escape}` in the base DN of `{url}` decodes to `{decoded}`, not a comma; \
-                 write a comma as `%2C` or just `,` ({suggestion}), or write `{decoded}` itself if \
-                 you meant it"
-            ),
-            UriWarning::TrailingSlash { url, dn } => write!(
-                f,
-                "{OPTION}: ignoring the `/` after the base DN in `{url}` (using base DN `{dn}`); \
-                 remove the trailing `/`"
-            ),
-        }
+        self.message().fmt(f)
     }
 }
 
@@ -241,155 +246,274 @@ pub enum DnErrorKind {
     Unexpected(char),
 }
 
-impl fmt::Display for DnErrorKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl DnErrorKind {
+    /// What is wrong and, for most kinds, the fix.
+    pub fn message(&self) -> Message {
         match self {
-            DnErrorKind::EmptyRdn => f.write_str(
-                "empty RDN (two commas in a row, or a comma at the start or end); remove the extra comma",
+            DnErrorKind::EmptyRdn => Message::new(
+                "empty RDN (two commas in a row, or a comma at the start or end)",
+                "remove the extra comma",
             ),
-            DnErrorKind::EmptyAva => f.write_str(
-                "empty attribute after `+` (a `+` joins two `type=value` pairs); remove the extra `+` or escape it as `\\+`",
+            DnErrorKind::EmptyAva => Message::new(
+                "empty attribute after `+` (a `+` joins two `type=value` pairs)",
+                "remove the extra `+` or escape it as `\\+`",
             ),
-            DnErrorKind::MissingAttributeType => f.write_str(
-                "`=` without an attribute type before it; write `type=value`, e.g. `dc=local`",
-            ),
-            DnErrorKind::BadAttributeType(t) => write!(
-                f,
+            DnErrorKind::MissingAttributeType => {
+                Message::new("`=` without an attribute type before it", "write `type=value`, e.g. `dc=local`")
+            }
+            DnErrorKind::BadAttributeType(t) => Message::bare(format!(
                 "`{t}` is not an attribute type (a letter followed by letters, digits or `-`, or a \
                  numeric OID like 2.5.4.3)"
-            ),
-            DnErrorKind::MissingEquals(t) => write!(
-                f,
-                "`{t}` has no `=value`; every RDN is `type=value`, e.g. `{t}=local`"
-            ),
+            )),
+            DnErrorKind::MissingEquals(t) => {
+                Message::new(format!("`{t}` has no `=value`"), format!("every RDN is `type=value`, e.g. `{t}=local`"))
+            }
             DnErrorKind::EmptyValue(t) => {
-                write!(f, "`{t}=` has an empty value; write the value after `=`")
+                Message::new(format!("`{t}=` has an empty value"), "write the value after `=`")
             }
-            DnErrorKind::BadEscape => f.write_str(
-                "`\\` must be followed by one of `\\ , + \" ; < > # =` or a space, or by two hex digits",
-            ),
-            DnErrorKind::UnescapedSpecial('\0') => f.write_str("NUL character; remove it"),
-            DnErrorKind::UnescapedSpecial(';') => f.write_str(
-                "unescaped `;` (RFC 4514 separates RDNs with `,` only); use `,` or write `\\;`",
-            ),
+            DnErrorKind::BadEscape => {
+                Message::bare("`\\` must be followed by one of `\\ , + \" ; < > # =` or a space, or by two hex digits")
+            }
+            DnErrorKind::UnescapedSpecial('\0') => Message::new("NUL character", "remove it"),
+            DnErrorKind::UnescapedSpecial(';') => {
+                Message::new("unescaped `;` (RFC 4514 separates RDNs with `,` only)", "use `,` or write `\\;`")
+            }
             DnErrorKind::UnescapedSpecial(c) => {
-                write!(f, "unescaped `{c}`; write it as `\\{c}`")
+                Message::new(format!("unescaped `{c}`"), format!("write it as `\\{c}`"))
             }
-            DnErrorKind::Space => f.write_str(
-                "space at the start or end of a value or around `,` `=` `+`; remove it \
-                 (`dc=users,dc=local`), or escape a meant space as `\\ `",
+            DnErrorKind::Space => Message::new(
+                "space at the start or end of a value or around `,` `=` `+`",
+                "remove it (`dc=users,dc=local`), or escape a meant space as `\\ `",
             ),
-            DnErrorKind::BadHexString => f.write_str(
-                "a value starting with `#` must be hex digit pairs (BER); escape a literal `#` as `\\#`",
-            ),
-            DnErrorKind::NotUtf8 => f.write_str("`\\XX` escapes that do not form UTF-8 text"),
-            DnErrorKind::Unexpected(c) => write!(
-                f,
-                "unexpected `{c}`; an RDN is `type=value` (e.g. `dc=local`)"
-            ),
+            DnErrorKind::BadHexString => {
+                Message::new("a value starting with `#` must be hex digit pairs (BER)", "escape a literal `#` as `\\#`")
+            }
+            DnErrorKind::NotUtf8 => Message::bare("`\\XX` escapes that do not form UTF-8 text"),
+            DnErrorKind::Unexpected(c) => {
+                Message::new(format!("unexpected `{c}`"), "an RDN is `type=value` (e.g. `dc=local`)")
+            }
+        }
+    }
+
+    /// `PREFIX: what is wrong; fix (at character N)`, the position after the fix when there is
+    /// one, so that the line reads as it always has.
+    fn message_at(&self, prefix: String, position: usize) -> Message {
+        let Message { problem, fix } = self.message();
+        let at = format!(" (at character {position})");
+        match fix {
+            Some(fix) => Message::new(format!("{prefix}: {problem}"), fix + &at),
+            None => Message::bare(format!("{prefix}: {problem}{at}")),
         }
     }
 }
 
+impl fmt::Display for DnErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.message().fmt(f)
+    }
+}
+
 /// A DN that is not RFC 4514 syntax. `position` counts characters from 1.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("`{dn}` is not a valid DN: {kind} (at character {position})")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DnError {
     pub dn: String,
     pub position: usize,
     pub kind: DnErrorKind,
 }
 
+impl DnError {
+    /// What is wrong and the fix.
+    pub fn message(&self) -> Message {
+        self.kind.message_at(format!("`{}` is not a valid DN", self.dn), self.position)
+    }
+}
+
+impl fmt::Display for DnError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.message().fmt(f)
+    }
+}
+
+impl std::error::Error for DnError {}
+
 /// Why `sasl_ldapdb_uri` was rejected; `Display` is one line with the cause and the fix.
 /// URLs are quoted with any `user@` part redacted.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UriError {
-    #[error(
-        "{OPTION} is empty; set it to one or more LDAP URLs separated by spaces, e.g. \
-         `{OPTION}: ldap://HOST:PORT/BASE-DN` (ldap://glauth:3893/dc=users,dc=local)"
-    )]
     Empty,
-    #[error(
-        "{OPTION}: `{url}` has white space inside its DN, but white space separates URLs; write \
-         the DN without spaces (`dc=users,dc=local`; a space inside a value is %20)"
-    )]
-    SpaceInDn { url: String },
-    #[error(
-        "{OPTION}: `{url}` has white space in its host name or before the `/` of the DN, but white \
-         space separates URLs; write ldap://HOST:PORT/BASE-DN without spaces"
-    )]
-    SpaceInHost { url: String },
-    #[error("{OPTION}: `{url}` is not an LDAP URL; {fix}")]
-    NotAUrl { url: String, fix: &'static str },
-    #[error(
-        "{OPTION}: `{url}` has scheme `{scheme}`; use ldap://, ldaps:// or ldapi:// \
-         (e.g. ldap://glauth:3893/dc=users,dc=local)"
-    )]
-    BadScheme { url: String, scheme: String },
-    #[error(
-        "{OPTION}: `{url}` has a user name or password before `@`; remove it and put the bind DN \
-         in sasl_ldapdb_id and its password in sasl_ldapdb_pw"
-    )]
-    Userinfo { url: String },
-    #[error("{OPTION}: `{url}` has a `#` fragment; remove it (write a `#` in the DN as %23)")]
-    Fragment { url: String },
-    #[error(
-        "{OPTION}: `{url}` names no host; write the LDAP server's host name, e.g. \
-         {scheme}://localhost:{port}/{rest}"
-    )]
-    MissingHost { url: String, scheme: Scheme, port: u16, rest: String },
-    #[error(
-        "{OPTION}: `{host}` in `{url}` is not a host name; use letters, digits, `-` and `.`, or an \
-         IP address (IPv6 in brackets: ldap://[::1]:389)"
-    )]
-    BadHost { url: String, host: String },
-    #[error("{OPTION}: `{host}` in `{url}` is not an IPv6 address; write it like ldap://[2001:db8::1]:389")]
-    BadIpv6 { url: String, host: String },
-    #[error(
-        "{OPTION}: `{url}` has an unbracketed IPv6 address or more than one `:`; write IPv6 \
-         addresses in brackets, e.g. ldap://[::1]:389"
-    )]
-    UnbracketedIpv6 { url: String },
-    #[error(
-        "{OPTION}: port `{port}` in `{url}` is not a number from 1 to 65535; write e.g. \
-         ldap://HOST:389 (glauth listens on 3893) or leave the port out for the default"
-    )]
-    BadPort { url: String, port: String },
-    #[error(
-        "{OPTION}: `{url}`: ldapi:// takes a percent-encoded socket path, not host:port; write e.g. \
-         ldapi://%2Fvar%2Frun%2Fslapd%2Fldapi"
-    )]
-    LdapiPort { url: String },
-    #[error(
-        "{OPTION}: `{url}`: the ldapi socket path `{path}` is not absolute; write it with a leading \
-         `/` as %2F, e.g. ldapi://%2Fvar%2Frun%2Fslapd%2Fldapi"
-    )]
-    LdapiRelative { url: String, path: String },
-    #[error(
-        "{OPTION}: `{escape}` in `{url}` is not a valid percent escape (`%` and two hex digits); \
-         write a comma as `%2C` or `,`, and a literal `%` as `%25`"
-    )]
-    BadPercent { url: String, escape: String },
-    #[error("{OPTION}: `{url}` decodes to bytes that are not UTF-8 text (or to a NUL); check its `%XX` escapes")]
-    NotUtf8 { url: String },
-    #[error("{OPTION}: the base DN `{dn}` in `{url}` is not a valid DN: {kind} (at character {position}){hint}")]
+    SpaceInDn {
+        url: String,
+    },
+    SpaceInHost {
+        url: String,
+    },
+    NotAUrl {
+        url: String,
+        fix: &'static str,
+    },
+    BadScheme {
+        url: String,
+        scheme: String,
+    },
+    Userinfo {
+        url: String,
+    },
+    Fragment {
+        url: String,
+    },
+    MissingHost {
+        url: String,
+        scheme: Scheme,
+        port: u16,
+        rest: String,
+    },
+    BadHost {
+        url: String,
+        host: String,
+    },
+    BadIpv6 {
+        url: String,
+        host: String,
+    },
+    UnbracketedIpv6 {
+        url: String,
+    },
+    BadPort {
+        url: String,
+        port: String,
+    },
+    LdapiPort {
+        url: String,
+    },
+    LdapiRelative {
+        url: String,
+        path: String,
+    },
+    BadPercent {
+        url: String,
+        escape: String,
+    },
+    NotUtf8 {
+        url: String,
+    },
     BadDn {
         url: String,
         dn: String,
         position: usize,
         kind: DnErrorKind,
-        /// Empty, or "; note: `%44` decodes to `D` ..." when an escape decoded to a letter/digit.
-        hint: String,
+        /// "note: `%44` decodes to `D` ..." when an escape decoded to a letter or digit.
+        hint: Option<String>,
     },
-    #[error(
-        "{OPTION}: `{url}` has {} part `{value}` after `?`; {}",
-        part.what(),
-        part.fix()
-    )]
-    QueryPart { url: String, part: QueryPart, value: String },
-    #[error("{OPTION}: `{url}` has more than four `?`-separated parts; write only ldap://HOST:PORT/BASE-DN")]
-    TooManyQueryParts { url: String },
+    QueryPart {
+        url: String,
+        part: QueryPart,
+        value: String,
+    },
+    TooManyQueryParts {
+        url: String,
+    },
 }
+
+impl UriError {
+    /// What is wrong and the fix.
+    pub fn message(&self) -> Message {
+        match self {
+            UriError::Empty => Message::new(
+                format!("{OPTION} is empty"),
+                format!(
+                    "set it to one or more LDAP URLs separated by spaces, e.g. `{OPTION}: \
+                     ldap://HOST:PORT/BASE-DN` (ldap://glauth:3893/dc=users,dc=local)"
+                ),
+            ),
+            UriError::SpaceInDn { url } => Message::new(
+                format!("{OPTION}: `{url}` has white space inside its DN, but white space separates URLs"),
+                "write the DN without spaces (`dc=users,dc=local`; a space inside a value is %20)",
+            ),
+            UriError::SpaceInHost { url } => Message::new(
+                format!(
+                    "{OPTION}: `{url}` has white space in its host name or before the `/` of the DN, but \
+                     white space separates URLs"
+                ),
+                "write ldap://HOST:PORT/BASE-DN without spaces",
+            ),
+            UriError::NotAUrl { url, fix } => Message::new(format!("{OPTION}: `{url}` is not an LDAP URL"), *fix),
+            UriError::BadScheme { url, scheme } => Message::new(
+                format!("{OPTION}: `{url}` has scheme `{scheme}`"),
+                "use ldap://, ldaps:// or ldapi:// (e.g. ldap://glauth:3893/dc=users,dc=local)",
+            ),
+            UriError::Userinfo { url } => Message::new(
+                format!("{OPTION}: `{url}` has a user name or password before `@`"),
+                "remove it and put the bind DN in sasl_ldapdb_id and its password in sasl_ldapdb_pw",
+            ),
+            UriError::Fragment { url } => Message::new(
+                format!("{OPTION}: `{url}` has a `#` fragment"),
+                "remove it (write a `#` in the DN as %23)",
+            ),
+            UriError::MissingHost { url, scheme, port, rest } => Message::new(
+                format!("{OPTION}: `{url}` names no host"),
+                format!("write the LDAP server's host name, e.g. {scheme}://localhost:{port}/{rest}"),
+            ),
+            UriError::BadHost { url, host } => Message::new(
+                format!("{OPTION}: `{host}` in `{url}` is not a host name"),
+                "use letters, digits, `-` and `.`, or an IP address (IPv6 in brackets: ldap://[::1]:389)",
+            ),
+            UriError::BadIpv6 { url, host } => Message::new(
+                format!("{OPTION}: `{host}` in `{url}` is not an IPv6 address"),
+                "write it like ldap://[2001:db8::1]:389",
+            ),
+            UriError::UnbracketedIpv6 { url } => Message::new(
+                format!("{OPTION}: `{url}` has an unbracketed IPv6 address or more than one `:`"),
+                "write IPv6 addresses in brackets, e.g. ldap://[::1]:389",
+            ),
+            UriError::BadPort { url, port } => Message::new(
+                format!("{OPTION}: port `{port}` in `{url}` is not a number from 1 to 65535"),
+                "write e.g. ldap://HOST:389 (glauth listens on 3893) or leave the port out for the default",
+            ),
+            UriError::LdapiPort { url } => Message::new(
+                format!("{OPTION}: `{url}`: ldapi:// takes a percent-encoded socket path, not host:port"),
+                "write e.g. ldapi://%2Fvar%2Frun%2Fslapd%2Fldapi",
+            ),
+            UriError::LdapiRelative { url, path } => Message::new(
+                format!("{OPTION}: `{url}`: the ldapi socket path `{path}` is not absolute"),
+                "write it with a leading `/` as %2F, e.g. ldapi://%2Fvar%2Frun%2Fslapd%2Fldapi",
+            ),
+            UriError::BadPercent { url, escape } => Message::new(
+                format!("{OPTION}: `{escape}` in `{url}` is not a valid percent escape (`%` and two hex digits)"),
+                "write a comma as `%2C` or `,`, and a literal `%` as `%25`",
+            ),
+            UriError::NotUtf8 { url } => Message::new(
+                format!("{OPTION}: `{url}` decodes to bytes that are not UTF-8 text (or to a NUL)"),
+                "check its `%XX` escapes",
+            ),
+            UriError::BadDn { url, dn, position, kind, hint } => {
+                let problem = format!("{OPTION}: the base DN `{dn}` in `{url}` is not a valid DN");
+                let mut message = kind.message_at(problem, *position);
+                if let Some(hint) = hint {
+                    message.fix = Some(match message.fix {
+                        Some(fix) => format!("{fix}; {hint}"),
+                        None => hint.clone(),
+                    });
+                }
+                message
+            }
+            UriError::QueryPart { url, part, value } => {
+                Message::new(format!("{OPTION}: `{url}` has {} part `{value}` after `?`", part.what()), part.fix())
+            }
+            UriError::TooManyQueryParts { url } => Message::new(
+                format!("{OPTION}: `{url}` has more than four `?`-separated parts"),
+                "write only ldap://HOST:PORT/BASE-DN",
+            ),
+        }
+    }
+}
+
+impl fmt::Display for UriError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.message().fmt(f)
+    }
+}
+
+impl std::error::Error for UriError {}
 
 /// All URLs from `sasl_ldapdb_uri` in the admin's order, plus warnings to log at init.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -606,12 +730,9 @@ fn parse_dn_part(
         }
     }
     if let Err(e) = validate_dn(&decoded.text) {
-        let hint = match decoded.alnum_escapes.first() {
-            Some((escape, ch)) => {
-                format!("; note: {}", escape_hint(escape, *ch, &redact(&token.replace(escape.as_str(), "%2C"))))
-            }
-            None => String::new(),
-        };
+        let hint = decoded.alnum_escapes.first().map(|(escape, ch)| {
+            format!("note: {}", escape_hint(escape, *ch, &redact(&token.replace(escape.as_str(), "%2C"))))
+        });
         return Err(UriError::BadDn { url: url.to_string(), dn: e.dn, position: e.position, kind: e.kind, hint });
     }
     warnings.extend(alnum_warnings);
@@ -1096,7 +1217,7 @@ mod tests {
             match err(s) {
                 UriError::BadDn { kind: k, hint, .. } => {
                     assert_eq!(k, kind, "{s}");
-                    assert_eq!(hint, "");
+                    assert_eq!(hint, None);
                 }
                 e => panic!("{s}: {e:?}"),
             }

@@ -748,6 +748,40 @@ fn help_is_complete() {
     }
 }
 
+/// A configuration warning's fix is its own field, made with the warning: a `; ` in the
+/// admin's own value (here a directory of the password file) does not cut the line there.
+#[test]
+fn a_config_warnings_fix_is_its_fix_field_whatever_its_value_holds() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let sub = dir.path().join("a; b");
+    std::fs::create_dir(&sub).unwrap();
+    let pw = sub.join("pw");
+    std::fs::write(&pw, "one\ntwo\n").unwrap();
+    std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let pw_file = format!("ldapdb_pw_file={}", pw.display());
+    let base = ["-o", "ldapdb_uri=ldap://127.0.0.1:9/dc=x", "-o", "ldapdb_id=cn=cyrus,dc=x", "-o", &pw_file];
+    let r = run(&[&["--json"][..], &base, &["jdoe"]].concat(), None);
+    let v = json::parse(&r.out);
+    let step = v.sections.iter().flat_map(|s| &s.steps).find(|s| s.text.contains("more than one line"));
+    let step = step.unwrap_or_else(|| panic!("no warning about the password file:\n{}", r.out));
+    assert_eq!(
+        (step.status.as_str(), step.text.as_str(), step.fix.as_deref()),
+        (
+            "problem",
+            format!("sasl_ldapdb_pw_file: {} has more than one line", pw.display()).as_str(),
+            Some("ldapbind uses all of it except one trailing newline as the password; remove extra lines"),
+        ),
+        "{}",
+        r.out
+    );
+    // The text report shows the same two parts.
+    run(&[&base[..], &["jdoe"]].concat(), None).problem(
+        &format!("sasl_ldapdb_pw_file: {} has more than one line", pw.display()),
+        "ldapbind uses all of it except one trailing newline as the password; remove extra lines",
+    );
+}
+
 /// The `--json` report as scripts read it: every field, with its type; a field it does not
 /// know is an error, so a change of shape fails here.
 mod json {

@@ -43,10 +43,10 @@ pub fn build(load: &Loader) -> Result<(Verifier<LdapDirectory>, Vec<String>), St
     let tls = crate::tls::client_config(&config)
         .map_err(|errors| errors.iter().map(ToString::to_string).collect::<Vec<_>>().join(" / "))?;
     let tls = tls.map(|setup| {
-        warnings.extend(setup.warnings);
+        warnings.extend(setup.warnings.iter().map(ToString::to_string));
         setup.config
     });
-    warnings.extend(config.warnings.iter().cloned());
+    warnings.extend(config.warnings.iter().map(ToString::to_string));
     let config = Arc::new(config);
     Ok((Verifier::new(Arc::clone(&config), LdapDirectory::new(config, tls)), warnings))
 }

@@ -212,21 +212,21 @@ fn config_verdict(opts: &Options, steps: &mut Vec<Step>) -> Option<(Config, Opti
         Ok(config) => match crate::tls::client_config(&config) {
             Ok(tls) => {
                 steps.push(Step::ok(format!("ldapbind accepts this configuration: {}", config.summary())));
-                let tls_warnings = tls.as_ref().map(|t| t.warnings.clone()).unwrap_or_default();
-                for w in config.alerts.iter().chain(&config.warnings).chain(&tls_warnings) {
-                    steps.push(Step::from_config_line(w));
+                let tls_warnings = tls.as_ref().map(|t| t.warnings.as_slice()).unwrap_or_default();
+                for w in config.alerts.iter().chain(&config.warnings).chain(tls_warnings) {
+                    steps.push(Step::from_config(w));
                 }
                 for n in &config.notes {
-                    steps.push(Step::note(n.clone()));
+                    steps.push(Step::note(n.to_string()));
                 }
                 Some((config, tls.map(|t| t.config)))
             }
             Err(errors) => {
                 for w in config.alerts.iter().chain(&config.warnings) {
-                    steps.push(Step::from_config_line(w));
+                    steps.push(Step::from_config(w));
                 }
                 for e in &errors {
-                    steps.push(Step::from_config_line(&e.to_string()));
+                    steps.push(Step::from_config(&e.message()));
                 }
                 None
             }
@@ -237,13 +237,13 @@ fn config_verdict(opts: &Options, steps: &mut Vec<Step>) -> Option<(Config, Opti
                     matches!(e, crate::config::ConfigError::NoSearchBase { .. }).then(|| base_from_root_dse(opts));
                 match found.flatten() {
                     Some(step) => steps.push(step),
-                    None => steps.push(Step::from_config_line(&e.to_string())),
+                    None => steps.push(Step::from_config(&e.message())),
                 }
             }
             // The rejected parse keeps its warnings to itself; the URL's are worth fixing now too.
             if let Some(Ok(list)) = opts.get(keys::URI).map(crate::uri::parse_uri_list) {
                 for w in &list.warnings {
-                    steps.push(Step::from_config_line(&w.to_string()));
+                    steps.push(Step::from_config(&w.message()));
                 }
             }
             None

@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use crate::config::Message;
 use crate::error::Error;
 
 /// Title of the section with the `--password-stdin` check.
@@ -88,10 +89,10 @@ impl Step {
     pub(super) fn from_parts((text, fix): (String, Option<String>), fallback_fix: &str) -> Step {
         Step::problem(text, fix.unwrap_or_else(|| fallback_fix.to_owned()))
     }
-    /// A problem from one of the configuration's one-line messages: config.rs, tls.rs and uri.rs
-    /// give their warnings and errors as "problem; fix" text only.
-    pub(super) fn from_config_line(line: &str) -> Step {
-        Step::from_parts(split_fix(line), "see sasl2.conf.example")
+    /// A problem from one of the configuration's messages (config.rs, tls.rs, uri.rs, filter.rs):
+    /// its problem, and its fix or else `see sasl2.conf.example`.
+    pub(super) fn from_config(m: &Message) -> Step {
+        Step::from_parts((m.problem.clone(), m.fix.clone()), "see sasl2.conf.example")
     }
 }
 
@@ -99,26 +100,6 @@ impl Step {
 /// error's values, never from its text.
 pub(super) fn problem_and_fix(e: &Error) -> (String, Option<String>) {
     (e.problem(), e.fix())
-}
-
-/// Split one of the plugin's messages, "cause; fix", at the first `; ` outside parentheses and
-/// backquotes (a server's diagnostic text sits in parentheses and may hold `;`).
-fn split_fix(msg: &str) -> (String, Option<String>) {
-    let mut depth = 0usize;
-    let mut quoted = false;
-    let bytes = msg.as_bytes();
-    for (i, &b) in bytes.iter().enumerate() {
-        match b {
-            b'`' => quoted = !quoted,
-            b'(' if !quoted => depth += 1,
-            b')' if !quoted => depth = depth.saturating_sub(1),
-            b';' if !quoted && depth == 0 && bytes.get(i + 1) == Some(&b' ') => {
-                return (msg[..i].to_owned(), Some(msg[i + 2..].to_owned()));
-            }
-            _ => {}
-        }
-    }
-    (msg.to_owned(), None)
 }
 
 /// A titled group of steps: "options", "server ldap://…", "user search", ...
@@ -314,18 +295,5 @@ pub(super) fn respell_for_sasl_app(report: &mut Report) {
     }
     for m in &mut report.mechanisms {
         fix(&mut m.why);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn split_fix_skips_parentheses_and_quotes() {
-        assert_eq!(split_fix("a; b; c"), ("a".to_owned(), Some("b; c".to_owned())));
-        assert_eq!(split_fix("a (x; y) b; fix"), ("a (x; y) b".to_owned(), Some("fix".to_owned())));
-        assert_eq!(split_fix("`a; b` c; fix"), ("`a; b` c".to_owned(), Some("fix".to_owned())));
-        assert_eq!(split_fix("no fix here"), ("no fix here".to_owned(), None));
     }
 }
