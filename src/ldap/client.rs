@@ -361,12 +361,13 @@ impl Directory for LdapDirectory {
             Scope::One => LdapScope::OneLevel,
             Scope::Sub => LdapScope::Subtree,
         };
-        let wanted: Vec<String> = if attrs.is_empty() { vec!["1.1".to_owned()] } else { attrs.to_vec() };
+        // "1.1": no attributes (RFC 4511 4.5.1.8).
+        let wanted: Vec<&str> = if attrs.is_empty() { vec!["1.1"] } else { attrs.iter().map(String::as_str).collect() };
         self.run(Purpose::Search, |conn, url, deadline| {
             let options = SearchOptions::new().deref(DerefAliases::Never).sizelimit(SIZE_LIMIT);
             let transport = |e| Failure::Transport(Error::ldap(&cfg, url, Step::search(&cfg), e));
             let mut stream =
-                conn.search(&cfg.search_base, scope, filter, wanted.clone(), options, deadline).map_err(transport)?;
+                conn.search_for(&cfg.search_base, scope, filter, &wanted, options, deadline).map_err(transport)?;
             // Read at most SIZE_LIMIT + 1 entries whatever the server sends: enough to tell
             // "one" from "ambiguous", and a bound on memory. A search cut short leaves work on
             // the server, so that connection is closed instead of kept.

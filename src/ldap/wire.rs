@@ -20,7 +20,6 @@ use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::BytesMut;
 use ldap3::asn1::{
     ASNTag, Boolean, Enumerated, Integer, Null, OctetString, PL, Sequence, StructureTag, Tag, TagClass, Types,
 };
@@ -306,6 +305,19 @@ impl Conn {
         opts: SearchOptions,
         deadline: Deadline,
     ) -> Result<Search<'_>> {
+        self.search_for(base, scope, filter, &attrs, opts, deadline)
+    }
+
+    /// [`Conn::search`] with the attribute names borrowed (a login's search copies none).
+    pub fn search_for(
+        &mut self,
+        base: &str,
+        scope: Scope,
+        filter: &str,
+        attrs: &[impl AsRef<str>],
+        opts: SearchOptions,
+        deadline: Deadline,
+    ) -> Result<Search<'_>> {
         let filter = ldap3::parse_filter(filter).map_err(|()| {
             io::Error::new(io::ErrorKind::InvalidInput, format!("the search filter {filter} is not valid"))
         })?;
@@ -320,7 +332,7 @@ impl Conn {
                 Tag::Boolean(Boolean { inner: opts.typesonly, ..Default::default() }),
                 filter,
                 Tag::Sequence(Sequence {
-                    inner: attrs.iter().map(|a| octets(a.as_bytes())).collect(),
+                    inner: attrs.iter().map(|a| octets(a.as_ref().as_bytes())).collect(),
                     ..Default::default()
                 }),
             ],
@@ -492,7 +504,7 @@ fn octets(bytes: &[u8]) -> Tag {
 }
 
 /// The LDAPMessage `{ id, op, controls }` as BER (RFC 4511 4.1.1, controls 4.1.11).
-fn encode(id: i32, op: Tag, controls: Option<Vec<RawControl>>) -> Result<BytesMut> {
+fn encode(id: i32, op: Tag, controls: Option<Vec<RawControl>>) -> Result<Vec<u8>> {
     let mut parts = vec![Tag::Integer(Integer { inner: i64::from(id), ..Default::default() }), op];
     if let Some(controls) = controls {
         let controls = controls.into_iter().map(|c| {
@@ -505,12 +517,60 @@ fn encode(id: i32, op: Tag, controls: Option<Vec<RawControl>>) -> Result<BytesMu
         });
         parts.push(Tag::Sequence(Sequence { id: 0, class: TagClass::Context, inner: controls.collect() }));
     }
-    let mut out = BytesMut::new();
-    ldap3::asn1::write::encode_into(
-        &mut out,
-        Tag::Sequence(Sequence { inner: parts, ..Default::default() }).into_structure(),
-    )?;
+    let tag = Tag::Sequence(Sequence { inner: parts, ..Default::default() }).into_structure();
+    let mut out = Vec::with_capacity(encoded_len(&tag));
+    write_ber(&mut out, &tag);
     Ok(out)
+}
+
+/// The length of `tag` as BER: identifier, length and contents.
+fn encoded_len(tag: &StructureTag) -> usize {
+    let contents = contents_len(tag);
+    id_len(tag.id) + length_len(contents) + contents
+}
+
+fn contents_len(tag: &StructureTag) -> usize {
+    match &tag.payload {
+        PL::P(v) => v.len(),
+        PL::C(parts) => parts.iter().map(encoded_len).sum(),
+    }
+}
+
+fn id_len(id: u64) -> usize {
+    if id > 30 { 1 + (64 - id.leading_zeros() as usize).div_ceil(7) } else { 1 }
+}
+
+fn length_len(len: usize) -> usize {
+    if len < 128 { 1 } else { 1 + (usize::BITS as usize - len.leading_zeros() as usize).div_ceil(8) }
+}
+
+/// `tag` as BER into `out` in one pass, byte for byte as `ldap3::asn1::write::encode_into` writes
+/// it (definite lengths, shortest form), without its buffer per constructed element.
+fn write_ber(out: &mut Vec<u8>, tag: &StructureTag) {
+    let constructed = matches!(tag.payload, PL::C(_));
+    let first = (tag.class as u8) << 6 | u8::from(constructed) << 5;
+    if tag.id > 30 {
+        out.push(first | 0x1f);
+        let n = id_len(tag.id) - 1;
+        for i in (0..n).rev() {
+            let byte = (tag.id >> (7 * i)) as u8 & 0x7f;
+            out.push(if i > 0 { byte | 0x80 } else { byte });
+        }
+    } else {
+        out.push(first | tag.id as u8);
+    }
+    let len = contents_len(tag);
+    if len < 128 {
+        out.push(len as u8);
+    } else {
+        let n = length_len(len) - 1;
+        out.push(0x80 | n as u8);
+        out.extend_from_slice(&len.to_be_bytes()[size_of::<usize>() - n..]);
+    }
+    match &tag.payload {
+        PL::P(v) => out.extend_from_slice(v),
+        PL::C(parts) => parts.iter().for_each(|p| write_ber(out, p)),
+    }
 }
 
 /// The header of the message at the start of `bytes`: (header length, body length), `None`
@@ -807,6 +867,20 @@ mod tests {
             assert_eq!(seen, &hex(want));
         }
         assert_eq!(seen.len(), 5);
+    }
+
+    #[test]
+    fn long_lengths_and_high_tag_numbers_are_encoded_as_ldap3_does() {
+        for (id, size) in [(0, 0), (30, 127), (31, 128), (127, 255), (128, 256), (16_383, 65_536), (1 << 20, 70_000)] {
+            let value = Tag::OctetString(OctetString { id, inner: vec![7; size], ..Default::default() });
+            let tag = Tag::Sequence(Sequence { id, inner: vec![value], ..Default::default() }).into_structure();
+            let mut want = bytes::BytesMut::new();
+            ldap3::asn1::write::encode_into(&mut want, tag.clone()).unwrap();
+            let mut seen = Vec::new();
+            write_ber(&mut seen, &tag);
+            assert_eq!((seen.len(), encoded_len(&tag)), (want.len(), want.len()), "id {id}, {size} bytes");
+            assert!(seen == want[..], "id {id}, {size} bytes");
+        }
     }
 
     /// An entry, a referral and the done message with a ppolicy response control, as one stream.
