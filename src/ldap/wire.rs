@@ -20,9 +20,7 @@ use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ldap3::asn1::{
-    ASNTag, Boolean, Enumerated, Integer, Null, OctetString, PL, Sequence, StructureTag, Tag, TagClass, Types,
-};
+use ldap3::asn1::{ASNTag, Boolean, Integer, Null, OctetString, PL, Sequence, StructureTag, Tag, TagClass, Types};
 use ldap3::controls::{Control, RawControl};
 use ldap3::{LdapResult, ResultEntry, Scope, SearchOptions};
 use rustls::pki_types::ServerName;
@@ -321,31 +319,43 @@ impl Conn {
         let filter = ldap3::parse_filter(filter).map_err(|()| {
             io::Error::new(io::ErrorKind::InvalidInput, format!("the search filter {filter} is not valid"))
         })?;
-        let request = tagged(
-            SEARCH_REQUEST,
-            vec![
-                octets(base.as_bytes()),
-                Tag::Enumerated(Enumerated { inner: scope as i64, ..Default::default() }),
-                Tag::Enumerated(Enumerated { inner: opts.deref as i64, ..Default::default() }),
-                Tag::Integer(Integer { inner: i64::from(opts.sizelimit), ..Default::default() }),
-                Tag::Integer(Integer { inner: i64::from(opts.timelimit), ..Default::default() }),
-                Tag::Boolean(Boolean { inner: opts.typesonly, ..Default::default() }),
-                filter,
-                Tag::Sequence(Sequence {
-                    inner: attrs.iter().map(|a| octets(a.as_ref().as_bytes())).collect(),
-                    ..Default::default()
-                }),
-            ],
-        );
-        let id = self.send(request, None, deadline)?;
+        let filter = filter.into_structure();
+        // The SearchRequest (RFC 4511 4.5.1) written straight to BER: a login's search builds
+        // no tag tree but the filter's.
+        let id = self.send_with(deadline, |id| {
+            let mut out = Vec::new();
+            tlv(&mut out, &[0x30], |msg| {
+                ber_integer(msg, 0x02, i64::from(id));
+                tlv(msg, &[0x60 | SEARCH_REQUEST as u8], |req| {
+                    tlv(req, &[0x04], |o| o.extend_from_slice(base.as_bytes()));
+                    ber_integer(req, 0x0a, scope as i64);
+                    ber_integer(req, 0x0a, opts.deref as i64);
+                    ber_integer(req, 0x02, i64::from(opts.sizelimit));
+                    ber_integer(req, 0x02, i64::from(opts.timelimit));
+                    tlv(req, &[0x01], |o| o.push(if opts.typesonly { 0xff } else { 0 }));
+                    write_ber(req, &filter);
+                    tlv(req, &[0x30], |list| {
+                        for a in attrs {
+                            tlv(list, &[0x04], |o| o.extend_from_slice(a.as_ref().as_bytes()));
+                        }
+                    });
+                });
+            });
+            Ok(out)
+        })?;
         Ok(Search { conn: self, id, deadline, result: None })
     }
 
     /// Send `op` with `controls` as the next message; its id.
     fn send(&mut self, op: Tag, controls: Option<Vec<RawControl>>, deadline: Deadline) -> Result<i32> {
+        self.send_with(deadline, |id| encode(id, op, controls))
+    }
+
+    /// Send the next message, which `encode` writes for its id; the id.
+    fn send_with(&mut self, deadline: Deadline, encode: impl FnOnce(i32) -> Result<Vec<u8>>) -> Result<i32> {
         self.usable()?;
         self.last_id = if self.last_id == i32::MAX { 1 } else { self.last_id + 1 };
-        let bytes = encode(self.last_id, op, controls)?;
+        let bytes = encode(self.last_id)?;
         self.stream.sock().deadline = deadline;
         self.stream.send(&bytes).inspect_err(|e| self.break_off(e))?;
         Ok(self.last_id)
@@ -518,59 +528,71 @@ fn encode(id: i32, op: Tag, controls: Option<Vec<RawControl>>) -> Result<Vec<u8>
         parts.push(Tag::Sequence(Sequence { id: 0, class: TagClass::Context, inner: controls.collect() }));
     }
     let tag = Tag::Sequence(Sequence { inner: parts, ..Default::default() }).into_structure();
-    let mut out = Vec::with_capacity(encoded_len(&tag));
+    let mut out = Vec::new();
     write_ber(&mut out, &tag);
     Ok(out)
 }
 
-/// The length of `tag` as BER: identifier, length and contents.
-fn encoded_len(tag: &StructureTag) -> usize {
-    let contents = contents_len(tag);
-    id_len(tag.id) + length_len(contents) + contents
-}
-
-fn contents_len(tag: &StructureTag) -> usize {
-    match &tag.payload {
-        PL::P(v) => v.len(),
-        PL::C(parts) => parts.iter().map(encoded_len).sum(),
+/// The identifier `ident`, then what `contents` writes, with its length (definite, shortest
+/// form) put between them once known.
+fn tlv(out: &mut Vec<u8>, ident: &[u8], contents: impl FnOnce(&mut Vec<u8>)) {
+    out.extend_from_slice(ident);
+    let at = out.len();
+    out.push(0);
+    contents(out);
+    let len = out.len() - at - 1;
+    if len < 128 {
+        out[at] = len as u8;
+    } else {
+        let n = (usize::BITS - len.leading_zeros()).div_ceil(8) as usize;
+        out[at] = 0x80 | n as u8;
+        out.splice(at + 1..at + 1, len.to_be_bytes()[size_of::<usize>() - n..].iter().copied());
     }
 }
 
-fn id_len(id: u64) -> usize {
-    if id > 30 { 1 + (64 - id.leading_zeros() as usize).div_ceil(7) } else { 1 }
-}
-
-fn length_len(len: usize) -> usize {
-    if len < 128 { 1 } else { 1 + (usize::BITS as usize - len.leading_zeros() as usize).div_ceil(8) }
+/// An INTEGER or ENUMERATED (identifier `ident`) with the contents lber gives it (its
+/// `i_e_into_structure`: the shortest two's complement of a non-negative `n`).
+fn ber_integer(out: &mut Vec<u8>, ident: u8, n: i64) {
+    let mut count = 1;
+    let mut rem = n.saturating_abs() >> 8;
+    while rem > 0 {
+        count += 1;
+        rem >>= 8;
+    }
+    if n > 0 && n >> (8 * count - 1) == 1 {
+        count += 1;
+    }
+    tlv(out, &[ident], |o| {
+        if count > 8 {
+            o.push(0);
+            count = 8;
+        }
+        o.extend_from_slice(&n.to_be_bytes()[8 - count..]);
+    });
 }
 
 /// `tag` as BER into `out` in one pass, byte for byte as `ldap3::asn1::write::encode_into` writes
-/// it (definite lengths, shortest form), without its buffer per constructed element.
+/// it, without its buffer per constructed element.
 fn write_ber(out: &mut Vec<u8>, tag: &StructureTag) {
     let constructed = matches!(tag.payload, PL::C(_));
     let first = (tag.class as u8) << 6 | u8::from(constructed) << 5;
-    if tag.id > 30 {
-        out.push(first | 0x1f);
-        let n = id_len(tag.id) - 1;
-        for i in (0..n).rev() {
-            let byte = (tag.id >> (7 * i)) as u8 & 0x7f;
-            out.push(if i > 0 { byte | 0x80 } else { byte });
+    let mut ident = [0u8; 11];
+    let len = if tag.id > 30 {
+        ident[0] = first | 0x1f;
+        let n = (64 - tag.id.leading_zeros() as usize).div_ceil(7);
+        for i in 0..n {
+            let byte = (tag.id >> (7 * (n - 1 - i))) as u8 & 0x7f;
+            ident[1 + i] = if i + 1 < n { byte | 0x80 } else { byte };
         }
+        1 + n
     } else {
-        out.push(first | tag.id as u8);
-    }
-    let len = contents_len(tag);
-    if len < 128 {
-        out.push(len as u8);
-    } else {
-        let n = length_len(len) - 1;
-        out.push(0x80 | n as u8);
-        out.extend_from_slice(&len.to_be_bytes()[size_of::<usize>() - n..]);
-    }
-    match &tag.payload {
+        ident[0] = first | tag.id as u8;
+        1
+    };
+    tlv(out, &ident[..len], |out| match &tag.payload {
         PL::P(v) => out.extend_from_slice(v),
         PL::C(parts) => parts.iter().for_each(|p| write_ber(out, p)),
-    }
+    });
 }
 
 /// The header of the message at the start of `bytes`: (header length, body length), `None`
@@ -870,6 +892,21 @@ mod tests {
     }
 
     #[test]
+    fn integers_are_encoded_as_ldap3_does() {
+        for n in [0, 1, 127, 128, 255, 256, 32_767, 32_768, 65_535, i64::from(i32::MAX), i64::MAX] {
+            let mut want = bytes::BytesMut::new();
+            ldap3::asn1::write::encode_into(
+                &mut want,
+                Tag::Integer(Integer { inner: n, ..Default::default() }).into_structure(),
+            )
+            .unwrap();
+            let mut seen = Vec::new();
+            ber_integer(&mut seen, 0x02, n);
+            assert!(seen == want[..], "{n}: {seen:02x?}");
+        }
+    }
+
+    #[test]
     fn long_lengths_and_high_tag_numbers_are_encoded_as_ldap3_does() {
         for (id, size) in [(0, 0), (30, 127), (31, 128), (127, 255), (128, 256), (16_383, 65_536), (1 << 20, 70_000)] {
             let value = Tag::OctetString(OctetString { id, inner: vec![7; size], ..Default::default() });
@@ -878,7 +915,6 @@ mod tests {
             ldap3::asn1::write::encode_into(&mut want, tag.clone()).unwrap();
             let mut seen = Vec::new();
             write_ber(&mut seen, &tag);
-            assert_eq!((seen.len(), encoded_len(&tag)), (want.len(), want.len()), "id {id}, {size} bytes");
             assert!(seen == want[..], "id {id}, {size} bytes");
         }
     }
