@@ -323,7 +323,9 @@ impl Conn {
         // The SearchRequest (RFC 4511 4.5.1) written straight to BER: a login's search builds
         // no tag tree but the filter's.
         let id = self.send_with(deadline, |id| {
-            let mut out = Vec::new();
+            // Room for the whole request as a login's is (the filter's own size unknown).
+            let attrs_len: usize = attrs.iter().map(|a| a.as_ref().len() + 2).sum();
+            let mut out = Vec::with_capacity(base.len() + attrs_len + 256);
             tlv(&mut out, &[0x30], |msg| {
                 ber_integer(msg, 0x02, i64::from(id));
                 tlv(msg, &[0x60 | SEARCH_REQUEST as u8], |req| {
