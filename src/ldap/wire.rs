@@ -2,9 +2,10 @@
 //! its result types) over a socket ldapbind owns, in the caller's thread. No runtime, no thread,
 //! nothing started at load time.
 //!
-//! Every read and write is bounded by the operation's [`Deadline`]: the socket's receive or send
-//! timeout is set to the time left before each system call, so a server that drips its answer
-//! cannot stretch an operation, and the TLS handshake is bounded the same way.
+//! Every read and write is bounded by the operation's [`Deadline`]: before each system call the
+//! socket's receive or send timeout is at most the time left (set anew unless the one already set
+//! is, see [`Sock::bounded`]), so a server that drips its answer cannot stretch an operation, and
+//! the TLS handshake is bounded the same way.
 //!
 //! Each message from the server is framed here: its BER tag and length are read first, and a
 //! message announcing more than [`MAX_MESSAGE`] bytes (or an indefinite length) is refused
@@ -62,7 +63,16 @@ fn malformed(what: &str) -> io::Error {
 struct Sock {
     fd: Fd,
     deadline: Deadline,
+    /// The receive and send timeouts this connection last set on the socket (`None`: unknown).
+    timeouts: [Option<Duration>; 2],
 }
+
+const RECEIVE: usize = 0;
+const SEND: usize = 1;
+
+/// How much shorter than the time left a socket timeout set for an earlier call may be and still
+/// serve the next one (see [`Sock::bounded`]).
+const TIMEOUT_SLACK: Duration = Duration::from_millis(100);
 
 enum Fd {
     Tcp(TcpStream),
@@ -77,6 +87,35 @@ impl Sock {
         }
         Ok(self.deadline.left())
     }
+
+    /// `call` (a system call on the socket) with the socket's timeout for `which` set no longer
+    /// than the time left, so it returns by the deadline. A timeout set for an earlier call is
+    /// kept while it is no longer than the time left and at most [`TIMEOUT_SLACK`] shorter (a
+    /// login's calls then make no `setsockopt`): new ones are set that much under the time left.
+    /// A call such a shorter timeout ends before the deadline is made again with the exact time
+    /// left.
+    fn bounded<T>(&mut self, which: usize, mut call: impl FnMut(&mut Fd) -> Result<T>) -> Result<T> {
+        loop {
+            let left = self.left()?;
+            if !self.timeouts[which].is_some_and(|t| t <= left && left - t <= TIMEOUT_SLACK) {
+                let t = if left > TIMEOUT_SLACK { left - TIMEOUT_SLACK / 2 } else { left };
+                self.timeouts[which] = None;
+                match (&self.fd, which) {
+                    (Fd::Tcp(s), RECEIVE) => s.set_read_timeout(Some(t)),
+                    (Fd::Tcp(s), _) => s.set_write_timeout(Some(t)),
+                    (Fd::Unix(s), RECEIVE) => s.set_read_timeout(Some(t)),
+                    (Fd::Unix(s), _) => s.set_write_timeout(Some(t)),
+                }?;
+                self.timeouts[which] = Some(t);
+            }
+            match call(&mut self.fd) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock && !self.deadline.passed() => {
+                    self.timeouts[which] = None;
+                }
+                done => return done.map_err(timed_out),
+            }
+        }
+    }
 }
 
 /// A receive or send timeout is `WouldBlock` (EAGAIN) from the kernel: say what it is.
@@ -90,23 +129,19 @@ fn timed_out(e: io::Error) -> io::Error {
 
 impl Read for Sock {
     fn read(&mut self, buf: &mut [u8]) -> Result<usize> {
-        let left = Some(self.left()?);
-        match &mut self.fd {
-            Fd::Tcp(s) => s.set_read_timeout(left).and_then(|()| s.read(buf)),
-            Fd::Unix(s) => s.set_read_timeout(left).and_then(|()| s.read(buf)),
-        }
-        .map_err(timed_out)
+        self.bounded(RECEIVE, |fd| match fd {
+            Fd::Tcp(s) => s.read(buf),
+            Fd::Unix(s) => s.read(buf),
+        })
     }
 }
 
 impl Write for Sock {
     fn write(&mut self, buf: &[u8]) -> Result<usize> {
-        let left = Some(self.left()?);
-        match &mut self.fd {
-            Fd::Tcp(s) => s.set_write_timeout(left).and_then(|()| s.write(buf)),
-            Fd::Unix(s) => s.set_write_timeout(left).and_then(|()| s.write(buf)),
-        }
-        .map_err(timed_out)
+        self.bounded(SEND, |fd| match fd {
+            Fd::Tcp(s) => s.write(buf),
+            Fd::Unix(s) => s.write(buf),
+        })
     }
 
     fn flush(&mut self) -> Result<()> {
@@ -193,7 +228,7 @@ impl Conn {
     fn new(fd: Fd) -> Conn {
         let deadline = Deadline::after(Duration::ZERO);
         Conn {
-            stream: Stream::Plain(Sock { fd, deadline }),
+            stream: Stream::Plain(Sock { fd, deadline, timeouts: [None; 2] }),
             last_id: 0,
             buf: Vec::new(),
             start: 0,
@@ -1082,6 +1117,42 @@ mod tests {
         assert!(took >= Duration::from_millis(290) && took < Duration::from_millis(450), "{took:?}");
         drop(conn);
         peer.join().unwrap();
+    }
+
+    /// The socket timeout one operation leaves behind neither outlives the next one's shorter
+    /// deadline nor ends a longer one early.
+    #[test]
+    fn a_kept_socket_timeout_neither_outlives_nor_cuts_short_the_next_deadline() {
+        let ok = |id| msg(id, &result(0x61, 0, "", &[]), &[]);
+        let (mut conn, peer) = with_peer(move |mut s| {
+            read_request(&mut s);
+            s.write_all(&ok(1)).unwrap();
+            read_request(&mut s); // never answered
+            let _ = s.read(&mut [0; 1]); // until the client closes
+        });
+        assert_eq!(conn.simple_bind("cn=x", "pw", secs(5)).unwrap().rc, 0);
+        let started = Instant::now();
+        let e = conn.simple_bind("cn=x", "pw", Deadline::after(Duration::from_millis(300))).unwrap_err();
+        let took = started.elapsed();
+        assert_eq!(e.kind(), io::ErrorKind::TimedOut, "{e}");
+        assert!(took < Duration::from_millis(450), "{took:?}: the first bind's timeout was kept");
+        drop(conn);
+        peer.join().unwrap();
+        let (mut conn, peer) = with_peer(move |mut s| {
+            read_request(&mut s);
+            s.write_all(&ok(1)).unwrap();
+            read_request(&mut s);
+            thread::sleep(Duration::from_millis(1000));
+            s.write_all(&ok(2)).unwrap();
+            s
+        });
+        // 1 s, then 1.04 s left: the timeout set for the first (50 ms under its time) is kept
+        // for the second and ends its wait at about 0.95 s; the answer at 1 s must still count.
+        assert_eq!(conn.simple_bind("cn=x", "pw", secs(1)).unwrap().rc, 0);
+        let res = conn.simple_bind("cn=x", "pw", Deadline::after(Duration::from_millis(1040)));
+        assert_eq!(res.map(|r| r.rc).map_err(|e| e.to_string()), Ok(0));
+        drop(conn);
+        drop(peer.join().unwrap());
     }
 
     #[test]
