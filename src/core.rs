@@ -43,7 +43,7 @@ struct Slot {
     /// Rendered filters this result answers (the typed name's and the canonical name's).
     filters: Vec<String>,
     /// Lower-cased attributes that were asked for (absent from the entry = the entry has none).
-    attrs: BTreeSet<String>,
+    attrs: Attrs,
     result: Arc<Searched>,
     at: Instant,
     /// Made by ldapbind's canonicalisation at the start of a login; only then may the authid
@@ -75,7 +75,7 @@ pub struct Service<D> {
     cache: Mutex<Vec<Slot>>,
     /// Lower-cased attributes every search asks for: the prefetch set and the canonical-name
     /// attribute, computed once.
-    base_attrs: BTreeSet<String>,
+    base_attrs: Attrs,
     /// The admin's problems this process has logged at `Err` already.
     seen: FirstSeen,
 }
@@ -152,6 +152,16 @@ impl Unusable {
     }
 }
 
+/// Lower-cased attribute names, sorted, each once; shared by the searches that ask for the same.
+type Attrs = Arc<[String]>;
+
+fn attrs_of<'a>(names: impl Iterator<Item = &'a str>) -> Attrs {
+    let mut attrs: Vec<String> = names.map(str::to_ascii_lowercase).collect();
+    attrs.sort();
+    attrs.dedup();
+    attrs.into()
+}
+
 /// Whether the SASL property `prop` holds a password or a secret made from one.
 pub fn is_secret(prop: &str) -> bool {
     let p = prop.to_ascii_lowercase();
@@ -160,13 +170,14 @@ pub fn is_secret(prop: &str) -> bool {
 
 impl<D: Directory> Service<D> {
     pub fn new(config: Arc<Config>, dir: D) -> Self {
-        let mut base_attrs: BTreeSet<String> =
-            PREFETCH.iter().map(|p| config.attribute_for(p).to_ascii_lowercase()).collect();
-        if let Some(canon) = &config.canon_attr {
-            base_attrs.insert(canon.to_ascii_lowercase());
-        }
-        // The account's state comes with the same search (see [`crate::account::state`]).
-        base_attrs.extend(crate::account::ATTRS.iter().map(|a| a.to_ascii_lowercase()));
+        let base_attrs = attrs_of(
+            PREFETCH
+                .iter()
+                .map(|p| config.attribute_for(p))
+                .chain(config.canon_attr.as_deref())
+                // The account's state comes with the same search (see [`crate::account::state`]).
+                .chain(crate::account::ATTRS.iter().copied()),
+        );
         Service { config, dir, cache: Mutex::new(Vec::new()), base_attrs, seen: FirstSeen::default() }
     }
 
@@ -191,16 +202,18 @@ impl<D: Directory> Service<D> {
 
     /// Lower-cased LDAP attributes to fetch: the prefetch set, every requested property's
     /// attribute, and the canonical-name attribute.
-    fn wanted_attrs(&self, requested: &[Requested]) -> BTreeSet<String> {
-        let mut attrs = self.base_attrs.clone();
-        for r in requested {
-            let prop = r.name.strip_prefix('*').unwrap_or(&r.name);
-            let attr = self.config.attribute_for(prop);
-            if !attrs.contains(attr) {
-                attrs.insert(attr.to_ascii_lowercase());
-            }
+    /// The base set itself (shared, not copied) when every requested property's attribute is in
+    /// it, as for a password check.
+    fn wanted_attrs(&self, requested: &[Requested]) -> Attrs {
+        fn attr<'a>(config: &'a Config, r: &'a Requested) -> &'a str {
+            config.attribute_for(r.name.strip_prefix('*').unwrap_or(&r.name))
         }
-        attrs
+        let attr = |r| attr(&self.config, r);
+        let known = |a: &str| self.base_attrs.iter().any(|b| b.eq_ignore_ascii_case(a));
+        if requested.iter().all(|r| known(attr(r))) {
+            return Arc::clone(&self.base_attrs);
+        }
+        attrs_of(self.base_attrs.iter().map(String::as_str).chain(requested.iter().map(attr)))
     }
 
     /// Find the entry for `name`, from this login's kept result when allowed, else by one search.
@@ -210,7 +223,7 @@ impl<D: Directory> Service<D> {
         host: &H,
         name: &str,
         asker: Asker,
-        attrs: &BTreeSet<String>,
+        attrs: &Attrs,
     ) -> Result<(Arc<Searched>, String), Error> {
         let filter = self.config.filter.render(name, host.realm().as_deref());
         let conn = host.conn_id();
@@ -230,15 +243,14 @@ impl<D: Directory> Service<D> {
                 s.conn == conn
                     && s.filters.contains(&filter)
                     && fresh(s)
-                    && attrs.is_subset(&s.attrs)
+                    && (Arc::ptr_eq(attrs, &s.attrs) || attrs.iter().all(|a| s.attrs.binary_search(a).is_ok()))
                     && (asker != Asker::AuthidLookup || s.by_canon)
             }) {
                 return Ok((Arc::clone(&slot.result), filter));
             }
         }
-        let attr_list: Vec<String> = attrs.iter().cloned().collect();
         let result = Arc::new(Searched {
-            found: self.dir.find(&filter, &attr_list)?,
+            found: self.dir.find(&filter, attrs)?,
             password_reported: AtomicBool::new(false),
             unusable_reported: Mutex::new(BTreeSet::new()),
         });
@@ -250,7 +262,7 @@ impl<D: Directory> Service<D> {
         cache.push(Slot {
             conn,
             filters: vec![filter.clone()],
-            attrs: attrs.clone(),
+            attrs: Arc::clone(attrs),
             result: Arc::clone(&result),
             at: now,
             by_canon: asker == Asker::Canon,

@@ -10,8 +10,9 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use ldap3::asn1::{PL, StructureTag};
 use ldap3::controls::RawControl;
-use ldap3::{DerefAliases, LdapResult, Scope as LdapScope, SearchEntry, SearchOptions};
+use ldap3::{DerefAliases, LdapResult, ResultEntry, Scope as LdapScope, SearchEntry, SearchOptions};
 
 use super::net::Deadline;
 use super::wire::Conn;
@@ -361,12 +362,13 @@ impl Directory for LdapDirectory {
             Scope::One => LdapScope::OneLevel,
             Scope::Sub => LdapScope::Subtree,
         };
-        let wanted: Vec<String> = if attrs.is_empty() { vec!["1.1".to_owned()] } else { attrs.to_vec() };
+        // "1.1": no attributes (RFC 4511 4.5.1.8).
+        let wanted: Vec<&str> = if attrs.is_empty() { vec!["1.1"] } else { attrs.iter().map(String::as_str).collect() };
         self.run(Purpose::Search, |conn, url, deadline| {
             let options = SearchOptions::new().deref(DerefAliases::Never).sizelimit(SIZE_LIMIT);
             let transport = |e| Failure::Transport(Error::ldap(&cfg, url, Step::search(&cfg), e));
             let mut stream =
-                conn.search(&cfg.search_base, scope, filter, wanted.clone(), options, deadline).map_err(transport)?;
+                conn.search_for(&cfg.search_base, scope, filter, &wanted, options, deadline).map_err(transport)?;
             // Read at most SIZE_LIMIT + 1 entries whatever the server sends: enough to tell
             // "one" from "ambiguous", and a bound on memory. A search cut short leaves work on
             // the server, so that connection is closed instead of kept.
@@ -377,7 +379,7 @@ impl Directory for LdapDirectory {
                 if raw.is_ref() || raw.is_intermediate() {
                     continue;
                 }
-                entries.push(to_entry(SearchEntry::construct(raw)));
+                entries.push(to_entry(raw));
                 if entries.len() > SIZE_LIMIT as usize {
                     cut_short = true;
                     break;
@@ -475,18 +477,60 @@ pub const MAX_VALUES: usize = 64;
 /// Largest attribute value kept, in bytes; larger values are ignored, never truncated.
 pub const MAX_VALUE_BYTES: usize = 64 * 1024;
 
-fn to_entry(se: SearchEntry) -> Entry {
-    let text = se.attrs.into_iter().map(|(name, values)| (name, values.into_iter().map(String::into_bytes).collect()));
+/// The entry as sent, decoded straight from its BER (wire.rs checked its shape: a UTF-8 DN, then
+/// attributes each with a UTF-8 name and primitive values), without ldap3's `SearchEntry` maps.
+/// Attributes keep the server's order; an attribute's values are ordered as
+/// `SearchEntry::construct` orders them (those that are not UTF-8 first, each group as sent).
+fn to_entry(raw: ResultEntry) -> Entry {
+    let text = |bytes: Vec<u8>| {
+        String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+    };
+    let PL::C(parts) = raw.0.payload else { return Entry { dn: String::new(), attrs: Vec::new() } };
+    let mut parts = parts.into_iter();
+    let dn = match parts.next() {
+        Some(StructureTag { payload: PL::P(dn), .. }) => text(dn),
+        _ => String::new(),
+    };
+    let sent = match parts.next() {
+        Some(StructureTag { payload: PL::C(list), .. }) => list,
+        _ => Vec::new(),
+    };
+    let sent = sent.into_iter().filter_map(|attr| {
+        let PL::C(parts) = attr.payload else { return None };
+        let mut parts = parts.into_iter();
+        let (Some(StructureTag { payload: PL::P(name), .. }), Some(StructureTag { payload: PL::C(values), .. })) =
+            (parts.next(), parts.next())
+        else {
+            return None;
+        };
+        let mut values: Vec<Vec<u8>> = values
+            .into_iter()
+            .filter_map(|v| match v.payload {
+                PL::P(bytes) => Some(bytes),
+                PL::C(_) => None,
+            })
+            .collect();
+        if values.iter().any(|v| std::str::from_utf8(v).is_err()) {
+            values.sort_by_key(|v| std::str::from_utf8(v).is_ok());
+        }
+        Some((text(name), values))
+    });
+    entry_of(dn, sent)
+}
+
+/// An [`Entry`] of the attributes `sent`: at most [`MAX_VALUES`] values of at most
+/// [`MAX_VALUE_BYTES`] each per attribute (a warning for the rest), names that differ only in
+/// case merged.
+fn entry_of(dn: String, sent: impl Iterator<Item = (String, Vec<Vec<u8>>)>) -> Entry {
     let mut attrs: Vec<(String, Vec<Vec<u8>>)> = Vec::new();
-    for (name, values) in text.chain(se.bin_attrs) {
-        let values: Vec<Vec<u8>> = values;
+    for (name, values) in sent {
         let count = values.len();
         let kept: Vec<Vec<u8>> = values.into_iter().filter(|v| v.len() <= MAX_VALUE_BYTES).take(MAX_VALUES).collect();
         if kept.len() < count {
             log::warn!(
                 target: "ldapbind",
                 "entry {}: ignoring {} of {count} values of {name} (more than {MAX_VALUES}, or larger than {MAX_VALUE_BYTES} bytes)",
-                se.dn,
+                dn,
                 count - kept.len()
             );
         }
@@ -495,13 +539,12 @@ fn to_entry(se: SearchEntry) -> Entry {
             None => attrs.push((name, kept)),
         }
     }
-    Entry { dn: se.dn, attrs }
+    Entry { dn, attrs }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
 
     fn url(s: &str) -> LdapUrl {
         crate::uri::parse_uri_list(s).unwrap().urls.remove(0)
@@ -573,18 +616,52 @@ mod tests {
         assert!(wrong.contains("check sasl_ldapdb_id and sasl_ldapdb_pw"), "{wrong}");
     }
 
+    /// A SearchResultEntry as wire.rs hands it over.
+    fn raw_entry(dn: &str, attrs: &[(&str, &[&[u8]])]) -> ResultEntry {
+        use ldap3::asn1::{TagClass, Types};
+        let tag = |class, id, payload| StructureTag { class, id, payload };
+        let octets = |b: &[u8]| tag(TagClass::Universal, Types::OctetString as u64, PL::P(b.to_vec()));
+        let attrs = attrs.iter().map(|(name, values)| {
+            let values = tag(TagClass::Universal, Types::Set as u64, PL::C(values.iter().map(|v| octets(v)).collect()));
+            tag(TagClass::Universal, Types::Sequence as u64, PL::C(vec![octets(name.as_bytes()), values]))
+        });
+        let attrs = tag(TagClass::Universal, Types::Sequence as u64, PL::C(attrs.collect()));
+        ResultEntry::new(tag(TagClass::Application, 4, PL::C(vec![octets(dn.as_bytes()), attrs])))
+    }
+
+    #[test]
+    fn entries_are_decoded_as_ldap3_search_entry_gives_them() {
+        let raw = raw_entry(
+            "uid=a,dc=x",
+            &[("uid", &[b"a"]), ("userPassword", &[b"secret", b"\xff\xfe", b"x", b"\x80"]), ("mail", &[b"m1", b"m2"])],
+        );
+        let e = to_entry(raw.clone());
+        let se = SearchEntry::construct(raw);
+        assert_eq!(e.dn, se.dn);
+        let names: Vec<&str> = e.attrs.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["uid", "userPassword", "mail"], "the server's order");
+        for (name, values) in &se.attrs {
+            let values: Vec<Vec<u8>> = values.iter().map(|v| v.as_bytes().to_vec()).collect();
+            assert_eq!(e.values(name), values, "{name}");
+        }
+        for (name, values) in &se.bin_attrs {
+            assert_eq!(e.values(name), values.as_slice(), "{name}");
+        }
+        assert_eq!(
+            e.values("userPassword"),
+            [b"\xff\xfe".to_vec(), b"\x80".to_vec(), b"secret".to_vec(), b"x".to_vec()]
+        );
+    }
+
     #[test]
     fn entries_keep_bounded_values_and_never_truncate_one() {
-        let many: Vec<String> = (0..100).map(|i| format!("v{i}")).collect();
-        let se = SearchEntry {
-            dn: "cn=x,dc=users,dc=local".into(),
-            attrs: HashMap::from([("mail".to_owned(), many), ("uid".to_owned(), vec!["x".to_owned()])]),
-            bin_attrs: HashMap::from([(
-                "userPassword".to_owned(),
-                vec![vec![b'a'; MAX_VALUE_BYTES + 1], b"ok".to_vec()],
-            )]),
-        };
-        let e = to_entry(se);
+        let many: Vec<Vec<u8>> = (0..100).map(|i| format!("v{i}").into_bytes()).collect();
+        let sent = [
+            ("mail".to_owned(), many),
+            ("uid".to_owned(), vec![b"x".to_vec()]),
+            ("userPassword".to_owned(), vec![vec![b'a'; MAX_VALUE_BYTES + 1], b"ok".to_vec()]),
+        ];
+        let e = entry_of("cn=x,dc=users,dc=local".into(), sent.into_iter());
         assert_eq!(e.values("mail").len(), MAX_VALUES);
         assert_eq!(e.values("UID"), [b"x".to_vec()]);
         assert_eq!(e.values("userpassword"), [b"ok".to_vec()], "an oversized value is dropped whole");

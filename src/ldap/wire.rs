@@ -2,9 +2,10 @@
 //! its result types) over a socket ldapbind owns, in the caller's thread. No runtime, no thread,
 //! nothing started at load time.
 //!
-//! Every read and write is bounded by the operation's [`Deadline`]: the socket's receive or send
-//! timeout is set to the time left before each system call, so a server that drips its answer
-//! cannot stretch an operation, and the TLS handshake is bounded the same way.
+//! Every read and write is bounded by the operation's [`Deadline`]: before each system call the
+//! socket's receive or send timeout is at most the time left (set anew unless the one already set
+//! is, see [`Sock::bounded`]), so a server that drips its answer cannot stretch an operation, and
+//! the TLS handshake is bounded the same way.
 //!
 //! Each message from the server is framed here: its BER tag and length are read first, and a
 //! message announcing more than [`MAX_MESSAGE`] bytes (or an indefinite length) is refused
@@ -20,10 +21,7 @@ use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::BytesMut;
-use ldap3::asn1::{
-    ASNTag, Boolean, Enumerated, Integer, Null, OctetString, PL, Sequence, StructureTag, Tag, TagClass, Types,
-};
+use ldap3::asn1::{ASNTag, Boolean, Integer, Null, OctetString, PL, Sequence, StructureTag, Tag, TagClass, Types};
 use ldap3::controls::{Control, RawControl};
 use ldap3::{LdapResult, ResultEntry, Scope, SearchOptions};
 use rustls::pki_types::ServerName;
@@ -65,7 +63,16 @@ fn malformed(what: &str) -> io::Error {
 struct Sock {
     fd: Fd,
     deadline: Deadline,
+    /// The receive and send timeouts this connection last set on the socket (`None`: unknown).
+    timeouts: [Option<Duration>; 2],
 }
+
+const RECEIVE: usize = 0;
+const SEND: usize = 1;
+
+/// How much shorter than the time left a socket timeout set for an earlier call may be and still
+/// serve the next one (see [`Sock::bounded`]).
+const TIMEOUT_SLACK: Duration = Duration::from_millis(100);
 
 enum Fd {
     Tcp(TcpStream),
@@ -80,6 +87,35 @@ impl Sock {
         }
         Ok(self.deadline.left())
     }
+
+    /// `call` (a system call on the socket) with the socket's timeout for `which` set no longer
+    /// than the time left, so it returns by the deadline. A timeout set for an earlier call is
+    /// kept while it is no longer than the time left and at most [`TIMEOUT_SLACK`] shorter (a
+    /// login's calls then make no `setsockopt`): new ones are set that much under the time left.
+    /// A call such a shorter timeout ends before the deadline is made again with the exact time
+    /// left.
+    fn bounded<T>(&mut self, which: usize, mut call: impl FnMut(&mut Fd) -> Result<T>) -> Result<T> {
+        loop {
+            let left = self.left()?;
+            if !self.timeouts[which].is_some_and(|t| t <= left && left - t <= TIMEOUT_SLACK) {
+                let t = if left > TIMEOUT_SLACK { left - TIMEOUT_SLACK / 2 } else { left };
+                self.timeouts[which] = None;
+                match (&self.fd, which) {
+                    (Fd::Tcp(s), RECEIVE) => s.set_read_timeout(Some(t)),
+                    (Fd::Tcp(s), _) => s.set_write_timeout(Some(t)),
+                    (Fd::Unix(s), RECEIVE) => s.set_read_timeout(Some(t)),
+                    (Fd::Unix(s), _) => s.set_write_timeout(Some(t)),
+                }?;
+                self.timeouts[which] = Some(t);
+            }
+            match call(&mut self.fd) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock && !self.deadline.passed() => {
+                    self.timeouts[which] = None;
+                }
+                done => return done.map_err(timed_out),
+            }
+        }
+    }
 }
 
 /// A receive or send timeout is `WouldBlock` (EAGAIN) from the kernel: say what it is.
@@ -93,23 +129,19 @@ fn timed_out(e: io::Error) -> io::Error {
 
 impl Read for Sock {
     fn read(&mut self, buf: &mut [u8]) -> Result<usize> {
-        let left = Some(self.left()?);
-        match &mut self.fd {
-            Fd::Tcp(s) => s.set_read_timeout(left).and_then(|()| s.read(buf)),
-            Fd::Unix(s) => s.set_read_timeout(left).and_then(|()| s.read(buf)),
-        }
-        .map_err(timed_out)
+        self.bounded(RECEIVE, |fd| match fd {
+            Fd::Tcp(s) => s.read(buf),
+            Fd::Unix(s) => s.read(buf),
+        })
     }
 }
 
 impl Write for Sock {
     fn write(&mut self, buf: &[u8]) -> Result<usize> {
-        let left = Some(self.left()?);
-        match &mut self.fd {
-            Fd::Tcp(s) => s.set_write_timeout(left).and_then(|()| s.write(buf)),
-            Fd::Unix(s) => s.set_write_timeout(left).and_then(|()| s.write(buf)),
-        }
-        .map_err(timed_out)
+        self.bounded(SEND, |fd| match fd {
+            Fd::Tcp(s) => s.write(buf),
+            Fd::Unix(s) => s.write(buf),
+        })
     }
 
     fn flush(&mut self) -> Result<()> {
@@ -196,7 +228,7 @@ impl Conn {
     fn new(fd: Fd) -> Conn {
         let deadline = Deadline::after(Duration::ZERO);
         Conn {
-            stream: Stream::Plain(Sock { fd, deadline }),
+            stream: Stream::Plain(Sock { fd, deadline, timeouts: [None; 2] }),
             last_id: 0,
             buf: Vec::new(),
             start: 0,
@@ -306,34 +338,61 @@ impl Conn {
         opts: SearchOptions,
         deadline: Deadline,
     ) -> Result<Search<'_>> {
+        self.search_for(base, scope, filter, &attrs, opts, deadline)
+    }
+
+    /// [`Conn::search`] with the attribute names borrowed (a login's search copies none).
+    pub fn search_for(
+        &mut self,
+        base: &str,
+        scope: Scope,
+        filter: &str,
+        attrs: &[impl AsRef<str>],
+        opts: SearchOptions,
+        deadline: Deadline,
+    ) -> Result<Search<'_>> {
         let filter = ldap3::parse_filter(filter).map_err(|()| {
             io::Error::new(io::ErrorKind::InvalidInput, format!("the search filter {filter} is not valid"))
         })?;
-        let request = tagged(
-            SEARCH_REQUEST,
-            vec![
-                octets(base.as_bytes()),
-                Tag::Enumerated(Enumerated { inner: scope as i64, ..Default::default() }),
-                Tag::Enumerated(Enumerated { inner: opts.deref as i64, ..Default::default() }),
-                Tag::Integer(Integer { inner: i64::from(opts.sizelimit), ..Default::default() }),
-                Tag::Integer(Integer { inner: i64::from(opts.timelimit), ..Default::default() }),
-                Tag::Boolean(Boolean { inner: opts.typesonly, ..Default::default() }),
-                filter,
-                Tag::Sequence(Sequence {
-                    inner: attrs.iter().map(|a| octets(a.as_bytes())).collect(),
-                    ..Default::default()
-                }),
-            ],
-        );
-        let id = self.send(request, None, deadline)?;
+        let filter = filter.into_structure();
+        // The SearchRequest (RFC 4511 4.5.1) written straight to BER: a login's search builds
+        // no tag tree but the filter's.
+        let id = self.send_with(deadline, |id| {
+            // Room for the whole request as a login's is (the filter's own size unknown).
+            let attrs_len: usize = attrs.iter().map(|a| a.as_ref().len() + 2).sum();
+            let mut out = Vec::with_capacity(base.len() + attrs_len + 256);
+            tlv(&mut out, &[0x30], |msg| {
+                ber_integer(msg, 0x02, i64::from(id));
+                tlv(msg, &[0x60 | SEARCH_REQUEST as u8], |req| {
+                    tlv(req, &[0x04], |o| o.extend_from_slice(base.as_bytes()));
+                    ber_integer(req, 0x0a, scope as i64);
+                    ber_integer(req, 0x0a, opts.deref as i64);
+                    ber_integer(req, 0x02, i64::from(opts.sizelimit));
+                    ber_integer(req, 0x02, i64::from(opts.timelimit));
+                    tlv(req, &[0x01], |o| o.push(if opts.typesonly { 0xff } else { 0 }));
+                    write_ber(req, &filter);
+                    tlv(req, &[0x30], |list| {
+                        for a in attrs {
+                            tlv(list, &[0x04], |o| o.extend_from_slice(a.as_ref().as_bytes()));
+                        }
+                    });
+                });
+            });
+            Ok(out)
+        })?;
         Ok(Search { conn: self, id, deadline, result: None })
     }
 
     /// Send `op` with `controls` as the next message; its id.
     fn send(&mut self, op: Tag, controls: Option<Vec<RawControl>>, deadline: Deadline) -> Result<i32> {
+        self.send_with(deadline, |id| encode(id, op, controls))
+    }
+
+    /// Send the next message, which `encode` writes for its id; the id.
+    fn send_with(&mut self, deadline: Deadline, encode: impl FnOnce(i32) -> Result<Vec<u8>>) -> Result<i32> {
         self.usable()?;
         self.last_id = if self.last_id == i32::MAX { 1 } else { self.last_id + 1 };
-        let bytes = encode(self.last_id, op, controls)?;
+        let bytes = encode(self.last_id)?;
         self.stream.sock().deadline = deadline;
         self.stream.send(&bytes).inspect_err(|e| self.break_off(e))?;
         Ok(self.last_id)
@@ -492,7 +551,7 @@ fn octets(bytes: &[u8]) -> Tag {
 }
 
 /// The LDAPMessage `{ id, op, controls }` as BER (RFC 4511 4.1.1, controls 4.1.11).
-fn encode(id: i32, op: Tag, controls: Option<Vec<RawControl>>) -> Result<BytesMut> {
+fn encode(id: i32, op: Tag, controls: Option<Vec<RawControl>>) -> Result<Vec<u8>> {
     let mut parts = vec![Tag::Integer(Integer { inner: i64::from(id), ..Default::default() }), op];
     if let Some(controls) = controls {
         let controls = controls.into_iter().map(|c| {
@@ -505,12 +564,72 @@ fn encode(id: i32, op: Tag, controls: Option<Vec<RawControl>>) -> Result<BytesMu
         });
         parts.push(Tag::Sequence(Sequence { id: 0, class: TagClass::Context, inner: controls.collect() }));
     }
-    let mut out = BytesMut::new();
-    ldap3::asn1::write::encode_into(
-        &mut out,
-        Tag::Sequence(Sequence { inner: parts, ..Default::default() }).into_structure(),
-    )?;
+    let tag = Tag::Sequence(Sequence { inner: parts, ..Default::default() }).into_structure();
+    let mut out = Vec::new();
+    write_ber(&mut out, &tag);
     Ok(out)
+}
+
+/// The identifier `ident`, then what `contents` writes, with its length (definite, shortest
+/// form) put between them once known.
+fn tlv(out: &mut Vec<u8>, ident: &[u8], contents: impl FnOnce(&mut Vec<u8>)) {
+    out.extend_from_slice(ident);
+    let at = out.len();
+    out.push(0);
+    contents(out);
+    let len = out.len() - at - 1;
+    if len < 128 {
+        out[at] = len as u8;
+    } else {
+        let n = (usize::BITS - len.leading_zeros()).div_ceil(8) as usize;
+        out[at] = 0x80 | n as u8;
+        out.splice(at + 1..at + 1, len.to_be_bytes()[size_of::<usize>() - n..].iter().copied());
+    }
+}
+
+/// An INTEGER or ENUMERATED (identifier `ident`) with the contents lber gives it (its
+/// `i_e_into_structure`: the shortest two's complement of a non-negative `n`).
+fn ber_integer(out: &mut Vec<u8>, ident: u8, n: i64) {
+    let mut count = 1;
+    let mut rem = n.saturating_abs() >> 8;
+    while rem > 0 {
+        count += 1;
+        rem >>= 8;
+    }
+    if n > 0 && n >> (8 * count - 1) == 1 {
+        count += 1;
+    }
+    tlv(out, &[ident], |o| {
+        if count > 8 {
+            o.push(0);
+            count = 8;
+        }
+        o.extend_from_slice(&n.to_be_bytes()[8 - count..]);
+    });
+}
+
+/// `tag` as BER into `out` in one pass, byte for byte as `ldap3::asn1::write::encode_into` writes
+/// it, without its buffer per constructed element.
+fn write_ber(out: &mut Vec<u8>, tag: &StructureTag) {
+    let constructed = matches!(tag.payload, PL::C(_));
+    let first = (tag.class as u8) << 6 | u8::from(constructed) << 5;
+    let mut ident = [0u8; 11];
+    let len = if tag.id > 30 {
+        ident[0] = first | 0x1f;
+        let n = (64 - tag.id.leading_zeros() as usize).div_ceil(7);
+        for i in 0..n {
+            let byte = (tag.id >> (7 * (n - 1 - i))) as u8 & 0x7f;
+            ident[1 + i] = if i + 1 < n { byte | 0x80 } else { byte };
+        }
+        1 + n
+    } else {
+        ident[0] = first | tag.id as u8;
+        1
+    };
+    tlv(out, &ident[..len], |out| match &tag.payload {
+        PL::P(v) => out.extend_from_slice(v),
+        PL::C(parts) => parts.iter().for_each(|p| write_ber(out, p)),
+    });
 }
 
 /// The header of the message at the start of `bytes`: (header length, body length), `None`
@@ -809,6 +928,34 @@ mod tests {
         assert_eq!(seen.len(), 5);
     }
 
+    #[test]
+    fn integers_are_encoded_as_ldap3_does() {
+        for n in [0, 1, 127, 128, 255, 256, 32_767, 32_768, 65_535, i64::from(i32::MAX), i64::MAX] {
+            let mut want = bytes::BytesMut::new();
+            ldap3::asn1::write::encode_into(
+                &mut want,
+                Tag::Integer(Integer { inner: n, ..Default::default() }).into_structure(),
+            )
+            .unwrap();
+            let mut seen = Vec::new();
+            ber_integer(&mut seen, 0x02, n);
+            assert!(seen == want[..], "{n}: {seen:02x?}");
+        }
+    }
+
+    #[test]
+    fn long_lengths_and_high_tag_numbers_are_encoded_as_ldap3_does() {
+        for (id, size) in [(0, 0), (30, 127), (31, 128), (127, 255), (128, 256), (16_383, 65_536), (1 << 20, 70_000)] {
+            let value = Tag::OctetString(OctetString { id, inner: vec![7; size], ..Default::default() });
+            let tag = Tag::Sequence(Sequence { id, inner: vec![value], ..Default::default() }).into_structure();
+            let mut want = bytes::BytesMut::new();
+            ldap3::asn1::write::encode_into(&mut want, tag.clone()).unwrap();
+            let mut seen = Vec::new();
+            write_ber(&mut seen, &tag);
+            assert!(seen == want[..], "id {id}, {size} bytes");
+        }
+    }
+
     /// An entry, a referral and the done message with a ppolicy response control, as one stream.
     fn search_answer(id: u8) -> Vec<u8> {
         let values: &[&[u8]] = &[b"secret", b"\xff\xfe"];
@@ -970,6 +1117,42 @@ mod tests {
         assert!(took >= Duration::from_millis(290) && took < Duration::from_millis(450), "{took:?}");
         drop(conn);
         peer.join().unwrap();
+    }
+
+    /// The socket timeout one operation leaves behind neither outlives the next one's shorter
+    /// deadline nor ends a longer one early.
+    #[test]
+    fn a_kept_socket_timeout_neither_outlives_nor_cuts_short_the_next_deadline() {
+        let ok = |id| msg(id, &result(0x61, 0, "", &[]), &[]);
+        let (mut conn, peer) = with_peer(move |mut s| {
+            read_request(&mut s);
+            s.write_all(&ok(1)).unwrap();
+            read_request(&mut s); // never answered
+            let _ = s.read(&mut [0; 1]); // until the client closes
+        });
+        assert_eq!(conn.simple_bind("cn=x", "pw", secs(5)).unwrap().rc, 0);
+        let started = Instant::now();
+        let e = conn.simple_bind("cn=x", "pw", Deadline::after(Duration::from_millis(300))).unwrap_err();
+        let took = started.elapsed();
+        assert_eq!(e.kind(), io::ErrorKind::TimedOut, "{e}");
+        assert!(took < Duration::from_millis(450), "{took:?}: the first bind's timeout was kept");
+        drop(conn);
+        peer.join().unwrap();
+        let (mut conn, peer) = with_peer(move |mut s| {
+            read_request(&mut s);
+            s.write_all(&ok(1)).unwrap();
+            read_request(&mut s);
+            thread::sleep(Duration::from_millis(1000));
+            s.write_all(&ok(2)).unwrap();
+            s
+        });
+        // 1 s, then 1.04 s left: the timeout set for the first (50 ms under its time) is kept
+        // for the second and ends its wait at about 0.95 s; the answer at 1 s must still count.
+        assert_eq!(conn.simple_bind("cn=x", "pw", secs(1)).unwrap().rc, 0);
+        let res = conn.simple_bind("cn=x", "pw", Deadline::after(Duration::from_millis(1040)));
+        assert_eq!(res.map(|r| r.rc).map_err(|e| e.to_string()), Ok(0));
+        drop(conn);
+        drop(peer.join().unwrap());
     }
 
     #[test]
