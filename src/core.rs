@@ -47,7 +47,7 @@ struct Slot {
     result: Arc<Searched>,
     at: Instant,
     /// Made by ldapbind's canonicalisation at the start of a login; only then may the authid
-    /// lookups of the same login use it (see [`Service::search`]).
+    /// lookups of the same login use it (see [`Users::search`]).
     by_canon: bool,
 }
 
@@ -68,8 +68,9 @@ enum Asker {
     AuthzidLookup,
 }
 
-/// A configured plugin: its configuration, its directory and the per-login result cache.
-pub struct Service<D> {
+/// The directory's users as a configured plugin sees them (not the SASL service, not the
+/// service account): its configuration, its directory and the per-login result cache.
+pub struct Users<D> {
     config: Arc<Config>,
     dir: D,
     cache: Mutex<Vec<Slot>>,
@@ -168,7 +169,7 @@ pub fn is_secret(prop: &str) -> bool {
     p == "userpassword" || p == "authpassword" || p.starts_with("cmusaslsecret")
 }
 
-impl<D: Directory> Service<D> {
+impl<D: Directory> Users<D> {
     pub fn new(config: Arc<Config>, dir: D) -> Self {
         let base_attrs = attrs_of(
             PREFETCH
@@ -178,7 +179,7 @@ impl<D: Directory> Service<D> {
                 // The account's state comes with the same search (see [`crate::account::state`]).
                 .chain(crate::account::ATTRS.iter().copied()),
         );
-        Service { config, dir, cache: Mutex::new(Vec::new()), base_attrs, seen: FirstSeen::default() }
+        Users { config, dir, cache: Mutex::new(Vec::new()), base_attrs, seen: FirstSeen::default() }
     }
 
     /// The level for a problem only the admin can fix: `Err` the first time this process

@@ -169,7 +169,7 @@ const AUTHZID: LookupFlags = LookupFlags { override_values: false, authzid: true
 
 #[test]
 fn authid_pass_serves_star_names_under_their_exact_name() {
-    let svc = Service::new(config(&[]), FakeDir::default().expect_find(JOHN_FILTER, john("dogood")));
+    let svc = Users::new(config(&[]), FakeDir::default().expect_find(JOHN_FILTER, john("dogood")));
     let host = FakeHost::requesting(&["*userPassword", "*cmusaslsecretPLAIN", "uidNumber"]);
     svc.lookup(&host, AUTHID, b"jdoe@example.com").unwrap();
     assert_eq!(host.values("*userPassword"), ["dogood"]);
@@ -179,7 +179,7 @@ fn authid_pass_serves_star_names_under_their_exact_name() {
 #[test]
 fn one_search_serves_the_whole_login() {
     let dir = FakeDir::default().expect_find(JOHN_FILTER, john("dogood"));
-    let svc = Service::new(config(&[]), dir);
+    let svc = Users::new(config(&[]), dir);
     // uidNumber: the authzid pass has a plain name to look up, so it would search if it could.
     let host = FakeHost::requesting(&["*userPassword", "uidNumber"]);
     svc.lookup(&host, AUTHID, b"jdoe@example.com").unwrap();
@@ -191,7 +191,7 @@ fn one_search_serves_the_whole_login() {
 #[test]
 fn a_kept_result_serves_its_login_for_the_cache_ttl_only() {
     let dir = FakeDir::default().expect_find(JOHN_FILTER, john("dogood")).expect_find(JOHN_FILTER, john("dogood"));
-    let svc = Service::new(config(&[]), dir);
+    let svc = Users::new(config(&[]), dir);
     // The authzid pass asks for the plain names, so it has something to look up.
     let host = FakeHost::requesting(&["*userPassword", "uidNumber"]);
     svc.lookup(&host, AUTHID, b"jdoe@example.com").unwrap();
@@ -207,7 +207,7 @@ fn a_kept_result_serves_its_login_for_the_cache_ttl_only() {
 #[test]
 fn canon_then_lookups_use_one_search_and_canon_is_idempotent() {
     let dir = FakeDir::default().expect_find("(|(uid=johndoe)(mail=johndoe))", john("dogood"));
-    let svc = Service::new(config(&[("ldapdb_canon_attr", "mail")]), dir);
+    let svc = Users::new(config(&[("ldapdb_canon_attr", "mail")]), dir);
     let host = FakeHost::requesting(&["*userPassword"]);
     // Two mail values: the typed name matches neither, so canon must refuse to pick...
     let err = svc.canonicalize(&host, b" johndoe ").unwrap_err();
@@ -215,13 +215,13 @@ fn canon_then_lookups_use_one_search_and_canon_is_idempotent() {
     // ...while typing one of them picks the stored value, whatever the typed case.
     let typed = "(|(uid=JOHN.DOE@example.com)(mail=JOHN.DOE@example.com))";
     let dir = FakeDir::default().expect_find(typed, john("dogood"));
-    let svc = Service::new(config(&[("ldapdb_canon_attr", "mail")]), dir);
+    let svc = Users::new(config(&[("ldapdb_canon_attr", "mail")]), dir);
     assert_eq!(svc.canonicalize(&host, b"JOHN.DOE@example.com ").unwrap(), "John.Doe@example.com");
     // Fed back in, the canonical name is its own canonical name (libsasl2 re-canonicalises).
     host.in_login.set(true);
     let dir =
         FakeDir::default().expect_find("(|(uid=John.Doe@example.com)(mail=John.Doe@example.com))", john("dogood"));
-    let svc = Service::new(config(&[("ldapdb_canon_attr", "mail")]), dir);
+    let svc = Users::new(config(&[("ldapdb_canon_attr", "mail")]), dir);
     assert_eq!(svc.canonicalize(&host, b"John.Doe@example.com").unwrap(), "John.Doe@example.com");
 }
 
@@ -232,7 +232,7 @@ fn canonical_name_comes_from_the_entry() {
         attrs: vec![("uid".into(), vec![b"johndoe".to_vec()]), ("userPassword".into(), vec![b"dogood".to_vec()])],
     });
     let dir = FakeDir::default().expect_find(JOHN_FILTER, one);
-    let svc = Service::new(config(&[("ldapdb_canon_attr", "uid")]), dir);
+    let svc = Users::new(config(&[("ldapdb_canon_attr", "uid")]), dir);
     let host = FakeHost::requesting(&["*userPassword"]);
     assert_eq!(svc.canonicalize(&host, b"  jdoe@example.com\t").unwrap(), "johndoe");
     // The re-canonicalisation and the lookups of the same login reuse the search.
@@ -246,7 +246,7 @@ fn canonical_name_comes_from_the_entry() {
 #[test]
 fn a_new_login_on_a_reused_connection_searches_again() {
     let dir = FakeDir::default().expect_find(JOHN_FILTER, john("a")).expect_find(JOHN_FILTER, john("b"));
-    let svc = Service::new(config(&[]), dir);
+    let svc = Users::new(config(&[]), dir);
     let host = FakeHost::requesting(&["*userPassword"]);
     svc.lookup(&host, AUTHID, b"jdoe@example.com").unwrap();
     let host = FakeHost::requesting(&["*userPassword"]);
@@ -258,7 +258,7 @@ fn a_new_login_on_a_reused_connection_searches_again() {
 #[test]
 fn hashed_passwords_are_never_returned() {
     for hash in ["{SSHA}W6ph5Mm5Pz8GgiULbPgzG37mj9g=", "{CRYPT}$6$x$y", "$6$salt$hash"] {
-        let svc = Service::new(config(&[]), FakeDir::default().expect_find(JOHN_FILTER, john(hash)));
+        let svc = Users::new(config(&[]), FakeDir::default().expect_find(JOHN_FILTER, john(hash)));
         let host = FakeHost::requesting(&["*userPassword"]);
         svc.lookup(&host, AUTHID, b"jdoe@example.com").unwrap();
         assert!(host.values("*userPassword").is_empty(), "{hash} returned");
@@ -266,7 +266,7 @@ fn hashed_passwords_are_never_returned() {
         assert!(host.logged(Level::Err, "saslauthd"), "{:?}", host.logs.borrow());
     }
     // With saslauthd checking PLAIN/LOGIN the hash is expected: a debug note, not a failure.
-    let svc = Service::new(config(&[]), FakeDir::default().expect_find(JOHN_FILTER, john("{SSHA}x")));
+    let svc = Users::new(config(&[]), FakeDir::default().expect_find(JOHN_FILTER, john("{SSHA}x")));
     let host = FakeHost { pwcheck: Some("auxprop saslauthd".into()), ..FakeHost::requesting(&["*userPassword"]) };
     svc.lookup(&host, AUTHID, b"jdoe@example.com").unwrap();
     assert!(host.logged(Level::Debug, "left to saslauthd"), "{:?}", host.logs.borrow());
@@ -275,17 +275,17 @@ fn hashed_passwords_are_never_returned() {
 
 #[test]
 fn unknown_users_and_ambiguity() {
-    let svc = Service::new(config(&[]), FakeDir::default().expect_find("(|(uid=nobody)(mail=nobody))", Found::None));
+    let svc = Users::new(config(&[]), FakeDir::default().expect_find("(|(uid=nobody)(mail=nobody))", Found::None));
     let host = FakeHost::requesting(&["*userPassword"]);
     assert_eq!(svc.lookup(&host, AUTHID, b"nobody").unwrap_err().sasl_code(), crate::ffi::sasl::SASL_NOUSER);
 
     // An authorization id need not exist.
-    let svc = Service::new(config(&[]), FakeDir::default().expect_find("(|(uid=bob)(mail=bob))", Found::None));
+    let svc = Users::new(config(&[]), FakeDir::default().expect_find("(|(uid=bob)(mail=bob))", Found::None));
     let host = FakeHost::requesting(&["uidNumber"]);
     svc.lookup(&host, AUTHZID, b"bob").unwrap();
 
     let many = Found::Many(vec!["cn=a,dc=users,dc=local".into(), "cn=b,dc=users,dc=local".into()]);
-    let svc = Service::new(
+    let svc = Users::new(
         config(&[]),
         FakeDir::default().expect_find("(|(uid=shared@example.com)(mail=shared@example.com))", many),
     );
@@ -296,14 +296,14 @@ fn unknown_users_and_ambiguity() {
 
 #[test]
 fn hostile_names_never_reach_the_directory() {
-    let svc = Service::new(config(&[]), FakeDir::default());
+    let svc = Users::new(config(&[]), FakeDir::default());
     let host = FakeHost::requesting(&["*userPassword"]);
     for name in [&b"a\0b"[..], b"\xff\xfe", b"   ", &[b'a'; 600][..], b"a\nb"] {
         assert!(svc.lookup(&host, AUTHID, name).is_err(), "{name:?}");
         assert!(svc.canonicalize(&host, name).is_err());
     }
     // Filter metacharacters are escaped, never interpreted.
-    let svc = Service::new(
+    let svc = Users::new(
         config(&[]),
         FakeDir::default().expect_find("(|(uid=x\\29\\28uid=\\2a)(mail=x\\29\\28uid=\\2a))", Found::None),
     );
@@ -312,7 +312,7 @@ fn hostile_names_never_reach_the_directory() {
 
 #[test]
 fn nothing_requested_means_no_search() {
-    let svc = Service::new(config(&[]), FakeDir::default());
+    let svc = Users::new(config(&[]), FakeDir::default());
     let host = FakeHost::requesting(&[]);
     svc.lookup(&host, AUTHID, b"jdoe@example.com").unwrap();
     // Already-set values are left alone unless overriding.
@@ -324,7 +324,7 @@ fn nothing_requested_means_no_search() {
 #[test]
 fn the_password_advice_names_auxprop_hashed_where_libsasl2_has_it() {
     let advice = |libsasl2, found| {
-        let svc = Service::new(config(&[]), FakeDir::default().expect_find(JOHN_FILTER, found));
+        let svc = Users::new(config(&[]), FakeDir::default().expect_find(JOHN_FILTER, found));
         let host = FakeHost { libsasl2, ..FakeHost::requesting(&["*userPassword"]) };
         svc.lookup(&host, AUTHID, b"jdoe@example.com").unwrap();
         let logs = host.logs.borrow();
@@ -351,7 +351,7 @@ fn verify_against_hash_binds_as_the_user() {
         if let Some(ok) = bind {
             dir = dir.expect_bind(dn, candidate, ok);
         }
-        let svc = Service::new(config(&[]), dir);
+        let svc = Users::new(config(&[]), dir);
         let host = FakeHost::requesting(&["*userPassword"]);
         host.requested.borrow_mut()[0] = Requested {
             name: "*userPassword".into(),
@@ -385,7 +385,7 @@ fn empty_and_nul_secrets_are_never_set_and_said_once_per_attribute() {
         ("cmusaslsecretCRAM-MD5", &[b"ok"]),
         ("description", &[b""]),
     ]);
-    let svc = Service::new(config(&[("ldapdb_canon_attr", "uid")]), FakeDir::default().expect_find(JOHN_FILTER, found));
+    let svc = Users::new(config(&[("ldapdb_canon_attr", "uid")]), FakeDir::default().expect_find(JOHN_FILTER, found));
     let names = ["*userPassword", "*authPassword", "*cmusaslsecretPLAIN", "*cmusaslsecretCRAM-MD5", "*description"];
     let host = FakeHost::requesting(&names);
     assert_eq!(svc.canonicalize(&host, b"jdoe@example.com").unwrap(), "johndoe");
@@ -427,12 +427,12 @@ fn empty_and_nul_secrets_are_never_set_and_said_once_per_attribute() {
 
     // A usable value next to an empty one is still served; a hash next to one still reported.
     let found = entry_with(&[("userPassword", &[b"", b"dogood"])]);
-    let svc = Service::new(config(&[]), FakeDir::default().expect_find(JOHN_FILTER, found));
+    let svc = Users::new(config(&[]), FakeDir::default().expect_find(JOHN_FILTER, found));
     let host = FakeHost::requesting(&["*userPassword"]);
     svc.lookup(&host, AUTHID, b"jdoe@example.com").unwrap();
     assert_eq!(host.values("*userPassword"), ["dogood"]);
     let found = entry_with(&[("userPassword", &[b"", b"{SSHA}xyz"])]);
-    let svc = Service::new(config(&[]), FakeDir::default().expect_find(JOHN_FILTER, found));
+    let svc = Users::new(config(&[]), FakeDir::default().expect_find(JOHN_FILTER, found));
     let host = FakeHost::requesting(&["*userPassword"]);
     svc.lookup(&host, AUTHID, b"jdoe@example.com").unwrap();
     assert!(host.values("*userPassword").is_empty());
@@ -465,19 +465,19 @@ fn a_search_cut_by_the_servers_size_limit_is_never_a_match() {
             "{m}"
         );
     };
-    let svc = Service::new(config(&[]), FakeDir::default().expect_find(shared, unsure()));
+    let svc = Users::new(config(&[]), FakeDir::default().expect_find(shared, unsure()));
     let host = FakeHost::requesting(&["*userPassword"]);
     check(svc.lookup(&host, AUTHID, b"shared@example.com").unwrap_err());
     assert!(host.set.borrow().is_empty());
 
-    let svc = Service::new(config(&[("ldapdb_canon_attr", "uid")]), FakeDir::default().expect_find(shared, unsure()));
+    let svc = Users::new(config(&[("ldapdb_canon_attr", "uid")]), FakeDir::default().expect_find(shared, unsure()));
     check(svc.canonicalize(&host, b"shared@example.com").unwrap_err());
 
     // An authorization id is no exception, and a candidate to verify is erased.
-    let svc = Service::new(config(&[]), FakeDir::default().expect_find(shared, unsure()));
+    let svc = Users::new(config(&[]), FakeDir::default().expect_find(shared, unsure()));
     let host = FakeHost::requesting(&["uidNumber"]);
     check(svc.lookup(&host, AUTHZID, b"shared@example.com").unwrap_err());
-    let svc = Service::new(config(&[]), FakeDir::default().expect_find(shared, unsure()));
+    let svc = Users::new(config(&[]), FakeDir::default().expect_find(shared, unsure()));
     let host = FakeHost::requesting(&["*userPassword"]);
     host.requested.borrow_mut()[0] =
         Requested { name: "*userPassword".into(), has_values: true, first_value: Some(b"twin-a-pw".to_vec()) };
@@ -491,7 +491,7 @@ fn canonical_values_are_trimmed_and_checked_like_typed_names() {
     let canon = |uids: &[&[u8]], typed: &str| {
         let filter = format!("(|(uid={typed})(mail={typed}))");
         let found = entry_with(&[("uid", uids), ("userPassword", &[b"dogood"])]);
-        let svc = Service::new(config(&[("ldapdb_canon_attr", "uid")]), FakeDir::default().expect_find(&filter, found));
+        let svc = Users::new(config(&[("ldapdb_canon_attr", "uid")]), FakeDir::default().expect_find(&filter, found));
         svc.canonicalize(&FakeHost::requesting(&["*userPassword"]), typed.as_bytes())
     };
     assert_eq!(canon(&[b"  admin \t"], "x").unwrap(), "admin");
@@ -547,7 +547,7 @@ fn a_locked_account_gets_no_password_and_names_the_attribute() {
         ("shadowExpire", "1", -19, "has expired: shadowExpire is 1"),
         ("pwdReset", "TRUE", -18, "must change its password (it was reset): pwdReset is TRUE"),
     ] {
-        let svc = Service::new(config(&[]), FakeDir::default().expect_find(JOHN_FILTER, john_with(attr, value)));
+        let svc = Users::new(config(&[]), FakeDir::default().expect_find(JOHN_FILTER, john_with(attr, value)));
         let host = FakeHost::requesting(&["*userPassword", "*cmusaslsecretPLAIN"]);
         let err = svc.lookup(&host, AUTHID, b"jdoe@example.com").unwrap_err();
         assert!(matches!(err, Error::Account { .. }), "{err:?}");
@@ -561,26 +561,25 @@ fn a_locked_account_gets_no_password_and_names_the_attribute() {
 
 #[test]
 fn an_expired_password_logs_in_only_when_allowed() {
-    let svc = Service::new(config(&[]), FakeDir::default().expect_find(JOHN_FILTER, john_with("pwdReset", "TRUE")));
+    let svc = Users::new(config(&[]), FakeDir::default().expect_find(JOHN_FILTER, john_with("pwdReset", "TRUE")));
     let host = FakeHost::requesting(&["*userPassword"]);
     let err = svc.lookup(&host, AUTHID, b"jdoe@example.com").unwrap_err();
     assert!(err.to_string().contains("sasl_ldapdb_allow_expired_password: yes"), "{err}");
     let allow = config(&[("ldapdb_allow_expired_password", "yes")]);
     let svc =
-        Service::new(Arc::clone(&allow), FakeDir::default().expect_find(JOHN_FILTER, john_with("pwdReset", "TRUE")));
+        Users::new(Arc::clone(&allow), FakeDir::default().expect_find(JOHN_FILTER, john_with("pwdReset", "TRUE")));
     let host = FakeHost::requesting(&["*userPassword"]);
     svc.lookup(&host, AUTHID, b"jdoe@example.com").unwrap();
     assert_eq!(host.values("*userPassword"), ["dogood"]);
     // The allowance covers passwords, never a locked account.
-    let svc = Service::new(allow, FakeDir::default().expect_find(JOHN_FILTER, john_with("nsAccountLock", "TRUE")));
+    let svc = Users::new(allow, FakeDir::default().expect_find(JOHN_FILTER, john_with("nsAccountLock", "TRUE")));
     let host = FakeHost::requesting(&["*userPassword"]);
     assert_eq!(svc.lookup(&host, AUTHID, b"jdoe@example.com").unwrap_err().sasl_code(), -19);
 }
 
 #[test]
 fn a_locked_account_is_refused_before_any_bind_and_the_candidate_erased() {
-    let svc =
-        Service::new(config(&[]), FakeDir::default().expect_find(JOHN_FILTER, john_with("nsAccountLock", "true")));
+    let svc = Users::new(config(&[]), FakeDir::default().expect_find(JOHN_FILTER, john_with("nsAccountLock", "true")));
     let host = FakeHost::requesting(&["*userPassword"]);
     host.requested.borrow_mut()[0] =
         Requested { name: "*userPassword".into(), has_values: true, first_value: Some(b"dogood".to_vec()) };
@@ -591,8 +590,7 @@ fn a_locked_account_is_refused_before_any_bind_and_the_candidate_erased() {
 
 #[test]
 fn an_authzid_account_state_is_left_to_the_proxy_policy() {
-    let svc =
-        Service::new(config(&[]), FakeDir::default().expect_find(JOHN_FILTER, john_with("nsAccountLock", "true")));
+    let svc = Users::new(config(&[]), FakeDir::default().expect_find(JOHN_FILTER, john_with("nsAccountLock", "true")));
     let host = FakeHost::requesting(&["uidNumber"]);
     svc.lookup(&host, AUTHZID, b"jdoe@example.com").unwrap();
 }
@@ -612,7 +610,7 @@ fn the_admins_password_problems_are_err_once_per_process_and_cause_then_fail() {
         .expect_find(JOHN_FILTER, john("{SSHA}x"))
         .expect_find(JOHN_FILTER, john("{SSHA}y"))
         .expect_find(JOHN_FILTER, john("{CRYPT}$6$x$y"));
-    let svc = Service::new(config(&[]), dir);
+    let svc = Users::new(config(&[]), dir);
     let login = || {
         let host = FakeHost::requesting(&["*userPassword"]);
         svc.lookup(&host, AUTHID, b"jdoe@example.com").unwrap();
@@ -633,7 +631,7 @@ fn the_admins_password_problems_are_err_once_per_process_and_cause_then_fail() {
 fn a_user_with_only_an_authpassword_is_no_admin_problem() {
     let scram = "SCRAM-SHA-256$4096:c2FsdA==$c3RvcmVk:c2VydmVy";
     let dir = FakeDir::default().expect_find(JOHN_FILTER, john_without_password(&[("authPassword", scram)]));
-    let svc = Service::new(config(&[]), dir);
+    let svc = Users::new(config(&[]), dir);
     let host = FakeHost::requesting(&["*userPassword"]);
     svc.lookup(&host, AUTHID, b"jdoe@example.com").unwrap();
     assert!(host.logged(Level::Fail, "has no userPassword"), "{:?}", host.logs.borrow());

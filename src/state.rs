@@ -6,7 +6,7 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::config::{Config, SystemSources};
-use crate::core::Service;
+use crate::core::Users;
 use crate::host::Level;
 use crate::ldap::client::LdapDirectory;
 
@@ -116,7 +116,7 @@ pub enum Setup {
     Unconfigured,
     /// Rejected configuration; the text (one problem per line) was logged at init.
     Broken(String),
-    Ready(Service<LdapDirectory>),
+    Ready(Users<LdapDirectory>),
 }
 
 pub struct Plugin {
@@ -231,7 +231,7 @@ fn build(
                 ),
             );
             let config = Arc::new(config);
-            Setup::Ready(Service::new(Arc::clone(&config), LdapDirectory::new(config, tls)))
+            Setup::Ready(Users::new(Arc::clone(&config), LdapDirectory::new(config, tls)))
         }
     };
     Plugin { selection, setup }

@@ -5,8 +5,8 @@
 //! application config (`/etc/postfix/sasl/smtpd.conf`) with bare names, then `-o` overrides.
 //! It then takes the steps of a login with the plugin's own code (simulate.rs):
 //! [`Config::from_sources`](crate::config::Config::from_sources), a probe of every URL
-//! ([`crate::ldap::probe`]), and [`Service::canonicalize`](crate::core::Service::canonicalize) /
-//! [`Service::lookup`](crate::core::Service::lookup) over a recording [`Host`](crate::host::Host)
+//! ([`crate::ldap::probe`]), and [`Users::canonicalize`](crate::core::Users::canonicalize) /
+//! [`Users::lookup`](crate::core::Users::lookup) over a recording [`Host`](crate::host::Host)
 //! and [`Directory`](crate::ldap::Directory) wrapped around the real
 //! [`LdapDirectory`](crate::ldap::client::LdapDirectory). What the directory holds and what the
 //! plugin handed to libsasl2 then decide, per SASL mechanism, whether a login can work

@@ -1,5 +1,5 @@
 //! A login as the plugin takes it: a recording host (libsasl2's side) and directory (the LDAP
-//! side) around the plugin's own [`Service`], the probe of each URL, the user search, the
+//! side) around the plugin's own [`Users`], the probe of each URL, the user search, the
 //! canonical name, the properties, the account and the password.
 
 use std::cell::{Cell, RefCell};
@@ -13,7 +13,7 @@ use super::report::{Mark, PASSWORD, PropertyRow, Report, SearchInfo, Section, St
 use super::{Check, Input};
 use crate::account::AccountState;
 use crate::config::{Config, Secret, keys};
-use crate::core::{LookupFlags, PREFETCH, Service, Unusable};
+use crate::core::{LookupFlags, PREFETCH, Unusable, Users};
 use crate::error::Error;
 use crate::host::{Host, Level, Requested};
 use crate::ldap::client::LdapDirectory;
@@ -275,7 +275,7 @@ fn failure_step(failure: Option<&Error>, problem: &str, fix: &str) -> Step {
 
 /// One login through the plugin's core: what canonicalize and lookup did.
 struct Login {
-    service: Service<Recorder>,
+    service: Users<Recorder>,
     host: CliHost,
     /// libsasl2 asks ldapbind for the canonical name (`canon_user_plugin: ldapbind`).
     by_ldapbind: bool,
@@ -292,7 +292,7 @@ impl Login {
             config: Arc::clone(config),
             searches: Mutex::new(Vec::new()),
         };
-        let service = Service::new(Arc::clone(config), recorder);
+        let service = Users::new(Arc::clone(config), recorder);
         let host = CliHost::new(requested_names());
         let by_ldapbind = selection.canon_named;
         let canonical = if by_ldapbind { service.canonicalize(&host, user.as_bytes()) } else { internal_canon(user) };
@@ -637,7 +637,7 @@ pub(super) fn account_section(config: &Config, state: &AccountState, report: &mu
 }
 
 pub(super) fn check_password(
-    service: &Service<Recorder>,
+    service: &Users<Recorder>,
     host: &CliHost,
     dn: Option<&str>,
     secrets: &Secrets,
