@@ -412,6 +412,11 @@ impl Directory for LdapDirectory {
     }
 
     fn check_password(&self, dn: &str, password: &str) -> Result<bool, Error> {
+        // A simple bind with an empty password is an unauthenticated bind, which servers answer
+        // with success (RFC 4513 5.1.2): never a right password, whoever calls this.
+        if password.is_empty() {
+            return Ok(false);
+        }
         let cfg = &*self.config;
         let step = || Step::PasswordCheck { dn: dn.to_owned() };
         self.run(Purpose::Verify, |conn, url, deadline| {
@@ -651,6 +656,13 @@ mod tests {
             e.values("userPassword"),
             [b"\xff\xfe".to_vec(), b"\x80".to_vec(), b"secret".to_vec(), b"x".to_vec()]
         );
+    }
+
+    #[test]
+    fn an_empty_password_is_wrong_without_a_bind() {
+        // Nothing listens on the configured URL: a bind attempt would be an error, not Ok(false).
+        let dir = LdapDirectory::new(Arc::new(Config::from_sources(&Opts).unwrap()), None);
+        assert!(matches!(dir.check_password("uid=jdoe,dc=users,dc=local", ""), Ok(false)));
     }
 
     #[test]

@@ -91,7 +91,7 @@ impl Sock {
     /// `call` (a system call on the socket) with the socket's timeout for `which` set no longer
     /// than the time left, so it returns by the deadline. A timeout set for an earlier call is
     /// kept while it is no longer than the time left and at most [`TIMEOUT_SLACK`] shorter (a
-    /// login's calls then make no `setsockopt`): new ones are set that much under the time left.
+    /// login's calls then make no `setsockopt`): new ones are set half that much under the time left.
     /// A call such a shorter timeout ends before the deadline is made again with the exact time
     /// left.
     fn bounded<T>(&mut self, which: usize, mut call: impl FnMut(&mut Fd) -> Result<T>) -> Result<T> {
